@@ -1,0 +1,139 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
+	"github.com/containerd/errdefs"
+)
+
+// ErrDigestMismatch is wrapped by pull errors where the content the registry
+// served does not match the digest it was asked for (a pinned reference or a
+// manifest/layer digest).
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// IsRecoverable reports whether a pull error is worth retrying: an unreachable
+// registry, timeouts, throttling and server errors are; a bad reference, a
+// missing image, refused credentials and digest mismatches are not.
+func IsRecoverable(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch {
+	case errors.Is(err, ErrInvalidReference),
+		errors.Is(err, ErrDigestMismatch),
+		errors.Is(err, docker.ErrInvalidAuthorization),
+		errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+
+	var status remoteerrors.ErrUnexpectedStatus
+	if errors.As(err, &status) {
+		return recoverableStatus(status.StatusCode)
+	}
+
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
+		syscall.EPIPE, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
+	} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+
+	switch {
+	case errdefs.IsNotFound(err),
+		errdefs.IsInvalidArgument(err),
+		errdefs.IsNotImplemented(err),
+		errdefs.IsFailedPrecondition(err),
+		errdefs.IsPermissionDenied(err),
+		errdefs.IsUnauthorized(err):
+		return false
+	case errdefs.IsUnavailable(err),
+		errdefs.IsDeadlineExceeded(err),
+		errdefs.IsResourceExhausted(err),
+		errdefs.IsAborted(err):
+		return true
+	}
+	return false
+}
+
+func recoverableStatus(code int) bool {
+	switch {
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return true
+	case code >= 500:
+		return true
+	}
+	return false
+}
+
+// isContentMismatch tells whether a pull failed because fetched content did
+// not hash or size to its descriptor (containerd reports these as failed
+// preconditions of the content commit).
+func isContentMismatch(err error) bool {
+	if !errdefs.IsFailedPrecondition(err) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "unexpected commit digest") || strings.Contains(msg, "unexpected commit size")
+}
+
+// redactedError hides credentials in the message of an error while keeping
+// the chain for errors.Is / errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact returns err with every occurrence of the credentials in auth
+// (plain and URL-encoded) removed from its message. The password is always
+// removed; user names shorter than three characters are left alone, since
+// removing them would garble every message.
+func redact(err error, auth *Auth) error {
+	if err == nil || auth == nil {
+		return err
+	}
+	var secrets []string
+	for _, s := range []string{auth.Password, auth.Username} {
+		if s == "" || (s == auth.Username && s != auth.Password && len(s) < 3) {
+			continue
+		}
+		secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
+	}
+	// Longest first, so that a secret containing another is removed whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		if strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}

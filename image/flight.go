@@ -1,0 +1,84 @@
+package image
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// flightGroup runs at most one call per key at a time and shares its result
+// with every caller that asks for the same key while it runs. Unlike
+// x/sync/singleflight, the call runs under its own context: it is bounded by
+// the timeout of the caller that started it and is cancelled only when every
+// waiting caller has gone, so one caller's cancellation never fails the call
+// for the others, and an abandoned call does not run on.
+type flightGroup[T any] struct {
+	mu      sync.Mutex
+	flights map[string]*flight[T]
+}
+
+type flight[T any] struct {
+	done    chan struct{}
+	val     T
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// do returns the result of fn for key, starting fn unless a call for key is
+// already running. fn gets a context detached from ctx, with timeout (none
+// when timeout <= 0). The caller waits until the call ends or ctx is done;
+// shared tells whether the caller joined a call started by another.
+func (g *flightGroup[T]) do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (T, error)) (val T, err error, shared bool) {
+	if err := ctx.Err(); err != nil {
+		return val, err, false
+	}
+
+	g.mu.Lock()
+	if g.flights == nil {
+		g.flights = make(map[string]*flight[T])
+	}
+	f, shared := g.flights[key]
+	if shared {
+		f.waiters++
+	} else {
+		var fctx context.Context
+		f = &flight[T]{done: make(chan struct{}), waiters: 1}
+		if timeout > 0 {
+			fctx, f.cancel = context.WithTimeout(context.Background(), timeout)
+		} else {
+			fctx, f.cancel = context.WithCancel(context.Background())
+		}
+		g.flights[key] = f
+		go g.run(key, f, fctx, fn)
+	}
+	g.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.val, f.err, shared
+	case <-ctx.Done():
+		g.mu.Lock()
+		f.waiters--
+		abandoned := f.waiters == 0
+		if abandoned && g.flights[key] == f {
+			delete(g.flights, key)
+		}
+		g.mu.Unlock()
+		if abandoned {
+			f.cancel()
+		}
+		return val, ctx.Err(), shared
+	}
+}
+
+func (g *flightGroup[T]) run(key string, f *flight[T], ctx context.Context, fn func(context.Context) (T, error)) {
+	f.val, f.err = fn(ctx)
+	g.mu.Lock()
+	if g.flights[key] == f {
+		delete(g.flights, key)
+	}
+	g.mu.Unlock()
+	f.cancel()
+	close(f.done)
+}
