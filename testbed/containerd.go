@@ -1,0 +1,321 @@
+package testbed
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// Namespace is the containerd namespace the driver and the tests use.
+const Namespace = "nomad"
+
+// Containerd is a containerd daemon of our own: own root, state, socket and
+// config.
+type Containerd struct {
+	Address   string // grpc socket
+	Root      string
+	State     string
+	Namespace string
+	Client    *client.Client
+	PID       int
+
+	dirs     []string // removed by Stop
+	proc     *daemon
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// disabledPlugins are plugins the tests do not need; leaving them out keeps
+// the start fast and quiet.
+var disabledPlugins = []string{
+	"io.containerd.grpc.v1.cri",
+	"io.containerd.cri.v1.images",
+	"io.containerd.cri.v1.runtime",
+	"io.containerd.podsandbox.controller.v1.podsandbox",
+	"io.containerd.nri.v1.nri",
+	"io.containerd.internal.v1.tracing",
+	"io.containerd.tracing.processor.v1.otlp",
+	"io.containerd.snapshotter.v1.aufs",
+	"io.containerd.snapshotter.v1.blockfile",
+	"io.containerd.snapshotter.v1.btrfs",
+	"io.containerd.snapshotter.v1.devmapper",
+	"io.containerd.snapshotter.v1.erofs",
+	"io.containerd.snapshotter.v1.zfs",
+	"io.containerd.differ.v1.erofs",
+	"io.containerd.mount-handler.v1.erofs",
+}
+
+// ContainerdConfig is the containerd (config version 3) file for a daemon
+// with the given root, state and socket address. The runc runtime is the
+// default one (io.containerd.runc.v2 running `runc` from PATH), the default
+// snapshotter overlayfs.
+func ContainerdConfig(root, state, address string) string {
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	var dis []string
+	for _, p := range disabledPlugins {
+		dis = append(dis, q(p))
+	}
+	return strings.Join([]string{
+		"version = 3",
+		"root = " + q(root),
+		"state = " + q(state),
+		"disabled_plugins = [" + strings.Join(dis, ", ") + "]",
+		"",
+		"[grpc]",
+		"  address = " + q(address),
+		"[ttrpc]",
+		"  address = " + q(address+".ttrpc"),
+		"[debug]",
+		"  address = " + q(""),
+		"  level = \"info\"",
+		"[metrics]",
+		"  address = " + q(""),
+		"",
+		`[plugins."io.containerd.internal.v1.opt"]`,
+		"  path = " + q(filepath.Join(root, "opt")),
+		`[plugins."io.containerd.image-verifier.v1.bindir"]`,
+		"  bin_dir = " + q(filepath.Join(root, "image-verifiers")),
+		"",
+	}, "\n")
+}
+
+// LaunchContainerd starts a containerd whose root lives in a new directory
+// under the temp dir and whose socket, state and config live in a short
+// directory under /run (unix socket paths are limited to 108 bytes). It waits
+// until the daemon answers. Stop undoes everything; tests use StartContainerd.
+func LaunchContainerd() (*Containerd, error) {
+	bin, err := LookBin("containerd")
+	if err != nil {
+		return nil, err
+	}
+	base, err := os.MkdirTemp("", "ndc-containerd-")
+	if err != nil {
+		return nil, err
+	}
+	run, err := os.MkdirTemp("/run", "ndc-test-")
+	if err != nil {
+		_ = os.RemoveAll(base)
+		return nil, err
+	}
+	c := &Containerd{
+		Address:   filepath.Join(run, "containerd.sock"),
+		Root:      filepath.Join(base, "root"),
+		State:     filepath.Join(run, "state"),
+		Namespace: Namespace,
+		dirs:      []string{run, base},
+	}
+	cfg := filepath.Join(run, "config.toml")
+	if err := os.WriteFile(cfg, []byte(ContainerdConfig(c.Root, c.State, c.Address)), 0o644); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	c.proc, err = startDaemon(filepath.Join(base, "containerd.log"), cleanEnv(), bin, "--config", cfg)
+	if err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	c.PID = c.proc.pid()
+	if err := c.waitReady(30 * time.Second); err != nil {
+		tail := c.proc.logTail(4096)
+		_ = c.Stop()
+		return nil, fmt.Errorf("containerd did not come up: %w\n%s", err, tail)
+	}
+	return c, nil
+}
+
+func (c *Containerd) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if c.proc.exited() {
+			return fmt.Errorf("containerd (pid %d) exited", c.PID)
+		}
+		if _, err := os.Stat(c.Address); err == nil {
+			cl, err := client.New(c.Address, client.WithDefaultNamespace(c.Namespace),
+				client.WithTimeout(2*time.Second))
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ok, err := cl.IsServing(ctx)
+				cancel()
+				if ok && err == nil {
+					c.Client = cl
+					return nil
+				}
+				last = err
+				cl.Close()
+			} else {
+				last = err
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer on %s within %s: %v", c.Address, timeout, last)
+}
+
+// LogTail is the last n bytes of the daemon's log.
+func (c *Containerd) LogTail(n int64) string {
+	if c.proc == nil {
+		return ""
+	}
+	return c.proc.logTail(n)
+}
+
+// Context is a background context in the daemon's namespace.
+func (c *Containerd) Context() context.Context {
+	return namespaces.WithNamespace(context.Background(), c.Namespace)
+}
+
+// Shims lists the PIDs of running shims attached to this daemon.
+func (c *Containerd) Shims() []int {
+	var pids []int
+	for _, s := range c.shims() {
+		pids = append(pids, s.pid)
+	}
+	return pids
+}
+
+type shimProc struct {
+	pid    int
+	ns, id string
+}
+
+func (c *Containerd) shims() []shimProc {
+	var out []shimProc
+	procs(func(pid int, args []string) bool {
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			return false
+		}
+		s := shimProc{pid: pid}
+		ours := false
+		for i := 0; i+1 < len(args); i++ {
+			switch args[i] {
+			case "-address":
+				ours = args[i+1] == c.Address
+			case "-namespace":
+				s.ns = args[i+1]
+			case "-id":
+				s.id = args[i+1]
+			}
+		}
+		if ours {
+			out = append(out, s)
+		}
+		return ours
+	})
+	return out
+}
+
+// killShims SIGKILLs shims left behind (by a daemon that died or was killed)
+// and their containers, then removes what they would have: runc state and
+// cgroups (`runc delete --force`) and their sockets.
+func (c *Containerd) killShims() {
+	left := c.shims()
+	if len(left) == 0 {
+		return
+	}
+	var pids []int
+	for _, s := range left {
+		pids = append(pids, s.pid)
+	}
+	killPIDs(append(descendants(pids), pids...))
+	runc, _ := LookBin("runc")
+	for _, s := range left {
+		if s.ns == "" || s.id == "" {
+			continue
+		}
+		if runc != "" {
+			_ = exec.Command(runc, "--root", filepath.Join("/run/containerd/runc", s.ns), "delete", "--force", s.id).Run()
+		}
+		for _, p := range []string{filepath.Join(c.Address, s.ns, s.id), filepath.Join(c.Address, s.ns, s.id, "debug")} {
+			_ = os.Remove(fmt.Sprintf("/run/containerd/s/%x", sha256.Sum256([]byte(p))))
+		}
+	}
+}
+
+// Stop kills what runs in the daemon's namespaces, stops the daemon (SIGTERM,
+// then SIGKILL after 10s), kills leftover shims it started and their
+// children, unmounts everything under its root and state, and removes its
+// directories. It is safe to call more than once.
+func (c *Containerd) Stop() error {
+	c.stopOnce.Do(func() {
+		if c.Client != nil && c.proc != nil && !c.proc.exited() {
+			c.killTasks()
+		}
+		if c.Client != nil {
+			c.Client.Close()
+		}
+		if c.proc != nil {
+			c.proc.stop(syscall.SIGTERM, 10*time.Second)
+		}
+		c.killShims()
+		var errs []string
+		for _, d := range append([]string{c.State, c.Root}, c.dirs...) {
+			if err := removeTree(d); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		if len(errs) > 0 {
+			c.stopErr = fmt.Errorf("containerd cleanup: %s", strings.Join(errs, "; "))
+		}
+	})
+	return c.stopErr
+}
+
+// killTasks SIGKILLs and deletes every task, then deletes every container
+// with its snapshot, in every namespace, so that shims exit on their own.
+func (c *Containerd) killTasks() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nss, err := c.Client.NamespaceService().List(ctx)
+	if err != nil {
+		return
+	}
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		ctrs, err := c.Client.Containers(nctx)
+		if err != nil {
+			continue
+		}
+		for _, ctr := range ctrs {
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				_, _ = task.Delete(nctx, client.WithProcessKill)
+			}
+			_ = ctr.Delete(nctx, client.WithSnapshotCleanup)
+		}
+	}
+}
+
+// StartContainerd starts a hermetic containerd for the test (namespace
+// "nomad") and stops it, with everything it left, when the test ends.
+func StartContainerd(t testing.TB) *Containerd {
+	t.Helper()
+	Require(t, true, "containerd", "containerd-shim-runc-v2", "runc")
+	c, err := LaunchContainerd()
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("containerd log (tail):\n%s", c.LogTail(8192))
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("testbed: %v", err)
+		}
+	})
+	return c
+}
+
+func withNS(ctx context.Context, ns string) context.Context {
+	return namespaces.WithNamespace(ctx, ns)
+}

@@ -1,0 +1,108 @@
+// Package testbed is test support for the integration and e2e tests: a
+// hermetic containerd, a local registry, locally built images, a Nomad agent
+// and leak checks. Only tests and the demo tooling import it.
+package testbed
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+)
+
+// RepoRoot is the directory holding the module's go.mod, found from this
+// source file's location (or, failing that, from the working directory).
+func RepoRoot() string {
+	rootOnce.Do(func() {
+		starts := []string{}
+		if _, file, _, ok := runtime.Caller(0); ok {
+			starts = append(starts, filepath.Dir(file))
+		}
+		if wd, err := os.Getwd(); err == nil {
+			starts = append(starts, wd)
+		}
+		for _, dir := range starts {
+			if r := findGoMod(dir); r != "" {
+				rootDir = r
+				return
+			}
+		}
+	})
+	return rootDir
+}
+
+func findGoMod(dir string) string {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// BinDir holds the binaries `make deps` builds (containerd, shim, ctr, nomad, cosign).
+func BinDir() string { return filepath.Join(RepoRoot(), ".deps", "bin") }
+
+// CNIBinDir holds the CNI reference plugins `make deps` builds.
+func CNIBinDir() string { return filepath.Join(RepoRoot(), ".deps", "cni", "bin") }
+
+// LookBin finds a binary in BinDir, then in PATH (plus the sbin dirs, which a
+// non-login root shell may lack).
+func LookBin(name string) (string, error) {
+	p := filepath.Join(BinDir(), name)
+	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		return p, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
+}
+
+// InCI reports whether CI=true: missing dependencies are failures there.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require skips the test (or fails it under CI=true) when root is needed but
+// missing, or when one of bins is found neither in BinDir nor in PATH.
+func Require(t testing.TB, needRoot bool, bins ...string) {
+	t.Helper()
+	var missing []string
+	if needRoot && os.Geteuid() != 0 {
+		missing = append(missing, "root privileges")
+	}
+	for _, b := range bins {
+		if _, err := LookBin(b); err != nil {
+			missing = append(missing, b+" (not in "+BinDir()+" nor PATH; run `make deps`)")
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if InCI() {
+		t.Fatalf("testbed: missing %v (CI=true: a missing dependency is a failure)", missing)
+	}
+	t.Skipf("testbed: missing %v", missing)
+}
+
+// childPath is the PATH given to the daemons we start: our binaries first,
+// then the system's (Debian's runc lives in /usr/sbin).
+func childPath() string {
+	return BinDir() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}

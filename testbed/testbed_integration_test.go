@@ -1,0 +1,98 @@
+//go:build integration
+
+package testbed_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+)
+
+// TestPushAndPull pushes the busybox image to a registry of ours and pulls it
+// into a containerd of ours.
+func TestPushAndPull(t *testing.T) {
+	cd := testbed.StartContainerd(t)
+	testbed.LeakCheck(t, cd)
+	reg := testbed.StartRegistry(t)
+
+	img, err := testbed.BuildBusybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(cd.Context(), 2*time.Minute)
+	defer cancel()
+	dgst, err := img.Push(ctx, reg.Host, "test/busybox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dgst != img.Digest() {
+		t.Fatalf("push returned %s, image digest is %s", dgst, img.Digest())
+	}
+
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	})
+	ref := reg.Host + "/test/busybox:1"
+	pulled, err := cd.Client.Pull(ctx, ref, client.WithResolver(resolver), client.WithPullUnpack)
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	if got := pulled.Target().Digest; got != dgst {
+		t.Fatalf("pulled %s, pushed %s", got, dgst)
+	}
+	if ok, err := pulled.IsUnpacked(ctx, "overlayfs"); err != nil || !ok {
+		t.Fatalf("pulled image not unpacked: %v %v", ok, err)
+	}
+}
+
+// TestBusyboxRuns imports the busybox image and runs a container from it.
+func TestBusyboxRuns(t *testing.T) {
+	cd := testbed.StartContainerd(t)
+	testbed.LeakCheck(t, cd)
+	img := testbed.ImportBusybox(t, cd, "testbed.local/busybox:1")
+
+	ctx, cancel := context.WithTimeout(cd.Context(), time.Minute)
+	defer cancel()
+	ctr, err := cd.Client.NewContainer(ctx, "testbed-run",
+		client.WithNewSnapshot("testbed-run", img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithUser("app"),
+			oci.WithProcessArgs("sh", "-c", "id; echo hi > /tmp/x && cat /tmp/x; ls /bin | grep -c ."),
+		))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), client.WithSnapshotCleanup)
+
+	var out strings.Builder
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := <-exitCh
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.ExitCode() != 0 {
+		t.Fatalf("exit %d: %s", st.ExitCode(), out.String())
+	}
+	got := out.String()
+	if !strings.Contains(got, "uid=1000(app) gid=1000(app)") || !strings.Contains(got, "hi\n") {
+		t.Fatalf("unexpected output:\n%s", got)
+	}
+}
