@@ -23,33 +23,47 @@ func newResolver(ctx context.Context, hostsDir, refHost string, auth *Auth) remo
 }
 
 func registryHosts(ctx context.Context, hostsDir, refHost string, auth *Auth) docker.RegistryHosts {
-	opts := config.HostOptions{
-		// Always set, so that a registry asking for basic auth without
-		// credentials fails as an authorization error.
-		Credentials: credentialsFor(auth, refHost),
-	}
+	var opts config.HostOptions
 	if hostsDir != "" {
 		opts.HostDir = config.HostDirFromRoot(hostsDir)
 	}
+	// The endpoints configured for the image's registry; an error here
+	// (a bad hosts.toml) comes back from the resolver itself.
+	var endpoints []string
+	if hosts, err := config.ConfigureHosts(ctx, opts)(refHost); err == nil {
+		for _, h := range hosts {
+			endpoints = append(endpoints, h.Host)
+		}
+	}
+	// Always set, so that a registry asking for basic auth without
+	// credentials fails as an authorization error.
+	opts.Credentials = credentialsFor(auth, refHost, endpoints)
 	return config.ConfigureHosts(ctx, opts)
 }
 
-// credentialsFor returns the credential callback of the resolver. The
-// callback is asked with the host a request goes to (a mirror, the registry
-// itself, "registry-1.docker.io" for Docker Hub); it hands out the task's
-// credentials only when that host is auth.ServerAddress, or, when
-// ServerAddress is empty, the registry named by the image reference. Any
-// other host (a mirror, a redirect target) gets anonymous access.
-func credentialsFor(auth *Auth, refHost string) func(host string) (string, string, error) {
+// credentialsFor returns the credential callback of the resolver, which is
+// asked with the host a request goes to. Credentials are for one registry:
+// auth.ServerAddress, or the image's registry refHost when that is empty.
+// They are handed to that registry's own host and, when it is the image's
+// registry, to the endpoints configured for it (endpoints: mirrors and
+// servers from the operator's hosts.toml, "registry-1.docker.io" for Docker
+// Hub). Any other host gets anonymous access.
+func credentialsFor(auth *Auth, refHost string, endpoints []string) func(host string) (string, string, error) {
+	if auth == nil || (auth.Username == "" && auth.Password == "") {
+		return func(string) (string, string, error) { return "", "", nil }
+	}
+	registry := canonicalHost(auth.ServerAddress)
+	if registry == "" {
+		registry = canonicalHost(refHost)
+	}
+	allowed := map[string]bool{registry: true}
+	if registry == canonicalHost(refHost) {
+		for _, e := range endpoints {
+			allowed[canonicalHost(e)] = true
+		}
+	}
 	return func(host string) (string, string, error) {
-		if auth == nil || (auth.Username == "" && auth.Password == "") {
-			return "", "", nil
-		}
-		want := auth.ServerAddress
-		if strings.TrimSpace(want) == "" {
-			want = refHost
-		}
-		if canonicalHost(host) != canonicalHost(want) {
+		if !allowed[canonicalHost(host)] {
 			return "", "", nil
 		}
 		return auth.Username, auth.Password, nil
