@@ -1,0 +1,100 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/drivers/shared/capabilities"
+	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
+	"github.com/shoenig/test/must"
+)
+
+// decodePluginHCL decodes a plugin config body through the real schema,
+// defaults included, the way the Nomad agent does.
+func decodePluginHCL(t *testing.T, body string) rawConfig {
+	t.Helper()
+	var raw rawConfig
+	hclutils.NewConfigParser(configSpec).ParseHCL(t, "config {\n"+body+"\n}", &raw)
+	return raw
+}
+
+func TestParseConfig_Defaults(t *testing.T) {
+	c, err := parseConfig(decodePluginHCL(t, ""))
+	must.NoError(t, err)
+	must.Eq(t, "/run/containerd/containerd.sock", c.Address)
+	must.Eq(t, "nomad", c.Namespace)
+	must.Eq(t, "io.containerd.runc.v2", c.Runtime)
+	must.Eq(t, []string{"io.containerd.runc.v2"}, c.AllowRuntimes)
+	must.Eq(t, "overlayfs", c.Snapshotter)
+	must.Eq(t, 5*time.Minute, c.ImagePullTimeout)
+	must.Eq(t, time.Second, c.StatsInterval)
+	must.False(t, c.AllowPrivileged)
+	must.False(t, c.VolumesEnabled)
+	must.False(t, c.AllowHostPID)
+	must.False(t, c.AllowHostIPC)
+	must.Eq(t, "private", c.DefaultPIDMode)
+	must.Eq(t, "private", c.DefaultIPCMode)
+	must.Eq(t, capabilities.NomadDefaults().Slice(false), capabilities.New(c.AllowCaps).Slice(false))
+	must.SliceNotContains(t, c.AllowCaps, "net_raw")
+}
+
+func TestParseConfig_Fields(t *testing.T) {
+	cases := []struct {
+		name  string
+		body  string
+		check func(*testing.T, *Config)
+		err   string // substring of the expected error; "" = valid
+	}{
+		{name: "address", body: `address = "/tmp/c.sock"`, check: func(t *testing.T, c *Config) { must.Eq(t, "/tmp/c.sock", c.Address) }},
+		{name: "empty address", body: `address = ""`, err: "address: must be the path"},
+		{name: "namespace", body: `namespace = "team-a"`, check: func(t *testing.T, c *Config) { must.Eq(t, "team-a", c.Namespace) }},
+		{name: "bad namespace", body: `namespace = "a/b"`, err: `namespace: "a/b" may only hold`},
+		{name: "runtime outside allow list", body: `runtime = "io.containerd.kata.v2"`, err: `runtime: "io.containerd.kata.v2" is not in allow_runtimes`},
+		{name: "runtime allowed", body: "runtime = \"io.containerd.kata.v2\"\nallow_runtimes = [\"io.containerd.kata.v2\"]",
+			check: func(t *testing.T, c *Config) { must.Eq(t, "io.containerd.kata.v2", c.Runtime) }},
+		{name: "snapshotter native", body: `snapshotter = "native"`, check: func(t *testing.T, c *Config) { must.Eq(t, "native", c.Snapshotter) }},
+		{name: "bad snapshotter", body: `snapshotter = "aufs"`, err: `snapshotter: "aufs" is not one of`},
+		{name: "registry dir relative", body: `registry_config_dir = "certs.d"`, err: `registry_config_dir: "certs.d" must be an absolute path`},
+		{name: "registry dir", body: `registry_config_dir = "/etc/containerd/certs.d"`,
+			check: func(t *testing.T, c *Config) { must.Eq(t, "/etc/containerd/certs.d", c.RegistryConfigDir) }},
+		{name: "pull timeout", body: `image_pull_timeout = "90s"`, check: func(t *testing.T, c *Config) { must.Eq(t, 90*time.Second, c.ImagePullTimeout) }},
+		{name: "bad pull timeout", body: `image_pull_timeout = "soon"`, err: `image_pull_timeout: "soon" is not a duration`},
+		{name: "zero pull timeout", body: `image_pull_timeout = "0s"`, err: `image_pull_timeout: "0s" must be greater than zero`},
+		{name: "bad stats interval", body: `stats_interval = "-1s"`, err: `stats_interval: "-1s" must be greater than zero`},
+		{name: "privileged", body: `allow_privileged = true`, check: func(t *testing.T, c *Config) { must.True(t, c.AllowPrivileged) }},
+		{name: "allow caps", body: `allow_caps = ["chown", "net_raw"]`, check: func(t *testing.T, c *Config) { must.Eq(t, []string{"chown", "net_raw"}, c.AllowCaps) }},
+		{name: "bad cap", body: `allow_caps = ["chown", "fly"]`, err: "allow_caps: fly not supported"},
+		{name: "volumes", body: "volumes {\n enabled = true\n allowed_host_paths = [\"/srv\"]\n}",
+			check: func(t *testing.T, c *Config) {
+				must.True(t, c.VolumesEnabled)
+				must.Eq(t, []string{"/srv"}, c.AllowedHostPaths)
+			}},
+		{name: "relative allowed path", body: "volumes {\n enabled = true\n allowed_host_paths = [\"srv\"]\n}", err: `volumes.allowed_host_paths: "srv" must be an absolute path`},
+		{name: "bad pid mode", body: `default_pid_mode = "shared"`, err: `default_pid_mode: "shared" is not "private" or "host"`},
+		{name: "host pid without gate", body: `default_pid_mode = "host"`, err: `default_pid_mode: "host" needs allow_host_pid = true`},
+		{name: "host ipc without gate", body: `default_ipc_mode = "host"`, err: `default_ipc_mode: "host" needs allow_host_ipc = true`},
+		{name: "host pid with gate", body: "default_pid_mode = \"host\"\nallow_host_pid = true",
+			check: func(t *testing.T, c *Config) { must.Eq(t, "host", c.DefaultPIDMode) }},
+		{name: "no pivot root", body: `no_pivot_root = true`, check: func(t *testing.T, c *Config) { must.True(t, c.NoPivotRoot) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(decodePluginHCL(t, tc.body))
+			if tc.err != "" {
+				must.Error(t, err)
+				must.StrContains(t, err.Error(), tc.err)
+				return
+			}
+			must.NoError(t, err)
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestParseConfig_ErrorsNameFieldAndValue(t *testing.T) {
+	_, err := parseConfig(decodePluginHCL(t, `stats_interval = "fast"`))
+	must.Error(t, err)
+	must.True(t, strings.HasPrefix(err.Error(), "stats_interval: "))
+	must.StrContains(t, err.Error(), `"fast"`)
+}

@@ -1,0 +1,182 @@
+// Package driver is the Nomad task driver plugin surface: schemas, config
+// validation, fingerprint, the task lifecycle RPCs and recovery.
+package driver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/client/lib/cpustats"
+	"github.com/hashicorp/nomad/drivers/shared/eventer"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
+)
+
+const (
+	pluginName = "containerd"
+	// taskHandleVersion is the version of the TaskHandle envelope Nomad stores.
+	taskHandleVersion = 1
+	// callTimeout bounds every containerd call that is not a pull or a wait.
+	callTimeout = 30 * time.Second
+)
+
+// Version is the plugin's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+var driverCapabilities = &drivers.Capabilities{
+	SendSignals: true,
+	Exec:        true,
+	FSIsolation: fsisolation.Image,
+	NetIsolationModes: []drivers.NetIsolationMode{
+		drivers.NetIsolationModeHost,
+		drivers.NetIsolationModeGroup,
+	},
+	MountConfigs: drivers.MountConfigSupportAll,
+}
+
+// Driver runs Nomad tasks as containerd containers.
+type Driver struct {
+	eventer *eventer.Eventer
+	ctx     context.Context
+	cancel  context.CancelFunc
+	logger  hclog.Logger
+	tasks   *taskStore
+
+	mu          sync.RWMutex // guards the fields below, set by SetConfig
+	config      *Config
+	nomadConfig *base.ClientDriverConfig
+	compute     cpustats.Compute
+	client      *client.Client
+	images      *image.Manager
+	runtime     *executor.Runtime
+}
+
+// New returns the plugin; main passes it to plugins.Serve.
+func New(logger hclog.Logger) *Driver {
+	ctx, cancel := context.WithCancel(context.Background())
+	logger = logger.Named(pluginName)
+	return &Driver{
+		eventer: eventer.NewEventer(ctx, logger),
+		ctx:     ctx,
+		cancel:  cancel,
+		logger:  logger,
+		tasks:   newTaskStore(),
+	}
+}
+
+// PluginInfo describes the plugin to Nomad.
+func (d *Driver) PluginInfo() (*base.PluginInfoResponse, error) {
+	return &base.PluginInfoResponse{
+		Type:              base.PluginTypeDriver,
+		PluginApiVersions: []string{drivers.ApiVersion010},
+		PluginVersion:     Version,
+		Name:              pluginName,
+	}, nil
+}
+
+// ConfigSchema is the plugin block's schema.
+func (d *Driver) ConfigSchema() (*hclspec.Spec, error) { return configSpec, nil }
+
+// TaskConfigSchema is the task config block's schema.
+func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
+
+// Capabilities tells Nomad what the driver supports.
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return driverCapabilities, nil }
+
+// SetConfig validates the plugin config and connects to containerd. The
+// connection is lazy: containerd being down is a fingerprint state, not a
+// config error.
+func (d *Driver) SetConfig(cfg *base.Config) error {
+	var raw rawConfig
+	if len(cfg.PluginConfig) != 0 {
+		if err := base.MsgPackDecode(cfg.PluginConfig, &raw); err != nil {
+			return fmt.Errorf("failed to decode plugin config: %w", err)
+		}
+	}
+	conf, err := parseConfig(raw)
+	if err != nil {
+		return fmt.Errorf("invalid plugin config: %w", err)
+	}
+	c, err := client.New(conf.Address, client.WithDefaultNamespace(conf.Namespace), client.WithTimeout(callTimeout))
+	if err != nil {
+		return fmt.Errorf("failed to create containerd client for %q: %w", conf.Address, err)
+	}
+	images := image.NewManager(c, conf.Namespace, image.Config{
+		Snapshotter: conf.Snapshotter,
+		HostsDir:    conf.RegistryConfigDir,
+		PullTimeout: conf.ImagePullTimeout,
+	}, d.logger)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.client != nil {
+		_ = d.client.Close()
+	}
+	d.config = conf
+	d.client = c
+	d.images = images
+	d.runtime = executor.New(c, conf.Namespace, d.logger)
+	if cfg.AgentConfig != nil {
+		d.nomadConfig = cfg.AgentConfig.Driver
+		d.compute = cfg.AgentConfig.Compute()
+	}
+	return nil
+}
+
+// state is a consistent snapshot of what SetConfig established.
+type state struct {
+	config  *Config
+	client  *client.Client
+	images  *image.Manager
+	runtime *executor.Runtime
+	compute cpustats.Compute
+}
+
+func (d *Driver) current() (state, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.config == nil {
+		return state{}, fmt.Errorf("driver is not configured yet")
+	}
+	return state{d.config, d.client, d.images, d.runtime, d.compute}, nil
+}
+
+// TaskEvents streams the driver's task events to Nomad.
+func (d *Driver) TaskEvents(ctx context.Context) (<-chan *drivers.TaskEvent, error) {
+	return d.eventer.TaskEvents(ctx)
+}
+
+// emit sends a task event; a full or closed event stream never blocks a task.
+func (d *Driver) emit(cfg *drivers.TaskConfig, msg string, annotations map[string]string) {
+	ev := &drivers.TaskEvent{
+		TaskID:      cfg.ID,
+		AllocID:     cfg.AllocID,
+		TaskName:    cfg.Name,
+		Timestamp:   time.Now(),
+		Message:     msg,
+		Annotations: annotations,
+	}
+	if err := d.eventer.EmitEvent(ev); err != nil {
+		d.logger.Warn("failed to emit task event", "task_id", cfg.ID, "error", err)
+	}
+}
+
+// Shutdown releases the containerd connection; running tasks are untouched.
+func (d *Driver) Shutdown() {
+	d.cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.client != nil {
+		_ = d.client.Close()
+		d.client = nil
+	}
+}

@@ -1,0 +1,86 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+)
+
+const (
+	// fingerprintPeriod is how often health is re-checked. containerd
+	// offers no event for its own health, so Nomad's periodic fingerprint
+	// is the signal here.
+	fingerprintPeriod = 15 * time.Second
+	// fingerprintTimeout bounds each containerd call of a fingerprint.
+	fingerprintTimeout = 5 * time.Second
+)
+
+// Fingerprint reports the driver's health and attributes to Nomad.
+func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
+	ch := make(chan *drivers.Fingerprint)
+	go func() {
+		defer close(ch)
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.ctx.Done():
+				return
+			case <-timer.C:
+				timer.Reset(fingerprintPeriod)
+			}
+			select {
+			case ch <- d.fingerprint(ctx):
+			case <-ctx.Done():
+				return
+			case <-d.ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// fingerprint is healthy only when containerd answers and the configured
+// runtime exists; every call has a deadline.
+func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
+	st, err := d.current()
+	if err != nil {
+		return &drivers.Fingerprint{Health: drivers.HealthStateUndetected, HealthDescription: "driver is not configured"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, fingerprintTimeout)
+	defer cancel()
+	unhealthy := func(format string, args ...any) *drivers.Fingerprint {
+		msg := fmt.Sprintf(format, args...)
+		d.logger.Warn("driver unhealthy", "reason", msg)
+		return &drivers.Fingerprint{
+			Attributes:        map[string]*pstructs.Attribute{"driver.containerd": pstructs.NewBoolAttribute(false)},
+			Health:            drivers.HealthStateUnhealthy,
+			HealthDescription: msg,
+		}
+	}
+	v, err := st.client.Version(ctx)
+	if err != nil {
+		return unhealthy("containerd at %s is not answering: %v", st.config.Address, err)
+	}
+	if _, err := st.client.RuntimeInfo(ctx, st.config.Runtime, nil); err != nil {
+		return unhealthy("runtime %q is not available in containerd %s: %v", st.config.Runtime, v.Version, err)
+	}
+	return &drivers.Fingerprint{
+		Attributes: map[string]*pstructs.Attribute{
+			"driver.containerd":             pstructs.NewBoolAttribute(true),
+			"driver.containerd.version":     pstructs.NewStringAttribute(v.Version),
+			"driver.containerd.revision":    pstructs.NewStringAttribute(v.Revision),
+			"driver.containerd.runtime":     pstructs.NewStringAttribute(st.config.Runtime),
+			"driver.containerd.snapshotter": pstructs.NewStringAttribute(st.config.Snapshotter),
+			"driver.containerd.namespace":   pstructs.NewStringAttribute(st.config.Namespace),
+		},
+		Health:            drivers.HealthStateHealthy,
+		HealthDescription: drivers.DriverHealthy,
+	}
+}

@@ -1,0 +1,154 @@
+//go:build integration
+
+package driver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/helper/uuid"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+)
+
+// testImage is imported into the hermetic containerd, so starts find it
+// locally and need no registry.
+const testImage = "docker.io/library/busybox:test"
+
+// bed is one hermetic containerd shared by the tests of a run.
+type bed struct {
+	cd *testbed.Containerd
+}
+
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	testbed.Require(t, true, "containerd", "containerd-shim-runc-v2", "runc")
+	cd := testbed.StartContainerd(t)
+	testbed.ImportBusybox(t, cd, testImage)
+	return &bed{cd: cd}
+}
+
+// harness starts the driver behind Nomad's plugin harness with the given
+// extra plugin config lines.
+func (b *bed) harness(t *testing.T, pluginHCL string) *dtu.DriverHarness {
+	t.Helper()
+	raw := decodePluginHCL(t, "address = \""+b.cd.Address+"\"\n"+pluginHCL)
+	var data []byte
+	must.NoError(t, base.MsgPackEncode(&data, raw))
+	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}}))
+	h := dtu.NewDriverHarness(t, d)
+	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: data}))
+	t.Cleanup(d.Shutdown)
+	return h
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// newTask makes a task config for raw with 128 MiB of memory.
+func newTask(t *testing.T, raw rawTaskConfig) *drivers.TaskConfig {
+	t.Helper()
+	if raw.Image == "" {
+		raw.Image = testImage
+	}
+	task := &drivers.TaskConfig{
+		ID:            uuid.Generate(),
+		AllocID:       uuid.Generate(),
+		Name:          "web",
+		JobName:       "job",
+		JobID:         "job",
+		TaskGroupName: "group",
+		Namespace:     "default",
+		Resources: &drivers.Resources{
+			NomadResources: &structs.AllocatedTaskResources{Memory: structs.AllocatedMemoryResources{MemoryMB: 128}},
+			LinuxResources: &drivers.LinuxResources{CPUShares: 100, MemoryLimitBytes: 128 * mib},
+		},
+	}
+	must.NoError(t, task.EncodeConcreteDriverConfig(&raw))
+	return task
+}
+
+func sh(script string) rawTaskConfig {
+	return rawTaskConfig{Command: "sh", Args: []string{"-c", script}}
+}
+
+// start runs task under h with its alloc dir and log fifos; it registers
+// a forced destroy for cleanup.
+func start(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) *drivers.TaskHandle {
+	t.Helper()
+	cleanup := h.MkAllocDir(task, true)
+	t.Cleanup(cleanup)
+	handle, _, err := h.StartTask(task)
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = h.DestroyTask(task.ID, true) })
+	return handle
+}
+
+// wait returns the task's exit, failing after timeout.
+func wait(t *testing.T, h *dtu.DriverHarness, taskID string, timeout time.Duration) *drivers.ExitResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ch, err := h.WaitTask(ctx, taskID)
+	must.NoError(t, err)
+	select {
+	case res, ok := <-ch:
+		must.True(t, ok, must.Sprint("wait channel closed without a result"))
+		return res
+	case <-ctx.Done():
+		t.Fatalf("task %s did not exit within %s", taskID, timeout)
+		return nil
+	}
+}
+
+// logs reads the task's stdout or stderr as written by Nomad's logmon.
+func logs(t *testing.T, task *drivers.TaskConfig, stream string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(task.TaskDir().LogDir, task.Name+"."+stream+".0"))
+	must.NoError(t, err)
+	return string(b)
+}
+
+// eventually waits for cond, for log files written by another process.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// containerExists asks containerd directly whether the container exists.
+func (b *bed) containerExists(t *testing.T, id string) bool {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
+	cs, err := b.cd.Client.Containers(ctx, "id=="+id)
+	must.NoError(t, err)
+	return len(cs) > 0
+}
+
+// snapshotExists reports whether a snapshot with key id exists.
+func (b *bed) snapshotExists(t *testing.T, id string) bool {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
+	_, err := b.cd.Client.SnapshotService("overlayfs").Stat(ctx, id)
+	return err == nil
+}

@@ -1,0 +1,119 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"golang.org/x/sys/unix"
+)
+
+// WaitTask delivers the task's exit once to this caller, as soon as
+// containerd reports it.
+func (d *Driver) WaitTask(ctx context.Context, taskID string) (<-chan *drivers.ExitResult, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	ch := make(chan *drivers.ExitResult, 1)
+	go func() {
+		defer close(ch)
+		select {
+		case <-h.task.Done():
+			ch <- exitResult(h.task.Exit())
+		case <-ctx.Done():
+		case <-d.ctx.Done():
+		}
+	}()
+	return ch, nil
+}
+
+// StopTask sends the kill signal, then SIGKILL after timeout. It returns as
+// soon as the task has exited.
+func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	sig, err := parseSignal(signal, syscall.SIGTERM)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, timeout+callTimeout)
+	defer cancel()
+	if err := h.task.Stop(ctx, sig, timeout); err != nil {
+		return fmt.Errorf("failed to stop task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// DestroyTask removes the task's container, task and snapshot. A running
+// task is refused unless force is set.
+func (d *Driver) DestroyTask(taskID string, force bool) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	if !force && !h.exited() {
+		return fmt.Errorf("cannot destroy running task %s: stop it first or destroy with force", taskID)
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	if err := h.task.Delete(ctx, force); err != nil {
+		return fmt.Errorf("failed to destroy task %s: %w", taskID, err)
+	}
+	d.tasks.Delete(taskID)
+	return nil
+}
+
+// InspectTask reports the task's state and driver attributes.
+func (d *Driver) InspectTask(taskID string) (*drivers.TaskStatus, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	return h.status(), nil
+}
+
+// SignalTask delivers a signal to the task's main process.
+func (d *Driver) SignalTask(taskID string, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	sig, err := parseSignal(signal, 0)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	if err := h.task.Signal(ctx, sig); err != nil {
+		return fmt.Errorf("failed to signal task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// parseSignal accepts "SIGTERM", "TERM" or "15"; "" means def.
+func parseSignal(name string, def syscall.Signal) (syscall.Signal, error) {
+	if name == "" {
+		if def == 0 {
+			return 0, fmt.Errorf("signal: an empty name is not a signal")
+		}
+		return def, nil
+	}
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if s := unix.SignalNum(n); s != 0 {
+		return s, nil
+	}
+	var num int
+	if _, err := fmt.Sscanf(name, "%d", &num); err == nil && num > 0 && num < 65 {
+		return syscall.Signal(num), nil
+	}
+	return 0, fmt.Errorf("signal: %q is not a signal name such as SIGTERM or SIGHUP", name)
+}

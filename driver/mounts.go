@@ -1,0 +1,253 @@
+package driver
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Container paths of Nomad's task directories.
+const (
+	allocMountPath   = "/alloc"
+	localMountPath   = "/local"
+	secretsMountPath = "/secrets"
+	logsMountPath    = "/alloc/logs"
+)
+
+// Mount is one task-requested mount, from any of the option forms that
+// request one (volumes, mount, mounts, bind, bind_read_only).
+type Mount struct {
+	Field    string // the option it came from, for error messages
+	Type     string // "bind" or "tmpfs"
+	Source   string
+	Target   string
+	ReadOnly bool
+	Options  []string
+}
+
+var propagationModes = []string{"private", "rprivate", "shared", "rshared", "slave", "rslave"}
+
+// parseMounts folds every mount form of the task config into one list and
+// checks its syntax. Host-path policy is applied later by resolveMounts.
+func parseMounts(raw rawTaskConfig) ([]Mount, error) {
+	var out []Mount
+	for i, v := range raw.Volumes {
+		m, err := parseVolume(fmt.Sprintf("volumes[%d]", i), v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for _, blocks := range []struct {
+		name string
+		list []rawMount
+	}{{"mount", raw.Mount}, {"mounts", raw.Mounts}} {
+		for i, rm := range blocks.list {
+			m, err := parseMountBlock(fmt.Sprintf("%s[%d]", blocks.name, i), rm)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	for _, set := range []struct {
+		name string
+		m    map[string]string
+		ro   bool
+	}{{"bind", raw.Bind, false}, {"bind_read_only", raw.BindReadOnly, true}} {
+		hosts := make([]string, 0, len(set.m))
+		for h := range set.m {
+			hosts = append(hosts, h)
+		}
+		sort.Strings(hosts)
+		for _, h := range hosts {
+			m := Mount{Field: fmt.Sprintf("%s[%q]", set.name, h), Type: "bind", Source: h, Target: set.m[h], ReadOnly: set.ro}
+			if err := checkMount(m); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// parseVolume reads the docker form "source:target[:opt,opt]".
+func parseVolume(field, v string) (Mount, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Mount{}, fmt.Errorf("%s: %q must be \"source:target\" or \"source:target:options\"", field, v)
+	}
+	m := Mount{Field: field, Type: "bind", Source: parts[0], Target: parts[1]}
+	if len(parts) == 3 {
+		for _, o := range strings.Split(parts[2], ",") {
+			switch {
+			case o == "ro":
+				m.ReadOnly = true
+			case o == "rw":
+			case slices.Contains(propagationModes, o):
+				m.Options = append(m.Options, o)
+			default:
+				return Mount{}, fmt.Errorf("%s: option %q in %q is not ro, rw or a propagation mode (%s)", field, o, v, strings.Join(propagationModes, ", "))
+			}
+		}
+	}
+	return m, checkMount(m)
+}
+
+func parseMountBlock(field string, rm rawMount) (Mount, error) {
+	m := Mount{Field: field, Type: rm.Type, Source: rm.Source, Target: rm.Target, ReadOnly: rm.ReadOnly}
+	if m.Type == "" {
+		m.Type = "bind"
+	}
+	for _, o := range rm.Options {
+		switch {
+		case o == "ro" || o == "readonly":
+			m.ReadOnly = true
+		case o == "rw" || o == "bind" || o == "rbind":
+		default:
+			m.Options = append(m.Options, o)
+		}
+	}
+	if p := rm.BindOptions.Propagation; p != "" {
+		if !slices.Contains(propagationModes, p) {
+			return Mount{}, fmt.Errorf("%s: bind_options.propagation %q is not one of %s", field, p, strings.Join(propagationModes, ", "))
+		}
+		m.Options = append(m.Options, p)
+	}
+	if t := rm.TmpfsOptions; t.Size > 0 || t.Mode > 0 {
+		if m.Type != "tmpfs" {
+			return Mount{}, fmt.Errorf("%s: tmpfs_options given for a mount of type %q", field, m.Type)
+		}
+		if t.Size > 0 {
+			m.Options = append(m.Options, fmt.Sprintf("size=%d", t.Size))
+		}
+		if t.Mode > 0 {
+			m.Options = append(m.Options, fmt.Sprintf("mode=%o", t.Mode))
+		}
+	}
+	return m, checkMount(m)
+}
+
+func checkMount(m Mount) error {
+	switch m.Type {
+	case "bind":
+		if m.Source == "" {
+			return fmt.Errorf("%s: a bind mount needs a source", m.Field)
+		}
+	case "tmpfs":
+	default:
+		return fmt.Errorf("%s: type %q is not supported; allowed are \"bind\" and \"tmpfs\"", m.Field, m.Type)
+	}
+	if !filepath.IsAbs(m.Target) {
+		return fmt.Errorf("%s: target %q must be an absolute path inside the container", m.Field, m.Target)
+	}
+	return nil
+}
+
+// resolveMounts applies the host-path policy and turns task mounts into OCI
+// mounts. Sources are resolved through every symlink before any check, and
+// relative sources resolve inside the task directory. A source inside the
+// allocation directory is the task's own data and needs no opt-in; any
+// other host path needs volumes.enabled and, when set, an allowed prefix.
+func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config) ([]specs.Mount, error) {
+	allocReal, err := filepath.EvalSymlinks(allocDir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve the allocation directory: %w", err)
+	}
+	var out []specs.Mount
+	for _, m := range ms {
+		if m.Type == "tmpfs" {
+			out = append(out, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: m.Target,
+				Options: append([]string{"nosuid", "nodev", rwOption(m.ReadOnly)}, m.Options...)})
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(taskDir, src)
+		}
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return nil, fmt.Errorf("%s: source %q cannot be resolved: %w", m.Field, m.Source, err)
+		}
+		if !isUnder(real, allocReal) {
+			if err := c.allowHostPath(m.Field, m.Source, real); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, bindMount(real, m.Target, m.ReadOnly, m.Options...))
+	}
+	return out, nil
+}
+
+// allowHostPath is the plugin's gate for binds of host paths.
+func (c *Config) allowHostPath(field, given, real string) error {
+	if !c.VolumesEnabled {
+		return fmt.Errorf("%s: host path %q is refused: binding host paths needs plugin option volumes.enabled = true", field, given)
+	}
+	if len(c.AllowedHostPaths) == 0 {
+		return nil
+	}
+	for _, p := range c.AllowedHostPaths {
+		pr, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			continue
+		}
+		if isUnder(real, pr) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: host path %q (resolved to %q) is outside volumes.allowed_host_paths %q", field, given, real, c.AllowedHostPaths)
+}
+
+func isUnder(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func rwOption(ro bool) string {
+	if ro {
+		return "ro"
+	}
+	return "rw"
+}
+
+func bindMount(src, dst string, ro bool, extra ...string) specs.Mount {
+	opts := append([]string{"rbind", rwOption(ro)}, extra...)
+	if !slices.ContainsFunc(extra, func(o string) bool { return slices.Contains(propagationModes, o) }) {
+		opts = append(opts, "rprivate")
+	}
+	return specs.Mount{Type: "bind", Source: src, Destination: dst, Options: opts}
+}
+
+// nomadMounts are the task directories and the volume_mounts Nomad asks for.
+// alloc/logs is read-only so a task cannot tamper with its log files.
+func nomadMounts(cfg *drivers.TaskConfig) []specs.Mount {
+	td := cfg.TaskDir()
+	ms := []specs.Mount{
+		bindMount(td.SharedAllocDir, allocMountPath, false),
+		bindMount(td.LocalDir, localMountPath, false),
+		bindMount(td.SecretsDir, secretsMountPath, false),
+		bindMount(td.LogDir, logsMountPath, true),
+	}
+	for _, m := range cfg.Mounts {
+		ms = append(ms, bindMount(m.HostPath, m.TaskPath, m.Readonly, propagation(m.PropagationMode)))
+	}
+	return ms
+}
+
+// propagation maps Nomad's volume_mount propagation modes to mount options.
+func propagation(mode string) string {
+	switch mode {
+	case "host-to-task":
+		return "rslave"
+	case "bidirectional":
+		return "rshared"
+	default:
+		return "rprivate"
+	}
+}

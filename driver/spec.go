@@ -1,0 +1,150 @@
+package driver
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/nomad/drivers/shared/capabilities"
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+)
+
+const mib = 1024 * 1024
+
+// plan is everything StartTask decided before touching containerd.
+type plan struct {
+	containerID string
+	imageRef    string
+	runtime     string
+	labels      map[string]string
+	spec        executor.SpecConfig
+}
+
+// planTask applies the plugin's policy to a task's config and returns the
+// container to create. It reads the task's directories to resolve bind
+// sources but changes nothing.
+func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error) {
+	id := containerID(cfg.Name, cfg.AllocID)
+	runtime := c.Runtime
+	if tc.Runtime != "" {
+		if !slices.Contains(c.AllowRuntimes, tc.Runtime) {
+			return nil, fmt.Errorf("runtime: %q is not in the plugin's allow_runtimes %q", tc.Runtime, c.AllowRuntimes)
+		}
+		runtime = tc.Runtime
+	}
+	if tc.Privileged && !c.AllowPrivileged {
+		return nil, fmt.Errorf("privileged: true is refused: the plugin needs allow_privileged = true")
+	}
+	caps, err := capabilities.Calculate(capabilities.NomadDefaults(), c.AllowCaps, tc.CapAdd, tc.CapDrop)
+	if err != nil {
+		return nil, fmt.Errorf("cap_add: %q: %w (allow_caps is %q)", tc.CapAdd, err, c.AllowCaps)
+	}
+	hostPID, err := namespaceMode("pid_mode", tc.PIDMode, c.DefaultPIDMode, c.AllowHostPID, "allow_host_pid")
+	if err != nil {
+		return nil, err
+	}
+	hostIPC, err := namespaceMode("ipc_mode", tc.IPCMode, c.DefaultIPCMode, c.AllowHostIPC, "allow_host_ipc")
+	if err != nil {
+		return nil, err
+	}
+	td := cfg.TaskDir()
+	binds, err := resolveMounts(tc.Mounts, td.Dir, cfg.AllocDir, c)
+	if err != nil {
+		return nil, err
+	}
+	netFiles, err := networkFiles(cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	spec := executor.SpecConfig{
+		Entrypoint:     tc.Entrypoint,
+		Command:        commandArgs(tc),
+		Env:            cfg.Env,
+		Cwd:            tc.WorkDir,
+		User:           cfg.User,
+		Hostname:       hostname(cfg, tc),
+		Mounts:         append(append(nomadMounts(cfg), netFiles...), binds...),
+		Capabilities:   caps,
+		Privileged:     tc.Privileged,
+		ReadonlyRootfs: tc.ReadonlyRootfs,
+		PidsLimit:      tc.PidsLimit,
+		HostPID:        hostPID,
+		HostIPC:        hostIPC,
+		ShimGroup:      cfg.AllocID,
+	}
+	applyResources(&spec, cfg.Resources)
+	if iso := cfg.NetworkIsolation; iso != nil && iso.Mode == drivers.NetIsolationModeGroup && iso.Path != "" {
+		spec.NetNSPath = iso.Path
+	} else {
+		spec.HostNetwork = true
+	}
+	return &plan{
+		containerID: id,
+		imageRef:    tc.Image,
+		runtime:     runtime,
+		labels:      containerLabels(cfg, id, tc.Labels),
+		spec:        spec,
+	}, nil
+}
+
+// commandArgs follows the docker driver: `command` replaces the image's
+// Cmd and `args` follow it; `args` alone replace the image's Cmd.
+func commandArgs(tc *TaskConfig) []string {
+	if tc.Command != "" {
+		return append([]string{tc.Command}, tc.Args...)
+	}
+	if len(tc.Args) > 0 {
+		return tc.Args
+	}
+	return nil
+}
+
+func hostname(cfg *drivers.TaskConfig, tc *TaskConfig) string {
+	if tc.Hostname != "" {
+		return tc.Hostname
+	}
+	if iso := cfg.NetworkIsolation; iso != nil && iso.HostsConfig != nil {
+		return iso.HostsConfig.Hostname
+	}
+	return ""
+}
+
+// namespaceMode resolves pid_mode / ipc_mode against the plugin default
+// and gate; it reports whether the host namespace is used.
+func namespaceMode(field, task, def string, allowed bool, gate string) (bool, error) {
+	mode := task
+	if mode == "" {
+		mode = def
+	}
+	if mode != modeHost {
+		return false, nil
+	}
+	if !allowed {
+		return false, fmt.Errorf("%s: %q is refused: the plugin needs %s = true", field, mode, gate)
+	}
+	return true, nil
+}
+
+// applyResources maps Nomad's allocated resources onto the container:
+// CPU shares, reserved cores, memory with memory_max as the hard limit.
+func applyResources(s *executor.SpecConfig, r *drivers.Resources) {
+	if r == nil {
+		return
+	}
+	if lr := r.LinuxResources; lr != nil {
+		if lr.CPUShares > 0 {
+			s.CPUShares = uint64(lr.CPUShares)
+		}
+		s.CPUSetCPUs = lr.CpusetCpus
+		s.MemoryBytes = lr.MemoryLimitBytes
+	}
+	if nr := r.NomadResources; nr != nil {
+		if nr.Memory.MemoryMB > 0 {
+			s.MemoryBytes = nr.Memory.MemoryMB * mib
+		}
+		if nr.Memory.MemoryMaxMB > nr.Memory.MemoryMB {
+			s.MemoryMaxBytes = nr.Memory.MemoryMaxMB * mib
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
+)
+
+// StartTask runs a task: decode and check its config, plan the container,
+// make sure the image is present, create the container and start it. A
+// failure at any step leaves nothing behind.
+func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
+	if !d.tasks.Reserve(cfg.ID) {
+		return nil, nil, fmt.Errorf("task with ID %q is already started", cfg.ID)
+	}
+	h, err := d.startTask(cfg)
+	if err != nil {
+		d.tasks.Delete(cfg.ID)
+		return nil, nil, err
+	}
+	d.tasks.Set(cfg.ID, h)
+	handle := drivers.NewTaskHandle(taskHandleVersion)
+	handle.Config = cfg
+	if err := handle.SetDriverState(&h.state); err != nil {
+		_ = h.task.Delete(d.ctx, true)
+		d.tasks.Delete(cfg.ID)
+		return nil, nil, fmt.Errorf("failed to encode task state: %w", err)
+	}
+	return handle, nil, nil
+}
+
+func (d *Driver) startTask(cfg *drivers.TaskConfig) (*taskHandle, error) {
+	st, err := d.current()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := decodeTaskConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := planTask(st.config, cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	img, info, err := d.pullImage(st, cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	task, err := d.createContainer(st, cfg, p, img)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.startContainer(task); err != nil {
+		return nil, err
+	}
+	state := TaskState{
+		Version:     taskStateVersion,
+		ContainerID: p.containerID,
+		Namespace:   st.config.Namespace,
+		ImageRef:    info.Ref,
+		ImageDigest: info.Digest,
+		StartedAt:   time.Now().UTC(),
+		PID:         task.PID(),
+	}
+	d.emit(cfg, fmt.Sprintf("Started container %s", p.containerID), map[string]string{"image_digest": info.Digest})
+	return newHandle(cfg, task, state, st.compute, d.logger), nil
+}
+
+// decodeTaskConfig reads the task's driver config into its typed form.
+func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
+	var raw rawTaskConfig
+	if err := cfg.DecodeDriverConfig(&raw); err != nil {
+		return nil, fmt.Errorf("failed to decode task config: %w", err)
+	}
+	return parseTaskConfig(raw)
+}
+
+// pullImage makes the image present locally (local first unless
+// force_pull), bounded by image_pull_timeout, and records its digest.
+func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (client.Image, image.Info, error) {
+	ref, err := image.Normalize(tc.Image)
+	if err != nil {
+		return nil, image.Info{}, fmt.Errorf("image: %w", err)
+	}
+	timeout := tc.ImagePullTimeout
+	if timeout == 0 {
+		timeout = st.config.ImagePullTimeout
+	}
+	img, err := st.images.Ensure(d.ctx, image.Request{Ref: ref, ForcePull: tc.ForcePull, Timeout: timeout})
+	if err != nil {
+		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	info, err := image.Describe(ctx, img)
+	if err != nil {
+		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
+	}
+	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
+	return img, info, nil
+}
+
+// createContainer creates the container and its (not yet started) task.
+func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img client.Image) (*executor.Task, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	task, err := st.runtime.Create(ctx, executor.ContainerConfig{
+		ID:          p.containerID,
+		Image:       img,
+		Snapshotter: st.config.Snapshotter,
+		Runtime:     p.runtime,
+		Labels:      p.labels,
+		Spec:        p.spec,
+		StdoutPath:  cfg.StdoutPath,
+		StderrPath:  cfg.StderrPath,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create container %s: %w", p.containerID, err)
+	}
+	return task, nil
+}
+
+// startContainer starts the task's process; on failure the container is removed.
+func (d *Driver) startContainer(task *executor.Task) error {
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	if err := task.Start(ctx); err != nil {
+		dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
+		defer dcancel()
+		if derr := task.Delete(dctx, true); derr != nil {
+			d.logger.Error("failed to remove container after a failed start", "container_id", task.ID(), "error", derr)
+		}
+		return fmt.Errorf("failed to start container %s: %w", task.ID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package driver
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+)
+
+// mountSpec is the shape of the docker driver's `mount` block, which also
+// covers Roblox's `mounts` block (`options` instead of `readonly`).
+var mountSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"type":     hclspec.NewDefault(hclspec.NewAttr("type", "string", false), hclspec.NewLiteral(`"bind"`)),
+	"target":   hclspec.NewAttr("target", "string", false),
+	"source":   hclspec.NewAttr("source", "string", false),
+	"readonly": hclspec.NewDefault(hclspec.NewAttr("readonly", "bool", false), hclspec.NewLiteral("false")),
+	"options":  hclspec.NewAttr("options", "list(string)", false),
+	"bind_options": hclspec.NewBlock("bind_options", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"propagation": hclspec.NewAttr("propagation", "string", false),
+	})),
+	"tmpfs_options": hclspec.NewBlock("tmpfs_options", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"size": hclspec.NewAttr("size", "number", false),
+		"mode": hclspec.NewAttr("mode", "number", false),
+	})),
+})
+
+// taskConfigSpec is the `config` block of a task. Names follow Nomad's
+// docker driver; Roblox's containerd-driver, exec2 and rkt names are
+// accepted as aliases and folded into one field by decodeTaskConfig.
+var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"image":              hclspec.NewAttr("image", "string", true),
+	"command":            hclspec.NewAttr("command", "string", false),
+	"args":               hclspec.NewAttr("args", "list(string)", false),
+	"entrypoint":         hclspec.NewAttr("entrypoint", "list(string)", false),
+	"work_dir":           hclspec.NewAttr("work_dir", "string", false),
+	"cwd":                hclspec.NewAttr("cwd", "string", false),
+	"hostname":           hclspec.NewAttr("hostname", "string", false),
+	"force_pull":         hclspec.NewAttr("force_pull", "bool", false),
+	"image_pull_timeout": hclspec.NewAttr("image_pull_timeout", "string", false),
+	"runtime":            hclspec.NewAttr("runtime", "string", false),
+	"privileged":         hclspec.NewAttr("privileged", "bool", false),
+	"cap_add":            hclspec.NewAttr("cap_add", "list(string)", false),
+	"cap_drop":           hclspec.NewAttr("cap_drop", "list(string)", false),
+	"readonly_rootfs":    hclspec.NewAttr("readonly_rootfs", "bool", false),
+	"pids_limit":         hclspec.NewAttr("pids_limit", "number", false),
+	"pid_mode":           hclspec.NewAttr("pid_mode", "string", false),
+	"ipc_mode":           hclspec.NewAttr("ipc_mode", "string", false),
+	"labels":             hclspec.NewAttr("labels", "list(map(string))", false),
+	"volumes":            hclspec.NewAttr("volumes", "list(string)", false),
+	"mount":              hclspec.NewBlockList("mount", mountSpec),
+	"mounts":             hclspec.NewBlockList("mounts", mountSpec),
+	"bind":               hclspec.NewAttr("bind", "map(string)", false),
+	"bind_read_only":     hclspec.NewAttr("bind_read_only", "map(string)", false),
+})
+
+// rawTaskConfig is the task config as decoded from taskConfigSpec.
+type rawTaskConfig struct {
+	Image            string              `codec:"image"`
+	Command          string              `codec:"command"`
+	Args             []string            `codec:"args"`
+	Entrypoint       []string            `codec:"entrypoint"`
+	WorkDir          string              `codec:"work_dir"`
+	Cwd              string              `codec:"cwd"`
+	Hostname         string              `codec:"hostname"`
+	ForcePull        bool                `codec:"force_pull"`
+	ImagePullTimeout string              `codec:"image_pull_timeout"`
+	Runtime          string              `codec:"runtime"`
+	Privileged       bool                `codec:"privileged"`
+	CapAdd           []string            `codec:"cap_add"`
+	CapDrop          []string            `codec:"cap_drop"`
+	ReadonlyRootfs   bool                `codec:"readonly_rootfs"`
+	PidsLimit        int64               `codec:"pids_limit"`
+	PIDMode          string              `codec:"pid_mode"`
+	IPCMode          string              `codec:"ipc_mode"`
+	Labels           []map[string]string `codec:"labels"`
+	Volumes          []string            `codec:"volumes"`
+	Mount            []rawMount          `codec:"mount"`
+	Mounts           []rawMount          `codec:"mounts"`
+	Bind             map[string]string   `codec:"bind"`
+	BindReadOnly     map[string]string   `codec:"bind_read_only"`
+}
+
+type rawMount struct {
+	Type         string          `codec:"type"`
+	Target       string          `codec:"target"`
+	Source       string          `codec:"source"`
+	ReadOnly     bool            `codec:"readonly"`
+	Options      []string        `codec:"options"`
+	BindOptions  rawBindOptions  `codec:"bind_options"`
+	TmpfsOptions rawTmpfsOptions `codec:"tmpfs_options"`
+}
+
+type rawBindOptions struct {
+	Propagation string `codec:"propagation"`
+}
+
+type rawTmpfsOptions struct {
+	Size int64 `codec:"size"`
+	Mode int64 `codec:"mode"`
+}
+
+// TaskConfig is a task's validated driver config with aliases folded in.
+type TaskConfig struct {
+	Image            string
+	Command          string
+	Args             []string
+	Entrypoint       []string
+	WorkDir          string
+	Hostname         string
+	ForcePull        bool
+	ImagePullTimeout time.Duration
+	Runtime          string
+	Privileged       bool
+	CapAdd           []string
+	CapDrop          []string
+	ReadonlyRootfs   bool
+	PidsLimit        int64
+	PIDMode          string
+	IPCMode          string
+	Labels           map[string]string
+	Mounts           []Mount
+}
+
+// parseTaskConfig validates a decoded task config on its own; checks that
+// need the plugin config (gates, allow lists) happen in buildTask.
+func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
+	tc := &TaskConfig{
+		Image:          strings.TrimSpace(raw.Image),
+		Command:        raw.Command,
+		Args:           raw.Args,
+		Entrypoint:     raw.Entrypoint,
+		WorkDir:        raw.WorkDir,
+		Hostname:       raw.Hostname,
+		ForcePull:      raw.ForcePull,
+		Runtime:        raw.Runtime,
+		Privileged:     raw.Privileged,
+		CapAdd:         raw.CapAdd,
+		CapDrop:        raw.CapDrop,
+		ReadonlyRootfs: raw.ReadonlyRootfs,
+		PidsLimit:      raw.PidsLimit,
+		PIDMode:        raw.PIDMode,
+		IPCMode:        raw.IPCMode,
+	}
+	if tc.Image == "" {
+		return nil, fmt.Errorf("image: must name an image such as %q, got an empty value", "docker.io/library/redis:7")
+	}
+	if raw.Cwd != "" {
+		if raw.WorkDir != "" && raw.WorkDir != raw.Cwd {
+			return nil, fmt.Errorf("work_dir: %q and its alias cwd %q disagree; set only one", raw.WorkDir, raw.Cwd)
+		}
+		tc.WorkDir = raw.Cwd
+	}
+	if tc.WorkDir != "" && !strings.HasPrefix(tc.WorkDir, "/") {
+		return nil, fmt.Errorf("work_dir: %q must be an absolute path inside the container", tc.WorkDir)
+	}
+	if raw.ImagePullTimeout != "" {
+		d, err := positiveDuration("image_pull_timeout", raw.ImagePullTimeout)
+		if err != nil {
+			return nil, err
+		}
+		tc.ImagePullTimeout = d
+	}
+	if tc.PidsLimit < 0 {
+		return nil, fmt.Errorf("pids_limit: %d must be zero (no limit) or positive", tc.PidsLimit)
+	}
+	for field, v := range map[string]string{"pid_mode": tc.PIDMode, "ipc_mode": tc.IPCMode} {
+		if v != "" {
+			if err := checkMode(field, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if tc.Hostname != "" {
+		if err := checkHostname(tc.Hostname); err != nil {
+			return nil, err
+		}
+	}
+	labels, err := flattenMaps("labels", raw.Labels)
+	if err != nil {
+		return nil, err
+	}
+	for k := range labels {
+		if strings.HasPrefix(k, labelPrefix) {
+			return nil, fmt.Errorf("labels: %q uses the prefix %q that the driver reserves", k, labelPrefix)
+		}
+	}
+	tc.Labels = labels
+	if tc.Mounts, err = parseMounts(raw); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func checkHostname(h string) error {
+	if len(h) > 63 {
+		return fmt.Errorf("hostname: %q is longer than 63 characters", h)
+	}
+	for _, r := range h {
+		ok := r == '-' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("hostname: %q may only hold letters, digits, '-' and '.'", h)
+		}
+	}
+	return nil
+}
+
+// flattenMaps merges HCL's list-of-maps form of a map attribute.
+func flattenMaps(field string, ms []map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			if k == "" {
+				return nil, fmt.Errorf("%s: keys must not be empty", field)
+			}
+			if old, ok := out[k]; ok && old != v {
+				return nil, fmt.Errorf("%s: %q is given twice with different values", field, k)
+			}
+			out[k] = v
+		}
+	}
+	return out, nil
+}
