@@ -1,0 +1,376 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	// ShimGroupAnnotation makes the runc v2 shim serve every container that
+	// carries the same value from one shim process.
+	ShimGroupAnnotation = "io.containerd.runc.v2.group"
+
+	// SeccompUnconfined as SpecConfig.SeccompProfile runs without a seccomp filter.
+	SeccompUnconfined = "unconfined"
+
+	defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	linuxPlatform  = "linux"
+)
+
+// SpecConfig is everything the driver decides about a container's OCI spec,
+// on top of the image's own config.
+type SpecConfig struct {
+	// Entrypoint replaces the image's Entrypoint when non-nil. As with docker,
+	// a replaced entrypoint drops the image's Cmd unless Command is given.
+	Entrypoint []string
+	// Command replaces the image's Cmd when non-nil. The process argv is
+	// entrypoint + command.
+	Command []string
+	// Env is merged over the image's Env; the task's value wins.
+	Env map[string]string
+	// Cwd is the working directory; "" takes the image's WorkingDir, else "/".
+	Cwd string
+	// User is "", "name", "uid", "uid:gid", "name:group" (or any mix of names
+	// and numbers); "" takes the image's User. Numeric forms are set by
+	// BuildSpecOpts; forms with a name need the container's root filesystem
+	// and are resolved by Runtime.Create against the image's /etc/passwd and
+	// /etc/group.
+	User     string
+	Hostname string
+	// Mounts are appended after the default mounts; a mount at the destination
+	// of a default mount replaces it.
+	Mounts []specs.Mount
+	// Capabilities is the final bounding/effective/permitted set ("CAP_CHOWN"
+	// form). nil keeps containerd's default set. Ignored when Privileged.
+	Capabilities   []string
+	Privileged     bool
+	ReadonlyRootfs bool
+	CPUShares      uint64
+	CPUSetCPUs     string
+	// MemoryBytes is the hard limit, or the soft reservation when
+	// MemoryMaxBytes > 0 (then MemoryMaxBytes is the hard limit). Swap is
+	// limited to the hard limit, so the task gets no extra swap.
+	MemoryBytes    int64
+	MemoryMaxBytes int64
+	PidsLimit      int64
+	// NetNSPath joins that network namespace. With HostNetwork false and no
+	// path the container gets a new, private network namespace.
+	NetNSPath   string
+	HostNetwork bool
+	// HostPID and HostIPC share the host's pid / ipc namespace.
+	HostPID bool
+	HostIPC bool
+	// ShimGroup, when set, is the ShimGroupAnnotation value so that the tasks
+	// of one allocation share a shim.
+	ShimGroup string
+	// SeccompProfile is "" for containerd's default profile,
+	// SeccompUnconfined for none, or the path of a JSON profile (read when the
+	// spec is generated). Ignored when Privileged (which is unconfined).
+	SeccompProfile string
+}
+
+// BuildSpecOpts turns an image config and the driver's SpecConfig into the
+// containerd spec options of a Linux container. It does no I/O itself; the
+// options it returns only read the host when Privileged (host devices,
+// current capabilities) or for a seccomp profile file.
+//
+// The first option generates containerd's default Linux spec (namespaces,
+// masked and read-only /proc paths, default mounts and devices), so the
+// options apply to an empty spec. The context they are applied with must
+// carry a containerd namespace.
+//
+// A User (or image User) containing a name is not resolved here: it needs the
+// container's root filesystem, so Runtime.Create appends the resolving
+// options. Applied alone, such a spec keeps uid/gid 0.
+func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, error) {
+	args := processArgs(img, cfg)
+	if len(args) == 0 {
+		return nil, errors.New("no command to run: the image has no entrypoint or cmd and none was given")
+	}
+	cwd, err := workingDir(img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HostNetwork && cfg.NetNSPath != "" {
+		return nil, fmt.Errorf("host network and network namespace %q are mutually exclusive", cfg.NetNSPath)
+	}
+	if cfg.MemoryMaxBytes > 0 && cfg.MemoryMaxBytes < cfg.MemoryBytes {
+		return nil, fmt.Errorf("memory max %d is below memory %d", cfg.MemoryMaxBytes, cfg.MemoryBytes)
+	}
+	if cfg.MemoryBytes < 0 || cfg.MemoryMaxBytes < 0 || cfg.PidsLimit < 0 {
+		return nil, errors.New("memory and pids limits must not be negative")
+	}
+
+	opts := []oci.SpecOpts{
+		oci.WithDefaultSpecForPlatform(linuxPlatform),
+		oci.WithDefaultUnixDevices,
+		oci.WithProcessArgs(args...),
+		withEnv(mergeEnv(img.Env, cfg.Env)),
+		oci.WithProcessCwd(cwd),
+	}
+
+	user := effectiveUser(img, cfg)
+	if user != "" {
+		uid, gid, numeric, err := parseNumericUser(user)
+		if err != nil {
+			return nil, err
+		}
+		if numeric {
+			opts = append(opts, oci.WithUIDGID(uid, gid))
+		}
+	}
+
+	if cfg.Hostname != "" {
+		opts = append(opts, oci.WithHostname(cfg.Hostname))
+	}
+	for _, m := range cfg.Mounts {
+		if !path.IsAbs(m.Destination) {
+			return nil, fmt.Errorf("mount destination %q is not an absolute path", m.Destination)
+		}
+		m.Destination = path.Clean(m.Destination)
+		opts = append(opts, oci.WithoutMounts(m.Destination), oci.WithMounts([]specs.Mount{m}))
+	}
+
+	if cfg.Privileged {
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
+	} else if cfg.Capabilities != nil {
+		opts = append(opts, oci.WithCapabilities(normalizeCaps(cfg.Capabilities)))
+	}
+	if cfg.ReadonlyRootfs {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+
+	if cfg.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(cfg.CPUShares))
+	}
+	if cfg.CPUSetCPUs != "" {
+		opts = append(opts, oci.WithCPUs(cfg.CPUSetCPUs))
+	}
+	opts = append(opts, memoryOpts(cfg)...)
+	if cfg.PidsLimit > 0 {
+		opts = append(opts, oci.WithPidsLimit(cfg.PidsLimit))
+	}
+
+	switch {
+	case cfg.HostNetwork:
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
+	case cfg.NetNSPath != "":
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{
+			Type: specs.NetworkNamespace,
+			Path: cfg.NetNSPath,
+		}))
+	}
+	if cfg.HostPID {
+		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
+	}
+	if cfg.HostIPC {
+		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
+	}
+	if cfg.ShimGroup != "" {
+		opts = append(opts, oci.WithAnnotations(map[string]string{ShimGroupAnnotation: cfg.ShimGroup}))
+	}
+
+	// The default seccomp profile depends on the capabilities, so it comes last.
+	if !cfg.Privileged {
+		switch cfg.SeccompProfile {
+		case "":
+			opts = append(opts, seccomp.WithDefaultProfile())
+		case SeccompUnconfined:
+			opts = append(opts, oci.WithSeccompUnconfined)
+		default:
+			opts = append(opts, seccomp.WithProfile(cfg.SeccompProfile))
+		}
+	}
+	return opts, nil
+}
+
+// processArgs applies docker's entrypoint/cmd rules.
+func processArgs(img ocispec.ImageConfig, cfg SpecConfig) []string {
+	entrypoint := img.Entrypoint
+	command := img.Cmd
+	if cfg.Entrypoint != nil {
+		entrypoint = cfg.Entrypoint
+		command = nil
+	}
+	if cfg.Command != nil {
+		command = cfg.Command
+	}
+	args := make([]string, 0, len(entrypoint)+len(command))
+	args = append(args, entrypoint...)
+	return append(args, command...)
+}
+
+func workingDir(img ocispec.ImageConfig, cfg SpecConfig) (string, error) {
+	if cfg.Cwd != "" {
+		if !path.IsAbs(cfg.Cwd) {
+			return "", fmt.Errorf("working directory %q is not an absolute path", cfg.Cwd)
+		}
+		return path.Clean(cfg.Cwd), nil
+	}
+	if img.WorkingDir != "" {
+		return path.Join("/", img.WorkingDir), nil
+	}
+	return "/", nil
+}
+
+// mergeEnv overlays the task's variables on the image's, keeping the image's
+// order, appending new names in sorted order, and adding a default PATH when
+// neither sets one.
+func mergeEnv(image []string, task map[string]string) []string {
+	env := make([]string, 0, len(image)+len(task)+1)
+	index := make(map[string]int, len(image))
+	for _, kv := range image {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			env[i] = kv
+			continue
+		}
+		index[k] = len(env)
+		env = append(env, kv)
+	}
+	keys := make([]string, 0, len(task))
+	for k := range task {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kv := k + "=" + task[k]
+		if i, ok := index[k]; ok {
+			env[i] = kv
+			continue
+		}
+		index[k] = len(env)
+		env = append(env, kv)
+	}
+	if _, ok := index["PATH"]; !ok {
+		env = append(env, defaultPathEnv)
+	}
+	return env
+}
+
+func withEnv(env []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.Env = env
+		return nil
+	}
+}
+
+func effectiveUser(img ocispec.ImageConfig, cfg SpecConfig) string {
+	if cfg.User != "" {
+		return cfg.User
+	}
+	return img.User
+}
+
+// parseNumericUser parses "uid" and "uid:gid". numeric is false (and err nil)
+// when either part is a name, which must be resolved in the root filesystem.
+func parseNumericUser(user string) (uid, gid uint32, numeric bool, err error) {
+	parts := strings.Split(user, ":")
+	if len(parts) > 2 || parts[0] == "" || (len(parts) == 2 && parts[1] == "") {
+		return 0, 0, false, fmt.Errorf("invalid user %q: want user, uid, user:group or uid:gid", user)
+	}
+	ids := make([]uint32, 2)
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			if isDigits(p) {
+				return 0, 0, false, fmt.Errorf("invalid user %q: id %s out of range", user, p)
+			}
+			return 0, 0, false, nil
+		}
+		if n > math.MaxInt32 {
+			return 0, 0, false, fmt.Errorf("invalid user %q: id %s out of range", user, p)
+		}
+		ids[i] = uint32(n)
+	}
+	return ids[0], ids[1], true, nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// namedUserOpts resolves a user given with names against the container's root
+// filesystem, with the user's supplementary groups from /etc/group. They need
+// a client and the container's snapshot, so only Create applies them.
+func namedUserOpts(img ocispec.ImageConfig, cfg SpecConfig) []oci.SpecOpts {
+	user := effectiveUser(img, cfg)
+	if user == "" {
+		return nil
+	}
+	if _, _, numeric, err := parseNumericUser(user); err != nil || numeric {
+		return nil
+	}
+	opts := []oci.SpecOpts{oci.WithUser(user)}
+	if name, _, _ := strings.Cut(user, ":"); !isDigits(name) {
+		opts = append(opts, oci.WithAdditionalGIDs(name))
+	}
+	return opts
+}
+
+func normalizeCaps(caps []string) []string {
+	out := make([]string, 0, len(caps))
+	seen := make(map[string]bool, len(caps))
+	for _, c := range caps {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func memoryOpts(cfg SpecConfig) []oci.SpecOpts {
+	limit, reservation := cfg.MemoryBytes, int64(0)
+	if cfg.MemoryMaxBytes > 0 {
+		limit, reservation = cfg.MemoryMaxBytes, cfg.MemoryBytes
+	}
+	if limit <= 0 {
+		return nil
+	}
+	opts := []oci.SpecOpts{oci.WithMemoryLimit(uint64(limit)), oci.WithMemorySwap(limit)}
+	if reservation > 0 {
+		opts = append(opts, withMemoryReservation(reservation))
+	}
+	return opts
+}
+
+func withMemoryReservation(bytes int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		if s.Linux.Resources.Memory == nil {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{}
+		}
+		s.Linux.Resources.Memory.Reservation = &bytes
+		return nil
+	}
+}
