@@ -37,6 +37,7 @@ func TestDriver(t *testing.T) {
 	t.Run("recover", func(t *testing.T) { testRecover(t, b) })
 	t.Run("recover exited", func(t *testing.T) { testRecoverExited(t, b) })
 	t.Run("spec", func(t *testing.T) { testSpec(t, b) })
+	t.Run("resources", func(t *testing.T) { testResources(t, b) })
 	t.Run("caps", func(t *testing.T) { testCaps(t, b) })
 	t.Run("binds", func(t *testing.T) { testBinds(t, b) })
 	t.Run("refusals leave nothing", func(t *testing.T) { testRefusals(t, b) })
@@ -52,7 +53,7 @@ func testFingerprint(t *testing.T, b *bed) {
 	must.Eq(t, drivers.HealthStateHealthy, fp.Health, must.Sprint(fp.HealthDescription))
 	v, ok := fp.Attributes["driver.containerd.version"].GetString()
 	must.True(t, ok)
-	must.StrHasPrefix(t, "v2.", v)
+	must.StrHasPrefix(t, "2.", strings.TrimPrefix(v, "v"))
 	rt, _ := fp.Attributes["driver.containerd.runtime"].GetString()
 	must.Eq(t, "io.containerd.runc.v2", rt)
 

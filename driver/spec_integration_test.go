@@ -44,17 +44,6 @@ func testSpec(t *testing.T, b *bed) {
 			wants: []string{"web-host\n", "127.0.1.1\tweb-host"}},
 		{name: "task dirs", raw: sh("ls -d /alloc /local /secrets; echo $NOMAD_TASK_DIR; touch /alloc/logs/x 2>/dev/null || echo logs-ro; echo END"),
 			wants: []string{"/alloc\n/local\n/secrets\n", "/local\n", "logs-ro"}},
-		{name: "memory limit", raw: sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; echo END"),
-			edit: func(c *drivers.TaskConfig) { c.Resources.NomadResources.Memory.MemoryMB = 64 }, wants: []string{"67108864\n"}},
-		{name: "memory_max", raw: sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.low; echo END"),
-			edit: func(c *drivers.TaskConfig) {
-				c.Resources.NomadResources.Memory.MemoryMB = 64
-				c.Resources.NomadResources.Memory.MemoryMaxMB = 96
-			}, wants: []string{"100663296\n67108864\n"}},
-		{name: "pids limit", raw: rawTaskConfig{Command: "sh", Args: []string{"-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; echo END"}, PidsLimit: 42},
-			wants: []string{"42\n"}},
-		{name: "cpu shares", raw: sh("cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight; echo END"),
-			edit: func(c *drivers.TaskConfig) { c.Resources.LinuxResources.CPUShares = 512 }, wants: []string{"512\n"}},
 		{name: "readonly rootfs", raw: rawTaskConfig{Command: "sh", Args: []string{"-c", "touch /x 2>/dev/null || echo rootfs-ro; touch /local/y && echo local-rw; echo END"}, ReadonlyRootfs: true},
 			wants: []string{"rootfs-ro", "local-rw"}},
 	}
@@ -135,9 +124,9 @@ func testRefusals(t *testing.T, b *bed) {
 		{name: "missing image", raw: rawTaskConfig{Image: "127.0.0.1:1/nope/none:1"}, err: "127.0.0.1:1/nope/none:1"},
 		{name: "command not found", raw: rawTaskConfig{Command: "/no/such/binary"}, err: "/no/such/binary"},
 	}
-	h := b.harness(t, "image_pull_timeout = \"5s\"")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			h := b.harness(t, "image_pull_timeout = \"5s\"")
 			task := newTask(t, c.raw)
 			t.Cleanup(h.MkAllocDir(task, true))
 			_, _, err := h.StartTask(task)
@@ -154,4 +143,36 @@ func testRefusals(t *testing.T, b *bed) {
 			must.Error(t, err)
 		})
 	}
+}
+
+// testResources reads the limits the kernel holds for the task's cgroup.
+func testResources(t *testing.T, b *bed) {
+	h := b.harness(t, "")
+	task := newTask(t, rawTaskConfig{Command: "sleep", Args: []string{"300"}, PidsLimit: 42})
+	task.Resources.NomadResources.Memory.MemoryMB = 64
+	task.Resources.NomadResources.Memory.MemoryMaxMB = 96
+	task.Resources.LinuxResources.CPUShares = 512
+	start(t, h, task)
+	id := "web-" + task.AllocID
+	v2 := "/sys/fs/cgroup/" + b.cd.Namespace + "/" + id + "/"
+	if _, err := os.Stat(v2 + "cgroup.procs"); err == nil {
+		must.Eq(t, "100663296", readTrim(t, v2+"memory.max"))
+		must.Eq(t, "67108864", readTrim(t, v2+"memory.low"))
+		must.Eq(t, "42", readTrim(t, v2+"pids.max"))
+		return
+	}
+	v1 := func(ctrl, file string) string {
+		return readTrim(t, filepath.Join("/sys/fs/cgroup", ctrl, b.cd.Namespace, id, file))
+	}
+	must.Eq(t, "100663296", v1("memory", "memory.limit_in_bytes"))
+	must.Eq(t, "67108864", v1("memory", "memory.soft_limit_in_bytes"))
+	must.Eq(t, "42", v1("pids", "pids.max"))
+	must.Eq(t, "512", v1("cpu", "cpu.shares"))
+}
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must.NoError(t, err)
+	return strings.TrimSpace(string(b))
 }
