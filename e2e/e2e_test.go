@@ -1,0 +1,198 @@
+//go:build e2e
+
+// Package e2e runs the example jobs on a real Nomad agent with the plugin,
+// a hermetic containerd and a local registry, and checks the behaviour
+// through the nomad CLI and API.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+)
+
+// env is the agent, containerd and registry the e2e tests share.
+type env struct {
+	cd      *testbed.Containerd
+	nomad   *testbed.Nomad
+	image   string
+	hostDir string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	testbed.Require(t, true, "containerd", "containerd-shim-runc-v2", "runc", "nomad", "docker-registry")
+	cd := testbed.StartContainerd(t)
+	reg := testbed.StartRegistry(t)
+	img, err := testbed.BuildBusybox()
+	must.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = img.Push(ctx, reg.Host, "demo/busybox:1")
+	must.NoError(t, err)
+
+	hostDir := t.TempDir()
+	must.NoError(t, os.WriteFile(filepath.Join(hostDir, "input"), []byte("from-the-host\n"), 0o644))
+	plugin := testbed.ContainerdPluginConfig(cd) + fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir)
+	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
+	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", hostDir: hostDir}
+}
+
+// nomad runs the CLI against the agent and returns its combined output.
+func (e *env) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := e.nomad.Command(ctx, args...).CombinedOutput()
+	must.NoError(t, err, must.Sprintf("nomad %s:\n%s", strings.Join(args, " "), out))
+	return string(out)
+}
+
+// run submits an example job with the test image.
+func (e *env) run(t *testing.T, job string, vars ...string) {
+	t.Helper()
+	args := []string{"job", "run", "-detach", "-var", "image=" + e.image}
+	for _, v := range vars {
+		args = append(args, "-var", v)
+	}
+	e.cli(t, append(args, filepath.Join(testbed.RepoRoot(), "example-jobs", job))...)
+}
+
+// alloc waits until the job's allocation reaches status and returns it.
+func (e *env) alloc(t *testing.T, jobID, status string) *api.Allocation {
+	t.Helper()
+	cl := e.nomad.API()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		stubs, _, err := cl.Jobs().Allocations(jobID, true, nil)
+		must.NoError(t, err)
+		for _, s := range stubs {
+			if s.ClientStatus == status {
+				a, _, err := cl.Allocations().Info(s.ID, nil)
+				must.NoError(t, err)
+				return a
+			}
+			if s.ClientStatus == "failed" && status != "failed" {
+				t.Fatalf("allocation %s failed: %s", s.ID, e.cli(t, "alloc", "status", s.ID))
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("job %s has no %s allocation:\n%s", jobID, status, e.cli(t, "job", "status", jobID))
+	return nil
+}
+
+// taskPID asks containerd for the PID of a task's container.
+func (e *env) taskPID(t *testing.T, task, allocID string) uint32 {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
+	c, err := e.cd.Client.LoadContainer(ctx, task+"-"+allocID)
+	must.NoError(t, err)
+	tk, err := c.Task(ctx, nil)
+	must.NoError(t, err)
+	return tk.Pid()
+}
+
+// until retries cond (which reads CLI output) for up to 30s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func TestExampleJobs(t *testing.T) {
+	e := setup(t)
+	t.Run("batch", func(t *testing.T) { testBatch(t, e) })
+	t.Run("binds", func(t *testing.T) { testBinds(t, e) })
+	t.Run("service", func(t *testing.T) { testService(t, e) })
+}
+
+func testBatch(t *testing.T, e *env) {
+	e.run(t, "hello.nomad.hcl")
+	a := e.alloc(t, "hello", "complete")
+	out := e.cli(t, "alloc", "logs", a.ID)
+	must.StrContains(t, out, "Hello")
+	must.Eq(t, 0, exitCode(t, a))
+	e.cli(t, "job", "stop", "-purge", "hello")
+}
+
+func testBinds(t *testing.T, e *env) {
+	e.run(t, "binds.nomad.hcl", "host_dir="+e.hostDir)
+	a := e.alloc(t, "binds", "complete")
+	out := e.cli(t, "alloc", "logs", a.ID)
+	must.StrContains(t, out, "from-the-host")
+	must.StrContains(t, out, "read-only-refused")
+	got, err := os.ReadFile(filepath.Join(e.hostDir, "output"))
+	must.NoError(t, err)
+	must.Eq(t, "written-by-task\n", string(got))
+	e.cli(t, "job", "stop", "-purge", "binds")
+}
+
+func testService(t *testing.T, e *env) {
+	e.run(t, "service.nomad.hcl")
+	a := e.alloc(t, "service", "running")
+	until(t, "heartbeat in logs", func() bool { return strings.Contains(e.cli(t, "alloc", "logs", a.ID, "web"), "beat-2") })
+
+	out := e.cli(t, "alloc", "exec", "-task", "web", a.ID, "cat", "/local/app.conf")
+	must.StrContains(t, out, "greeting = hello from web")
+	out = e.cli(t, "alloc", "exec", "-task", "web", a.ID, "sh", "-c", "grep CapEff /proc/1/status")
+	must.StrContains(t, out, "00000000000000e1") // chown kill setgid setuid
+
+	e.cli(t, "alloc", "signal", "-s", "SIGHUP", a.ID, "web")
+	until(t, "reload in logs", func() bool { return strings.Contains(e.cli(t, "alloc", "logs", a.ID, "web"), "reloaded") })
+
+	// the agent crashes and comes back: the task keeps running untouched
+	pid := e.taskPID(t, "web", a.ID)
+	e.nomad.Kill()
+	must.NoError(t, e.nomad.Restart())
+	a2 := e.alloc(t, "service", "running")
+	must.Eq(t, a.ID, a2.ID)
+	must.Eq(t, pid, e.taskPID(t, "web", a.ID))
+	for _, ev := range a2.TaskStates["web"].Events {
+		must.NotEq(t, "Restarting", ev.Type, must.Sprintf("task restarted after the agent restart: %s", ev.DisplayMessage))
+	}
+	must.Eq(t, uint64(0), a2.TaskStates["web"].Restarts)
+	beats := strings.Count(e.cli(t, "alloc", "logs", a.ID, "web"), "beat-")
+	until(t, "logs flow after restart", func() bool {
+		return strings.Count(e.cli(t, "alloc", "logs", a.ID, "web"), "beat-") > beats+1
+	})
+
+	// alloc stop delivers kill_signal; the trap exits 0 and the container is removed
+	e.cli(t, "alloc", "stop", a.ID)
+	until(t, "graceful stop", func() bool { return strings.Contains(e.cli(t, "alloc", "logs", a.ID, "web"), "bye") })
+	e.cli(t, "job", "stop", "-purge", "service")
+	until(t, "container removed", func() bool {
+		ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
+		_, err := e.cd.Client.LoadContainer(ctx, "web-"+a.ID)
+		return err != nil
+	})
+}
+
+func exitCode(t *testing.T, a *api.Allocation) int {
+	t.Helper()
+	for _, ts := range a.TaskStates {
+		for _, ev := range ts.Events {
+			if ev.Type == api.TaskTerminated {
+				return ev.ExitCode
+			}
+		}
+	}
+	t.Fatalf("allocation %s has no terminated event", a.ID)
+	return -1
+}
+
