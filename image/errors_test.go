@@ -80,7 +80,7 @@ func TestIsRecoverableRealDial(t *testing.T) {
 func TestDescribePullError(t *testing.T) {
 	const ref = "127.0.0.1:5000/app@" + testDigest
 	mismatch := fmt.Errorf("failed commit on ref: unexpected commit digest sha256:aa, expected %s: %w", testDigest, errdefs.ErrFailedPrecondition)
-	err := describePullError(mismatch, ref, testDigest)
+	err := describePullError(mismatch, testDigest)
 	if !errors.Is(err, ErrDigestMismatch) || !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("content mismatch: %v does not wrap ErrDigestMismatch and the cause", err)
 	}
@@ -88,7 +88,7 @@ func TestDescribePullError(t *testing.T) {
 		t.Errorf("content mismatch message %q is not clear", err)
 	}
 
-	err = describePullError(fmt.Errorf("%s: %w", ref, errdefs.ErrNotFound), ref, testDigest)
+	err = describePullError(fmt.Errorf("%s: %w", ref, errdefs.ErrNotFound), testDigest)
 	if !errdefs.IsNotFound(err) || IsRecoverable(err) {
 		t.Fatalf("pin not found: %v lost its class", err)
 	}
@@ -99,7 +99,7 @@ func TestDescribePullError(t *testing.T) {
 	}
 
 	plain := fmt.Errorf("%s: %w", "docker.io/library/x:1", errdefs.ErrNotFound)
-	if got := describePullError(plain, "docker.io/library/x:1", ""); got != plain {
+	if got := describePullError(plain, ""); got != plain {
 		t.Errorf("tag not found was rewritten: %v", got)
 	}
 }

@@ -199,7 +199,7 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, ref, host strin
 		client.WithPullSnapshotter(m.cfg.Snapshotter),
 	)
 	if err != nil {
-		err = redact(describePullError(err, ref, pin), auth)
+		err = redact(describePullError(err, pin), auth)
 		logger.Warn("image pull failed", "error", err, "duration", time.Since(start))
 		return nil, err
 	}
@@ -231,12 +231,12 @@ func (m *Manager) unpackLocal(ctx context.Context, logger hclog.Logger, ref stri
 
 // describePullError makes containerd's pull errors say what went wrong in
 // terms of the reference, keeping the chain for IsRecoverable.
-func describePullError(err error, ref string, pin digest.Digest) error {
+func describePullError(err error, pin digest.Digest) error {
 	switch {
 	case isContentMismatch(err):
 		return fmt.Errorf("%w: content served by the registry does not match its digest: %w", ErrDigestMismatch, err)
 	case pin != "" && errdefs.IsNotFound(err):
-		return fmt.Errorf("pinned digest %s not found: the registry has no manifest with that digest for %q: %w", pin, ref, err)
+		return fmt.Errorf("pinned digest %s not found: the registry has no manifest with that digest: %w", pin, err)
 	}
 	return err
 }

@@ -1,0 +1,119 @@
+//go:build integration
+
+package image_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// registryProxy sits in front of a test registry on 127.0.0.1 and counts,
+// holds, corrupts or refuses the requests it passes on.
+type registryProxy struct {
+	Host string // 127.0.0.1:port
+
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	counts   map[string]int // "METHOD /v2/..." -> requests
+	corrupt  string         // path whose GET body is altered
+	user     string         // basic auth required when set
+	pass     string
+	holdBlob chan struct{} // blob GETs wait for it to close when set
+}
+
+func startProxy(t *testing.T, registryHost string) *registryProxy {
+	t.Helper()
+	target, err := url.Parse("http://" + registryHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &registryProxy{counts: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = &http.Transport{Proxy: nil}
+	rp.ModifyResponse = p.modify
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.counts[r.Method+" "+r.URL.Path]++
+		user, pass, hold := p.user, p.pass, p.holdBlob
+		p.mu.Unlock()
+
+		if user != "" {
+			if u, pw, ok := r.BasicAuth(); !ok || u != user || pw != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+		}
+		if hold != nil && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	p.Host = strings.TrimPrefix(p.srv.URL, "http://")
+	return p
+}
+
+// modify alters one byte of the body of the corrupt path, keeping its length.
+func (p *registryProxy) modify(resp *http.Response) error {
+	p.mu.Lock()
+	corrupt := p.corrupt
+	p.mu.Unlock()
+	if corrupt == "" || resp.Request.Method != http.MethodGet || resp.Request.URL.Path != corrupt {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if i := bytes.IndexByte(body, 'a'); i >= 0 {
+		body[i] = 'b'
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// count is the number of requests with method to path.
+func (p *registryProxy) count(method, path string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts[method+" "+path]
+}
+
+// countPrefix is the number of requests (any method) under path prefix.
+func (p *registryProxy) countPrefix(prefix string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, v := range p.counts {
+		if _, path, _ := strings.Cut(k, " "); strings.HasPrefix(path, prefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+func (p *registryProxy) set(f func(p *registryProxy)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+// Close stops the proxy: the registry behind it is unreachable from then on.
+func (p *registryProxy) Close() { p.srv.Close() }
