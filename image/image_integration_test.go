@@ -117,6 +117,20 @@ func TestEnsurePullsThenUsesLocalImage(t *testing.T) {
 		t.Fatalf("second ensure made %d registry requests", n-before)
 	}
 
+	// Another snapshotter: unpacked from the local content, still without
+	// asking the registry.
+	native := image.NewManager(b.cd.Client, b.cd.Namespace, image.Config{Snapshotter: "native"}, hclog.NewNullLogger())
+	nimg, err := native.Ensure(b.ctx, image.Request{Ref: b.ref})
+	if err != nil {
+		t.Fatalf("ensure for the native snapshotter with the registry stopped: %v", err)
+	}
+	if ok, err := nimg.IsUnpacked(b.cd.Context(), "native"); err != nil || !ok {
+		t.Fatalf("not unpacked for native: %v %v", ok, err)
+	}
+	if n := b.proxy.countPrefix("/v2/"); n != before {
+		t.Fatalf("unpacking for another snapshotter made %d registry requests", n-before)
+	}
+
 	info, err := image.Describe(b.cd.Context(), again)
 	if err != nil {
 		t.Fatal(err)
