@@ -164,7 +164,7 @@ func (m *Manager) local(ctx context.Context, ref string, pin digest.Digest) (cli
 // pull fetches and unpacks ref inside a lease that is deleted when it ends.
 // With tryLocal, an image whose content is in the store but is not unpacked
 // for the snapshotter is unpacked without a registry round trip first.
-func (m *Manager) pull(ctx context.Context, logger hclog.Logger, ref, host string, pin digest.Digest, auth *Auth, tryLocal bool) (_ client.Image, retErr error) {
+func (m *Manager) pull(ctx context.Context, logger hclog.Logger, ref, host string, pin digest.Digest, auth *Auth, tryLocal bool) (client.Image, error) {
 	ctx = namespaces.WithNamespace(ctx, m.namespace)
 	ctx = log.WithLogger(ctx, quietLogger())
 
