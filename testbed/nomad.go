@@ -1,0 +1,387 @@
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// PluginBinary is the file `make build` writes into bin/.
+const PluginBinary = "nomad-driver-containerd"
+
+// PluginName is the driver's name (jobs say driver = "containerd") and the
+// label of its agent config block, plugin "containerd" { ... }. Nomad only
+// loads a plugin whose executable in plugin_dir is named like that label, so
+// the agent's own plugin dir holds a link "containerd" to the binary.
+const PluginName = "containerd"
+
+// FingerprintDenylist keeps the agent off the network: the cloud metadata
+// fingerprinters and Consul's.
+const FingerprintDenylist = "env_aws,env_gce,env_azure,env_digitalocean,consul"
+
+// NomadConfig is what a test agent is started with.
+type NomadConfig struct {
+	PluginDir    string // holds nomad-driver-containerd; default RepoRoot()/bin
+	PluginConfig string // HCL body of the plugin's `config { }` block
+	DataDir      string // default: a new temp dir, removed by Stop
+	Extra        string // more agent HCL, appended as is
+}
+
+// NomadPorts are the agent's TCP ports on 127.0.0.1.
+type NomadPorts struct{ HTTP, RPC, Serf int }
+
+// FreeNomadPorts picks three free ports.
+func FreeNomadPorts() (NomadPorts, error) {
+	var p [3]int
+	for i := range p {
+		for {
+			port, err := FreePort()
+			if err != nil {
+				return NomadPorts{}, err
+			}
+			if i == 0 || (port != p[0] && port != p[1]) {
+				p[i] = port
+				break
+			}
+		}
+	}
+	return NomadPorts{HTTP: p[0], RPC: p[1], Serf: p[2]}, nil
+}
+
+// NomadAgentConfig is the agent config: server and client in one process on
+// 127.0.0.1, the cloud fingerprinters and the update check off, plugin_dir
+// set to pluginDir (which holds the plugin as PluginName, see
+// LinkPlugin) configured with cfg.PluginConfig, and Nomad's bridge
+// network on its own name and subnet (from id, a few hex digits) with its own
+// CNI conf dir.
+func NomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id string) string {
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	sub := 0
+	if len(id) >= 2 {
+		fmt.Sscanf(id[:2], "%x", &sub)
+	}
+	return fmt.Sprintf(`name                 = %s
+data_dir             = %s
+plugin_dir           = %s
+bind_addr            = "127.0.0.1"
+log_level            = "DEBUG"
+disable_update_check = true
+
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
+
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+
+client {
+  enabled               = true
+  network_interface     = "lo"
+  cni_path              = %s
+  cni_config_dir        = %s
+  bridge_network_name   = %s
+  bridge_network_subnet = "10.213.%d.0/24"
+  options {
+    "fingerprint.denylist" = %s
+    "driver.denylist"      = "docker,java,qemu"
+  }
+}
+
+plugin %s {
+  config {
+%s
+  }
+}
+%s
+`, q("ndc-"+id), q(cfg.DataDir), q(pluginDir), ports.HTTP, ports.RPC, ports.Serf,
+		q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q("ndc"+id), sub,
+		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(strings.Trim(s, "\n"), "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = pre + strings.TrimSpace(l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LinkPlugin makes pluginDir hold a link named PluginName to the plugin
+// binary in binDir.
+func LinkPlugin(binDir, pluginDir string) error {
+	bin, err := filepath.Abs(filepath.Join(binDir, PluginBinary))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("plugin binary missing (`make build`): %w", err)
+	}
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(pluginDir, PluginName)
+	_ = os.Remove(link)
+	return os.Symlink(bin, link)
+}
+
+// ContainerdPluginConfig is the plugin config body pointing at cd.
+func ContainerdPluginConfig(cd *Containerd) string {
+	return fmt.Sprintf("address   = %q\nnamespace = %q\n", cd.Address, cd.Namespace)
+}
+
+// Nomad is an agent (server and client in one process) of our own.
+type Nomad struct {
+	Addr   string // http://127.0.0.1:port
+	Config NomadConfig
+	Ports  NomadPorts
+	Dir    string // config and log
+
+	id       string
+	bin      string
+	ownData  bool
+	mu       sync.Mutex
+	proc     *daemon
+	stopOnce sync.Once
+}
+
+// envMarker tags the agent and everything it starts (plugins, logmon,
+// executors), so that Stop finds them by PID even after a Kill.
+func (n *Nomad) envMarker() string { return "NDC_TESTBED_NOMAD=" + n.id }
+
+// LaunchNomad starts an agent and waits until its node is ready and the
+// containerd driver healthy. Stop undoes it; tests use StartNomad.
+func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
+	bin, err := LookBin("nomad")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PluginDir == "" {
+		cfg.PluginDir = filepath.Join(RepoRoot(), "bin")
+	}
+	var idb [3]byte
+	_, _ = rand.Read(idb[:])
+	n := &Nomad{id: hex.EncodeToString(idb[:]), bin: bin, Config: cfg}
+	if n.Dir, err = os.MkdirTemp("", "ndc-nomad-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = n.Stop()
+		}
+	}()
+	if n.Config.DataDir == "" {
+		n.Config.DataDir, n.ownData = filepath.Join(n.Dir, "data"), true
+	}
+	if err := os.MkdirAll(filepath.Join(n.Config.DataDir, "cni"), 0o755); err != nil {
+		return nil, err
+	}
+	if n.Ports, err = FreeNomadPorts(); err != nil {
+		return nil, err
+	}
+	plugins := filepath.Join(n.Dir, "plugins")
+	if err := LinkPlugin(n.Config.PluginDir, plugins); err != nil {
+		return nil, err
+	}
+	n.Addr = fmt.Sprintf("http://127.0.0.1:%d", n.Ports.HTTP)
+	conf := NomadAgentConfig(n.Config, plugins, n.Ports, n.id)
+	if err := os.WriteFile(filepath.Join(n.Dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if err := n.start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Nomad) start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, err := startDaemon(filepath.Join(n.Dir, "nomad.log"), cleanEnv(n.envMarker()),
+		n.bin, "agent", "-config="+filepath.Join(n.Dir, "agent.hcl"))
+	if err != nil {
+		return err
+	}
+	n.proc = p
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := WaitNomad(ctx, n.Addr, func() bool { return p.exited() }); err != nil {
+		return fmt.Errorf("nomad agent: %w\n%s", err, p.logTail(6000))
+	}
+	return nil
+}
+
+// WaitNomad waits until the agent at addr has a leader, its node is ready
+// and the containerd driver on it is detected and healthy. exited, if not
+// nil, reports that the agent is gone, to fail early.
+func WaitNomad(ctx context.Context, addr string, exited func() bool) error {
+	cl, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		return err
+	}
+	last := "no answer"
+	for {
+		if exited != nil && exited() {
+			return fmt.Errorf("agent exited (%s)", last)
+		}
+		last = nomadState(cl)
+		if last == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %s", last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// nomadState is "" when ready, else what is missing.
+func nomadState(cl *api.Client) string {
+	if leader, err := cl.Status().Leader(); err != nil || leader == "" {
+		return fmt.Sprintf("no leader (%v)", err)
+	}
+	nodes, _, err := cl.Nodes().List(nil)
+	if err != nil || len(nodes) == 0 {
+		return fmt.Sprintf("no node (%v)", err)
+	}
+	node := nodes[0]
+	if node.Status != "ready" {
+		return "node " + node.Status
+	}
+	d := node.Drivers["containerd"]
+	switch {
+	case d == nil:
+		return "containerd driver not fingerprinted"
+	case !d.Detected || !d.Healthy:
+		return fmt.Sprintf("containerd driver detected=%v healthy=%v: %s", d.Detected, d.Healthy, d.HealthDescription)
+	}
+	return ""
+}
+
+// API is a client for the agent.
+func (n *Nomad) API() *api.Client {
+	cl, err := api.NewClient(&api.Config{Address: n.Addr})
+	if err != nil {
+		panic(err) // only fails on a malformed address
+	}
+	return cl
+}
+
+// Command is the nomad CLI pointed at the agent.
+func (n *Nomad) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, n.bin, args...)
+	cmd.Env = append(cleanEnv(), "NOMAD_ADDR="+n.Addr)
+	return cmd
+}
+
+// PID is the agent's process id (0 when it is not running).
+func (n *Nomad) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.proc == nil || n.proc.exited() {
+		return 0
+	}
+	return n.proc.pid()
+}
+
+// LogTail is the last n bytes of the agent's log.
+func (n *Nomad) LogTail(size int64) string { return fileTail(filepath.Join(n.Dir, "nomad.log"), size) }
+
+// Kill SIGKILLs the agent alone: its plugins and tasks keep running, as after
+// a crash.
+func (n *Nomad) Kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.proc != nil {
+		n.proc.stop(syscall.SIGKILL, 0)
+	}
+}
+
+// Restart stops the agent (SIGINT, SIGKILL after 15s) if it runs and starts
+// it again with the same config and data dir, waiting until it is ready.
+func (n *Nomad) Restart() error {
+	n.mu.Lock()
+	if n.proc != nil {
+		n.proc.stop(syscall.SIGINT, 15*time.Second)
+	}
+	n.mu.Unlock()
+	return n.start()
+}
+
+// Stop stops the agent (SIGINT, SIGKILL after 15s), kills what it started
+// that is still running (plugins, logmon, executors), unmounts what is left
+// under its data dir and removes its files (the data dir only if it made it).
+func (n *Nomad) Stop() error {
+	var err error
+	n.stopOnce.Do(func() {
+		n.mu.Lock()
+		if n.proc != nil {
+			n.proc.stop(syscall.SIGINT, 15*time.Second)
+		}
+		n.mu.Unlock()
+		if left := procsWithEnv(n.envMarker()); len(left) > 0 {
+			killPIDs(append(descendants(left), left...))
+		}
+		if n.ownData {
+			err = removeTree(n.Dir)
+			return
+		}
+		err = UnmountAll(n.Config.DataDir)
+		if rerr := os.RemoveAll(n.Dir); err == nil {
+			err = rerr
+		}
+	})
+	return err
+}
+
+// StartNomad starts an agent for the test and stops it when the test ends.
+func StartNomad(t testing.TB, cfg NomadConfig) *Nomad {
+	t.Helper()
+	Require(t, true, "nomad")
+	pd := cfg.PluginDir
+	if pd == "" {
+		pd = filepath.Join(RepoRoot(), "bin")
+	}
+	if _, err := os.Stat(filepath.Join(pd, PluginBinary)); err != nil {
+		if InCI() {
+			t.Fatalf("testbed: %s not in %s (run `make build`)", PluginBinary, pd)
+		}
+		t.Skipf("testbed: %s not in %s (run `make build`)", PluginBinary, pd)
+	}
+	n, err := LaunchNomad(cfg)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nomad log (tail):\n%s", n.LogTail(8192))
+		}
+		if err := n.Stop(); err != nil {
+			t.Errorf("testbed: nomad cleanup: %v", err)
+		}
+	})
+	return n
+}
