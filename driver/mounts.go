@@ -57,16 +57,20 @@ func parseMounts(raw rawTaskConfig) ([]Mount, error) {
 	}
 	for _, set := range []struct {
 		name string
-		m    map[string]string
+		maps []map[string]string
 		ro   bool
 	}{{"bind", raw.Bind, false}, {"bind_read_only", raw.BindReadOnly, true}} {
-		hosts := make([]string, 0, len(set.m))
-		for h := range set.m {
+		binds, err := flattenMaps(set.name, set.maps)
+		if err != nil {
+			return nil, err
+		}
+		hosts := make([]string, 0, len(binds))
+		for h := range binds {
 			hosts = append(hosts, h)
 		}
 		sort.Strings(hosts)
 		for _, h := range hosts {
-			m := Mount{Field: fmt.Sprintf("%s[%q]", set.name, h), Type: "bind", Source: h, Target: set.m[h], ReadOnly: set.ro}
+			m := Mount{Field: fmt.Sprintf("%s[%q]", set.name, h), Type: "bind", Source: h, Target: binds[h], ReadOnly: set.ro}
 			if err := checkMount(m); err != nil {
 				return nil, err
 			}

@@ -93,7 +93,7 @@ func testBinds(t *testing.T, b *bed) {
 	plugin := "volumes {\n enabled = true\n allowed_host_paths = [\"" + host + "\"]\n}"
 	raw := sh("cat /rw/in; echo task > /rw/out; cat /ro/in; touch /ro/x 2>/dev/null || echo ro-refused; cat /exec2/in; echo END")
 	raw.Volumes = []string{host + ":/rw"}
-	raw.BindReadOnly = map[string]string{host: "/exec2"}
+	raw.BindReadOnly = []map[string]string{{host: "/exec2"}}
 	raw.Mount = []rawMount{{Type: "bind", Source: host, Target: "/ro", ReadOnly: true}}
 	out, res := runOutput(t, b, plugin, newTask(t, raw))
 	must.Eq(t, 0, res.ExitCode, must.Sprint(out))
@@ -118,7 +118,7 @@ func testRefusals(t *testing.T, b *bed) {
 		{name: "privileged", raw: rawTaskConfig{Privileged: true}, err: "privileged: true is refused"},
 		{name: "cap_add", raw: rawTaskConfig{CapAdd: []string{"sys_admin"}}, err: "cap_add:"},
 		{name: "volume", raw: rawTaskConfig{Volumes: []string{host + ":/data"}}, err: `volumes[0]: host path "` + host + `" is refused`},
-		{name: "bind", raw: rawTaskConfig{Bind: map[string]string{host: "/data"}}, err: "is refused"},
+		{name: "bind", raw: rawTaskConfig{Bind: []map[string]string{{host: "/data"}}}, err: "is refused"},
 		{name: "mount", raw: rawTaskConfig{Mount: []rawMount{{Type: "bind", Source: host, Target: "/d"}}}, err: "mount[0]: host path"},
 		{name: "host pid", raw: rawTaskConfig{PIDMode: "host"}, err: `pid_mode: "host" is refused`},
 		{name: "missing image", raw: rawTaskConfig{Image: "127.0.0.1:1/nope/none:1"}, err: "127.0.0.1:1/nope/none:1"},

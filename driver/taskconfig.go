@@ -50,8 +50,8 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"volumes":            hclspec.NewAttr("volumes", "list(string)", false),
 	"mount":              hclspec.NewBlockList("mount", mountSpec),
 	"mounts":             hclspec.NewBlockList("mounts", mountSpec),
-	"bind":               hclspec.NewAttr("bind", "map(string)", false),
-	"bind_read_only":     hclspec.NewAttr("bind_read_only", "map(string)", false),
+	"bind":               hclspec.NewAttr("bind", "list(map(string))", false),
+	"bind_read_only":     hclspec.NewAttr("bind_read_only", "list(map(string))", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -77,8 +77,8 @@ type rawTaskConfig struct {
 	Volumes          []string            `codec:"volumes"`
 	Mount            []rawMount          `codec:"mount"`
 	Mounts           []rawMount          `codec:"mounts"`
-	Bind             map[string]string   `codec:"bind"`
-	BindReadOnly     map[string]string   `codec:"bind_read_only"`
+	Bind             []map[string]string `codec:"bind"`
+	BindReadOnly     []map[string]string `codec:"bind_read_only"`
 }
 
 type rawMount struct {

@@ -117,21 +117,16 @@ func TestParseTaskConfig_Mounts(t *testing.T) {
 	}
 }
 
-// exec2's bind maps are HCL2 map attributes, which the HCL1 test parser
-// cannot express, so these cases start from the decoded form.
 func TestParseMounts_Exec2Binds(t *testing.T) {
-	ms, err := parseMounts(rawTaskConfig{
-		Bind:         map[string]string{"/srv/b": "/b", "/srv/a": "/a"},
-		BindReadOnly: map[string]string{"/etc/ssl": "/etc/ssl"},
-	})
+	tc, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\nbind = {\n \"/srv/b\" = \"/b\"\n \"/srv/a\" = \"/a\"\n}\nbind_read_only = {\n \"/etc/ssl\" = \"/etc/ssl\"\n}"))
 	must.NoError(t, err)
 	must.Eq(t, []Mount{
 		{Field: `bind["/srv/a"]`, Type: "bind", Source: "/srv/a", Target: "/a"},
 		{Field: `bind["/srv/b"]`, Type: "bind", Source: "/srv/b", Target: "/b"},
 		{Field: `bind_read_only["/etc/ssl"]`, Type: "bind", Source: "/etc/ssl", Target: "/etc/ssl", ReadOnly: true},
-	}, ms)
+	}, tc.Mounts)
 
-	_, err = parseMounts(rawTaskConfig{Bind: map[string]string{"/srv": "srv"}})
+	_, err = parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\nbind = {\n \"/srv\" = \"srv\"\n}"))
 	must.Error(t, err)
 	must.StrContains(t, err.Error(), `bind["/srv"]: target "srv" must be an absolute path`)
 }
