@@ -90,46 +90,50 @@ func ContainerdConfig(root, state, address string) string {
 	}, "\n")
 }
 
-// LaunchContainerd starts a containerd whose root lives in a new directory
-// under the temp dir and whose socket, state and config live in a short
-// directory under /run (unix socket paths are limited to 108 bytes). It waits
-// until the daemon answers. Stop undoes everything; tests use StartContainerd.
-func LaunchContainerd() (*Containerd, error) {
+// LaunchContainerd starts a containerd and waits until it answers. Its root
+// and state live in o.Dir (by default a new temp dir for the root and a short
+// one under /run for socket and state); the socket goes to a short directory
+// under /run when o.Dir would make its path too long (unix socket paths are
+// limited to 108 bytes). Stop undoes everything; tests use StartContainerd.
+func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
 	bin, err := LookBin("containerd")
 	if err != nil {
 		return nil, err
 	}
-	base, err := os.MkdirTemp("", "ndc-containerd-")
+	dir, owned, err := o.dir("ndc-containerd-")
 	if err != nil {
 		return nil, err
 	}
-	run, err := os.MkdirTemp("/run", "ndc-test-")
-	if err != nil {
-		_ = os.RemoveAll(base)
-		return nil, err
+	c := &Containerd{Namespace: Namespace, Root: filepath.Join(dir, "root")}
+	if owned {
+		c.dirs = append(c.dirs, dir)
 	}
-	c := &Containerd{
-		Address:   filepath.Join(run, "containerd.sock"),
-		Root:      filepath.Join(base, "root"),
-		State:     filepath.Join(run, "state"),
-		Namespace: Namespace,
-		dirs:      []string{run, base},
+	defer func() {
+		if err != nil {
+			_ = c.Stop()
+		}
+	}()
+	run := dir
+	if owned || len(filepath.Join(dir, "containerd.sock.ttrpc")) >= 100 {
+		if run, err = os.MkdirTemp("/run", "ndc-test-"); err != nil {
+			return nil, err
+		}
+		c.dirs = append(c.dirs, run)
+	}
+	c.Address, c.State = filepath.Join(run, "containerd.sock"), filepath.Join(run, "state")
+	if !owned {
+		c.State = filepath.Join(dir, "state")
 	}
 	cfg := filepath.Join(run, "config.toml")
 	if err := os.WriteFile(cfg, []byte(ContainerdConfig(c.Root, c.State, c.Address)), 0o644); err != nil {
-		_ = c.Stop()
 		return nil, err
 	}
-	c.proc, err = startDaemon(filepath.Join(base, "containerd.log"), cleanEnv(), bin, "--config", cfg)
-	if err != nil {
-		_ = c.Stop()
+	if c.proc, err = o.start(dir, "containerd", cleanEnv(), bin, "--config", cfg); err != nil {
 		return nil, err
 	}
 	c.PID = c.proc.pid()
 	if err := c.waitReady(30 * time.Second); err != nil {
-		tail := c.proc.logTail(4096)
-		_ = c.Stop()
-		return nil, fmt.Errorf("containerd did not come up: %w\n%s", err, tail)
+		return nil, fmt.Errorf("containerd did not come up: %w\n%s", err, c.proc.logTail(4096))
 	}
 	return c, nil
 }
@@ -301,7 +305,7 @@ func (c *Containerd) killTasks() {
 func StartContainerd(t testing.TB) *Containerd {
 	t.Helper()
 	Require(t, true, "containerd", "containerd-shim-runc-v2", "runc")
-	c, err := LaunchContainerd()
+	c, err := LaunchContainerd(LaunchOptions{})
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}

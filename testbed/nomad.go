@@ -66,6 +66,10 @@ func FreeNomadPorts() (NomadPorts, error) {
 // network on its own name and subnet (from id, a few hex digits) with its own
 // CNI conf dir.
 func NomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id string) string {
+	return nomadAgentConfig(cfg, pluginDir, ports, id, true)
+}
+
+func nomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id string, client bool) string {
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	sub := 0
 	if len(id) >= 2 {
@@ -96,7 +100,7 @@ server {
 }
 
 client {
-  enabled               = true
+  enabled               = %t
   network_interface     = "lo"
   cni_path              = %s
   cni_config_dir        = %s
@@ -115,7 +119,7 @@ plugin %s {
 }
 %s
 `, q("ndc-"+id), q(cfg.DataDir), q(pluginDir), ports.HTTP, ports.RPC, ports.Serf,
-		q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q("ndc"+id), sub,
+		client, q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q("ndc"+id), sub,
 		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
 }
 
@@ -161,7 +165,8 @@ type Nomad struct {
 
 	id       string
 	bin      string
-	ownData  bool
+	opts     LaunchOptions
+	ownDir   bool
 	mu       sync.Mutex
 	proc     *daemon
 	stopOnce sync.Once
@@ -172,8 +177,10 @@ type Nomad struct {
 func (n *Nomad) envMarker() string { return "NDC_TESTBED_NOMAD=" + n.id }
 
 // LaunchNomad starts an agent and waits until its node is ready and the
-// containerd driver healthy. Stop undoes it; tests use StartNomad.
-func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
+// containerd driver healthy. Its config, log, plugin dir and (unless
+// cfg.DataDir says otherwise) data live in o.Dir, by default a new temp dir.
+// Stop undoes it; tests use StartNomad.
+func LaunchNomad(cfg NomadConfig, o LaunchOptions) (_ *Nomad, err error) {
 	bin, err := LookBin("nomad")
 	if err != nil {
 		return nil, err
@@ -183,8 +190,8 @@ func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
 	}
 	var idb [3]byte
 	_, _ = rand.Read(idb[:])
-	n := &Nomad{id: hex.EncodeToString(idb[:]), bin: bin, Config: cfg}
-	if n.Dir, err = os.MkdirTemp("", "ndc-nomad-"); err != nil {
+	n := &Nomad{id: hex.EncodeToString(idb[:]), bin: bin, Config: cfg, opts: o}
+	if n.Dir, n.ownDir, err = o.dir("ndc-nomad-"); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -193,7 +200,7 @@ func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
 		}
 	}()
 	if n.Config.DataDir == "" {
-		n.Config.DataDir, n.ownData = filepath.Join(n.Dir, "data"), true
+		n.Config.DataDir = filepath.Join(n.Dir, "data")
 	}
 	if err := os.MkdirAll(filepath.Join(n.Config.DataDir, "cni"), 0o755); err != nil {
 		return nil, err
@@ -206,9 +213,11 @@ func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
 		return nil, err
 	}
 	n.Addr = fmt.Sprintf("http://127.0.0.1:%d", n.Ports.HTTP)
-	conf := NomadAgentConfig(n.Config, plugins, n.Ports, n.id)
-	if err := os.WriteFile(filepath.Join(n.Dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
-		return nil, err
+	for name, client := range map[string]bool{"agent.hcl": true, "bootstrap.hcl": false} {
+		conf := nomadAgentConfig(n.Config, plugins, n.Ports, n.id, client)
+		if err := os.WriteFile(filepath.Join(n.Dir, name), []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.start(); err != nil {
 		return nil, err
@@ -216,27 +225,62 @@ func LaunchNomad(cfg NomadConfig) (_ *Nomad, err error) {
 	return n, nil
 }
 
+// start runs the agent and waits until it is ready. On a fresh data dir the
+// server first runs alone until its keyring exists: a client that registers
+// before that is refused and retries only 15 to 30s later.
 func (n *Nomad) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p, err := startDaemon(filepath.Join(n.Dir, "nomad.log"), cleanEnv(n.envMarker()),
-		n.bin, "agent", "-config="+filepath.Join(n.Dir, "agent.hcl"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := os.Stat(filepath.Join(n.Config.DataDir, "server", "raft")); err != nil {
+		if err := n.run(ctx, "bootstrap.hcl", waitKeyring); err != nil {
+			return err
+		}
+		n.proc.stop(syscall.SIGINT, 15*time.Second)
+	}
+	return n.run(ctx, "agent.hcl", nomadState)
+}
+
+func (n *Nomad) run(ctx context.Context, config string, ready func(*api.Client) string) error {
+	p, err := n.opts.start(n.Dir, "nomad", cleanEnv(n.envMarker()),
+		n.bin, "agent", "-config="+filepath.Join(n.Dir, config))
 	if err != nil {
 		return err
 	}
 	n.proc = p
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := WaitNomad(ctx, n.Addr, func() bool { return p.exited() }); err != nil {
-		return fmt.Errorf("nomad agent: %w\n%s", err, p.logTail(6000))
+	if err := waitNomad(ctx, n.Addr, p.exited, ready); err != nil {
+		return fmt.Errorf("nomad agent (%s): %w\n%s", config, err, n.LogTail(8192))
 	}
 	return nil
 }
 
+// waitKeyring is "" once the server has a leader and an active root key.
+func waitKeyring(cl *api.Client) string {
+	if leader, err := cl.Status().Leader(); err != nil || leader == "" {
+		return fmt.Sprintf("no leader (%v)", err)
+	}
+	keys, _, err := cl.Keyring().List(nil)
+	if err != nil {
+		return fmt.Sprintf("keyring: %v", err)
+	}
+	for _, k := range keys {
+		if k.State == "active" {
+			return ""
+		}
+	}
+	return "no active root key"
+}
+
 // WaitNomad waits until the agent at addr has a leader, its node is ready
-// and the containerd driver on it is detected and healthy. exited, if not
-// nil, reports that the agent is gone, to fail early.
-func WaitNomad(ctx context.Context, addr string, exited func() bool) error {
+// and the containerd driver on it is detected and healthy.
+func WaitNomad(ctx context.Context, addr string) error {
+	return waitNomad(ctx, addr, nil, nomadState)
+}
+
+// waitNomad polls ready (which says what is missing, or "") until it
+// succeeds, ctx ends or exited (if not nil) says the agent is gone.
+func waitNomad(ctx context.Context, addr string, exited func() bool, ready func(*api.Client) string) error {
 	cl, err := api.NewClient(&api.Config{Address: addr})
 	if err != nil {
 		return err
@@ -246,14 +290,13 @@ func WaitNomad(ctx context.Context, addr string, exited func() bool) error {
 		if exited != nil && exited() {
 			return fmt.Errorf("agent exited (%s)", last)
 		}
-		last = nomadState(cl)
-		if last == "" {
+		if last = ready(cl); last == "" {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %s", last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -307,8 +350,21 @@ func (n *Nomad) PID() int {
 	return n.proc.pid()
 }
 
-// LogTail is the last n bytes of the agent's log.
-func (n *Nomad) LogTail(size int64) string { return fileTail(filepath.Join(n.Dir, "nomad.log"), size) }
+// LogTail is the last size bytes of the agent's log, without the HTTP
+// request lines.
+func (n *Nomad) LogTail(size int64) string {
+	var keep []string
+	for _, l := range strings.Split(fileTail(filepath.Join(n.Dir, "nomad.log"), 4*size), "\n") {
+		if !strings.Contains(l, "http: request complete") {
+			keep = append(keep, l)
+		}
+	}
+	out := strings.Join(keep, "\n")
+	if len(out) > int(size) {
+		out = out[len(out)-int(size):]
+	}
+	return out
+}
 
 // Kill SIGKILLs the agent alone: its plugins and tasks keep running, as after
 // a crash.
@@ -345,13 +401,11 @@ func (n *Nomad) Stop() error {
 		if left := procsWithEnv(n.envMarker()); len(left) > 0 {
 			killPIDs(append(descendants(left), left...))
 		}
-		if n.ownData {
-			err = removeTree(n.Dir)
-			return
-		}
 		err = UnmountAll(n.Config.DataDir)
-		if rerr := os.RemoveAll(n.Dir); err == nil {
-			err = rerr
+		if n.ownDir {
+			if rerr := removeTree(n.Dir); err == nil {
+				err = rerr
+			}
 		}
 	})
 	return err
@@ -371,7 +425,7 @@ func StartNomad(t testing.TB, cfg NomadConfig) *Nomad {
 		}
 		t.Skipf("testbed: %s not in %s (run `make build`)", PluginBinary, pd)
 	}
-	n, err := LaunchNomad(cfg)
+	n, err := LaunchNomad(cfg, LaunchOptions{})
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}

@@ -25,8 +25,43 @@ type daemon struct {
 	log  string
 }
 
-// startDaemon starts argv with its output in logPath, in its own process group.
-func startDaemon(logPath string, env []string, argv ...string) (*daemon, error) {
+// LaunchOptions say where a Launch* function puts a daemon's files and
+// whether the daemon outlives the calling process.
+type LaunchOptions struct {
+	// Dir holds the daemon's config, log and data. Empty means a new temp
+	// dir, removed by Stop.
+	Dir string
+	// Detach starts the daemon in a session of its own, so that it keeps
+	// running when the caller exits, and writes its PID to Dir/<name>.pid.
+	Detach bool
+}
+
+// dir is o.Dir, or a new temp dir (owned: for Stop to remove).
+func (o LaunchOptions) dir(prefix string) (dir string, owned bool, err error) {
+	if o.Dir != "" {
+		dir, err = filepath.Abs(o.Dir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		return dir, false, err
+	}
+	dir, err = os.MkdirTemp("", prefix)
+	return dir, true, err
+}
+
+// start starts argv with its output in Dir/name.log, in its own process
+// group (or session, detached, with Dir/name.pid written).
+func (o LaunchOptions) start(dir, name string, env []string, argv ...string) (*daemon, error) {
+	d, err := startDaemon(filepath.Join(dir, name+".log"), env, o.Detach, argv...)
+	if err == nil && o.Detach {
+		err = os.WriteFile(filepath.Join(dir, name+".pid"), []byte(strconv.Itoa(d.pid())+"\n"), 0o644)
+	}
+	return d, err
+}
+
+// startDaemon starts argv with its output in logPath, in its own process
+// group, or detached in its own session.
+func startDaemon(logPath string, env []string, detach bool, argv ...string) (*daemon, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -34,7 +69,7 @@ func startDaemon(logPath string, env []string, argv ...string) (*daemon, error) 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !detach, Setsid: detach}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)

@@ -20,6 +20,7 @@ type Registry struct {
 	PID  int
 
 	proc     *daemon
+	owned    bool
 	stopOnce sync.Once
 }
 
@@ -47,14 +48,14 @@ func RegistryConfig(dir, addr string) string {
 }
 
 // LaunchRegistry starts a registry on a free port of 127.0.0.1 with its
-// storage in a new temp dir and waits until it answers. Stop undoes it; tests
-// use StartRegistry.
-func LaunchRegistry() (*Registry, error) {
+// config, log and storage in o.Dir (default: a new temp dir) and waits until
+// it answers. Stop undoes it; tests use StartRegistry.
+func LaunchRegistry(o LaunchOptions) (*Registry, error) {
 	bin, err := LookBin("docker-registry")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "ndc-registry-")
+	dir, owned, err := o.dir("ndc-registry-")
 	if err != nil {
 		return nil, err
 	}
@@ -64,15 +65,14 @@ func LaunchRegistry() (*Registry, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir}
+		r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, owned: owned}
 		cfg := filepath.Join(dir, "config.yml")
 		if err := os.WriteFile(cfg, []byte(RegistryConfig(dir, r.Host)), 0o644); err != nil {
 			return nil, err
 		}
-		r.proc, err = startDaemon(filepath.Join(dir, "registry.log"), cleanEnv(), bin, "serve", cfg)
-		if err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, err
+		if r.proc, err = o.start(dir, "registry", cleanEnv(), bin, "serve", cfg); err != nil {
+			last = err
+			break
 		}
 		r.PID = r.proc.pid()
 		if last = r.waitReady(15 * time.Second); last == nil {
@@ -81,7 +81,9 @@ func LaunchRegistry() (*Registry, error) {
 		last = fmt.Errorf("%w\n%s", last, r.proc.logTail(2048))
 		r.proc.stop(syscall.SIGKILL, 0) // maybe the port was taken meanwhile: try another
 	}
-	_ = os.RemoveAll(dir)
+	if owned {
+		_ = os.RemoveAll(dir)
+	}
 	return nil, fmt.Errorf("registry did not come up: %w", last)
 }
 
@@ -107,12 +109,17 @@ func (r *Registry) waitReady(timeout time.Duration) error {
 // LogTail is the last n bytes of the registry's log.
 func (r *Registry) LogTail(n int64) string { return r.proc.logTail(n) }
 
-// Stop stops the registry (SIGTERM, SIGKILL after 5s) and removes its storage.
+// Stop stops the registry (SIGTERM, SIGKILL after 5s) and removes its
+// storage (and its dir, when it made it).
 func (r *Registry) Stop() error {
 	var err error
 	r.stopOnce.Do(func() {
 		r.proc.stop(syscall.SIGTERM, 5*time.Second)
-		err = os.RemoveAll(r.Dir)
+		if r.owned {
+			err = os.RemoveAll(r.Dir)
+		} else {
+			err = os.RemoveAll(filepath.Join(r.Dir, "storage"))
+		}
 	})
 	return err
 }
@@ -121,7 +128,7 @@ func (r *Registry) Stop() error {
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
 	Require(t, false, "docker-registry")
-	r, err := LaunchRegistry()
+	r, err := LaunchRegistry(LaunchOptions{})
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
