@@ -195,4 +195,3 @@ func exitCode(t *testing.T, a *api.Allocation) int {
 	t.Fatalf("allocation %s has no terminated event", a.ID)
 	return -1
 }
-

@@ -1,0 +1,43 @@
+# nomad-driver-containerd: see README.md. Targets that run containers need root.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/nomad-containerd/nomad-driver-containerd/driver.Version=$(VERSION)
+BIN     := bin/nomad-driver-containerd
+# the test bed's binaries come first on PATH; Debian's runc stays in /usr/sbin
+export PATH := $(CURDIR)/.deps/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build unit integration e2e test check demo demo-stop
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install the pinned test bed into .deps/ (apt + go install; idempotent)
+	bash hack/deps.sh all
+
+build: ## build the plugin into bin/
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+check: ## gofmt and go vet (all build tags)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) vet -tags e2e ./...
+
+unit: ## unit tests: no root, no daemons
+	$(GO) test -count=1 ./...
+
+integration: deps ## driver, executor, image and test bed against a hermetic containerd (root)
+	$(GO) test -count=1 -p 1 -timeout 30m -tags integration ./...
+
+e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
+	$(GO) test -count=1 -p 1 -timeout 30m -tags e2e ./e2e/...
+
+test: check unit integration e2e ## everything CI runs
+
+demo: deps build ## run an example job end to end on this machine (root)
+	bash hack/demo.sh
+
+demo-stop: ## stop what `make demo` left running
+	bash hack/demo-stop.sh
