@@ -172,9 +172,10 @@ type Nomad struct {
 	stopOnce sync.Once
 }
 
-// envMarker tags the agent and everything it starts (plugins, logmon,
-// executors), so that Stop finds them by PID even after a Kill.
-func (n *Nomad) envMarker() string { return "NDC_TESTBED_NOMAD=" + n.id }
+// Marker is an environment entry (NAME=VALUE) that tags the agent and
+// everything it starts (plugins, logmon, executors), so that Stop finds them
+// by PID even after a Kill.
+func (n *Nomad) Marker() string { return "NDC_TESTBED_NOMAD=" + n.id }
 
 // LaunchNomad starts an agent and waits until its node is ready and the
 // containerd driver healthy. Its config, log, plugin dir and (unless
@@ -243,7 +244,7 @@ func (n *Nomad) start() error {
 }
 
 func (n *Nomad) run(ctx context.Context, config string, ready func(*api.Client) string) error {
-	p, err := n.opts.start(n.Dir, "nomad", cleanEnv(n.envMarker()),
+	p, err := n.opts.start(n.Dir, "nomad", cleanEnv(n.Marker()),
 		n.bin, "agent", "-config="+filepath.Join(n.Dir, config))
 	if err != nil {
 		return err
@@ -398,7 +399,7 @@ func (n *Nomad) Stop() error {
 			n.proc.stop(syscall.SIGINT, 15*time.Second)
 		}
 		n.mu.Unlock()
-		if left := procsWithEnv(n.envMarker()); len(left) > 0 {
+		if left := procsWithEnv(n.Marker()); len(left) > 0 {
 			killPIDs(append(descendants(left), left...))
 		}
 		err = UnmountAll(n.Config.DataDir)
