@@ -36,7 +36,7 @@ e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
 
 test: check unit integration e2e ## everything CI runs
 
-demo: deps build ## run an example job end to end on this machine (root)
+demo: ## deps, build, then run example-jobs/hello.nomad.hcl on containerd + Nomad (root)
 	bash hack/demo.sh
 
 demo-stop: ## stop what `make demo` left running
