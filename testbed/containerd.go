@@ -128,7 +128,17 @@ func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
 	if err := os.WriteFile(cfg, []byte(ContainerdConfig(c.Root, c.State, c.Address)), 0o644); err != nil {
 		return nil, err
 	}
-	if c.proc, err = o.start(dir, "containerd", cleanEnv(), bin, "--config", cfg); err != nil {
+	wrapDir := filepath.Join(run, "bin")
+	if err := writeRuncWrapper(wrapDir, c.runcRoot()); err != nil {
+		return nil, err
+	}
+	env := cleanEnv()
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			env[i] = "PATH=" + wrapDir + ":" + strings.TrimPrefix(kv, "PATH=")
+		}
+	}
+	if c.proc, err = o.start(dir, "containerd", env, bin, "--config", cfg); err != nil {
 		return nil, err
 	}
 	c.PID = c.proc.pid()
@@ -239,7 +249,7 @@ func (c *Containerd) killShims() {
 			continue
 		}
 		if runc != "" {
-			_ = exec.Command(runc, "--root", filepath.Join("/run/containerd/runc", s.ns), "delete", "--force", s.id).Run()
+			_ = exec.Command(runc, "--root", filepath.Join(c.runcRoot(), s.ns), "delete", "--force", s.id).Run()
 		}
 		for _, p := range []string{filepath.Join(c.Address, s.ns, s.id), filepath.Join(c.Address, s.ns, s.id, "debug")} {
 			_ = os.Remove(fmt.Sprintf("/run/containerd/s/%x", sha256.Sum256([]byte(p))))
@@ -298,6 +308,40 @@ func (c *Containerd) killTasks() {
 			_ = ctr.Delete(nctx, client.WithSnapshotCleanup)
 		}
 	}
+}
+
+// sharedRuncRoot is where the runc shim keeps runc's state, for every
+// containerd on the machine alike.
+const sharedRuncRoot = "/run/containerd/runc"
+
+// runcRoot is where runc keeps the state of this daemon's containers.
+func (c *Containerd) runcRoot() string { return filepath.Join(c.State, "runc") }
+
+// writeRuncWrapper puts a `runc` into dir that runs the real runc with its
+// state under root instead of the shared sharedRuncRoot, so that daemons
+// running side by side (tests of several checkouts) never see each other's
+// containers. The shim finds it first in the daemon's PATH.
+func writeRuncWrapper(dir, root string) error {
+	real, err := LookBin("runc")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+# runc with its state in this containerd's own dir (written by testbed)
+first=1
+for a in "$@"; do
+  [ "$first" = 1 ] && set -- && first=0
+  case "$a" in
+    %[1]s/*) a="%[2]s/${a#%[1]s/}" ;;
+  esac
+  set -- "$@" "$a"
+done
+exec %[3]s "$@"
+`, sharedRuncRoot, root, real)
+	return os.WriteFile(filepath.Join(dir, "runc"), []byte(script), 0o755)
 }
 
 // StartContainerd starts a hermetic containerd for the test (namespace

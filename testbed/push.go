@@ -29,27 +29,48 @@ func SplitRepoTag(repoTag string) (name, tag string) {
 
 // Push uploads the image to the registry at host over plain HTTP with the
 // OCI distribution API (monolithic blob uploads, then the manifest) as
-// repoTag ("demo/busybox:1"). It returns the manifest digest.
+// repoTag ("demo/busybox:1"). It returns the manifest digest. For a registry
+// with TLS or auth, use Registry.Push.
 func (img *Image) Push(ctx context.Context, host, repoTag string) (digest.Digest, error) {
 	return PushManifest(ctx, host, repoTag, img.Descriptor().MediaType, img.ManifestBytes, img.Blobs)
 }
 
-// PushManifest uploads blobs, then manifest (of mediaType) as repoTag; tag
-// may also be a digest. It returns the manifest digest.
+// PushTo is Push to the registry at baseURL (scheme://host) through client,
+// with basic auth when user is set.
+func (img *Image) PushTo(ctx context.Context, baseURL string, client *http.Client, user, password, repoTag string) (digest.Digest, error) {
+	p := pusher{base: baseURL, client: client, user: user, password: password}
+	return p.push(ctx, repoTag, img.Descriptor().MediaType, img.ManifestBytes, img.Blobs)
+}
+
+// PushManifest uploads blobs, then manifest (of mediaType) as repoTag to the
+// plain HTTP registry at host; the tag may also be a digest. It returns the
+// manifest digest.
 func PushManifest(ctx context.Context, host, repoTag, mediaType string, manifest []byte, blobs map[digest.Digest][]byte) (digest.Digest, error) {
+	p := pusher{base: "http://" + host, client: loopbackClient}
+	return p.push(ctx, repoTag, mediaType, manifest, blobs)
+}
+
+// pusher speaks the distribution API to one registry.
+type pusher struct {
+	base           string // scheme://host
+	client         *http.Client
+	user, password string
+}
+
+func (p pusher) push(ctx context.Context, repoTag, mediaType string, manifest []byte, blobs map[digest.Digest][]byte) (digest.Digest, error) {
 	name, tag := SplitRepoTag(repoTag)
-	base := "http://" + host + "/v2/" + name
+	repo := p.base + "/v2/" + name
 	ds := make([]digest.Digest, 0, len(blobs))
 	for d := range blobs {
 		ds = append(ds, d)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	for _, d := range ds {
-		if err := pushBlob(ctx, base, d, blobs[d]); err != nil {
+		if err := p.pushBlob(ctx, repo, d, blobs[d]); err != nil {
 			return "", err
 		}
 	}
-	resp, err := do(ctx, http.MethodPut, base+"/manifests/"+tag, mediaType, manifest)
+	resp, err := p.do(ctx, http.MethodPut, repo+"/manifests/"+tag, mediaType, manifest)
 	if err != nil {
 		return "", err
 	}
@@ -63,22 +84,22 @@ func PushManifest(ctx context.Context, host, repoTag, mediaType string, manifest
 	return want, nil
 }
 
-func pushBlob(ctx context.Context, base string, d digest.Digest, b []byte) error {
-	resp, err := do(ctx, http.MethodHead, base+"/blobs/"+d.String(), "", nil)
+func (p pusher) pushBlob(ctx context.Context, repo string, d digest.Digest, b []byte) error {
+	resp, err := p.do(ctx, http.MethodHead, repo+"/blobs/"+d.String(), "", nil)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	resp, err = do(ctx, http.MethodPost, base+"/blobs/uploads/", "", nil)
+	resp, err = p.do(ctx, http.MethodPost, repo+"/blobs/uploads/", "", nil)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusAccepted {
 		return httpErr("start upload of "+d.String(), resp)
 	}
-	loc, err := url.Parse(base)
+	loc, err := url.Parse(repo)
 	if err == nil {
 		loc, err = loc.Parse(resp.Header.Get("Location"))
 	}
@@ -88,7 +109,7 @@ func pushBlob(ctx context.Context, base string, d digest.Digest, b []byte) error
 	q := loc.Query()
 	q.Set("digest", d.String())
 	loc.RawQuery = q.Encode()
-	resp, err = do(ctx, http.MethodPut, loc.String(), "application/octet-stream", b)
+	resp, err = p.do(ctx, http.MethodPut, loc.String(), "application/octet-stream", b)
 	if err != nil {
 		return err
 	}
@@ -100,7 +121,7 @@ func pushBlob(ctx context.Context, base string, d digest.Digest, b []byte) error
 
 // do sends one request and returns the response with its body read and closed
 // (kept in the error message of httpErr).
-func do(ctx context.Context, method, u, contentType string, body []byte) (*http.Response, error) {
+func (p pusher) do(ctx context.Context, method, u, contentType string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -115,7 +136,10 @@ func do(ctx context.Context, method, u, contentType string, body []byte) (*http.
 	if body != nil {
 		req.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
-	resp, err := loopbackClient.Do(req)
+	if p.user != "" {
+		req.SetBasicAuth(p.user, p.password)
+	}
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}

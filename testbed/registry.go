@@ -1,6 +1,8 @@
 package testbed
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,24 +12,39 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 )
 
-// Registry is a docker-registry (distribution v2) of our own, plain HTTP on
-// 127.0.0.1.
+// RegistryOptions ask for a registry with TLS and/or basic auth.
+type RegistryOptions struct {
+	// TLS serves HTTPS with a certificate for 127.0.0.1 from a CA generated
+	// for this registry (Registry.CAFile, Registry.CA).
+	TLS bool
+	// User and Password, when set, are required (htpasswd auth).
+	User, Password string
+}
+
+// Registry is a docker-registry (distribution v2) of our own on 127.0.0.1:
+// plain HTTP unless started with TLS.
 type Registry struct {
-	Host string // 127.0.0.1:port
-	Dir  string // storage and config
-	PID  int
+	Host           string // 127.0.0.1:port
+	Dir            string // storage and config
+	PID            int
+	CA             *CA    // with TLS: the CA that signed the server certificate
+	CAFile         string // with TLS: that CA in PEM
+	User, Password string // with auth: the one account
 
 	proc     *daemon
 	owned    bool
 	stopOnce sync.Once
 }
 
-// RegistryConfig is the docker-registry config.yml serving dir over plain
-// HTTP on addr.
-func RegistryConfig(dir, addr string) string {
-	return strings.Join([]string{
+// RegistryConfig is the docker-registry config.yml serving dir on addr;
+// certFile/keyFile turn on TLS, htpasswd basic auth.
+func RegistryConfig(dir, addr, certFile, keyFile, htpasswd string) string {
+	lines := []string{
 		"version: 0.1",
 		"log:",
 		"  level: warn",
@@ -43,14 +60,20 @@ func RegistryConfig(dir, addr string) string {
 		"      enabled: false",
 		"http:",
 		"  addr: " + addr,
-		"",
-	}, "\n")
+	}
+	if certFile != "" {
+		lines = append(lines, "  tls:", "    certificate: "+certFile, "    key: "+keyFile)
+	}
+	if htpasswd != "" {
+		lines = append(lines, "auth:", "  htpasswd:", "    realm: testbed", "    path: "+htpasswd)
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // LaunchRegistry starts a registry on a free port of 127.0.0.1 with its
 // config, log and storage in o.Dir (default: a new temp dir) and waits until
 // it answers. Stop undoes it; tests use StartRegistry.
-func LaunchRegistry(o LaunchOptions) (*Registry, error) {
+func LaunchRegistry(o LaunchOptions, ro RegistryOptions) (_ *Registry, err error) {
 	bin, err := LookBin("docker-registry")
 	if err != nil {
 		return nil, err
@@ -59,20 +82,47 @@ func LaunchRegistry(o LaunchOptions) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && owned {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	var (
+		ca                                      *CA
+		caFile, certFile, keyFile, htpasswdFile string
+	)
+	if ro.TLS {
+		if ca, err = NewCA("testbed registry CA"); err != nil {
+			return nil, err
+		}
+		if certFile, keyFile, caFile, err = ca.WriteServerCert(dir); err != nil {
+			return nil, err
+		}
+	}
+	if ro.User != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(ro.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		htpasswdFile = filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswdFile, []byte(ro.User+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
-		r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, owned: owned}
+		r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, CA: ca, CAFile: caFile,
+			User: ro.User, Password: ro.Password, owned: owned}
 		cfg := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(cfg, []byte(RegistryConfig(dir, r.Host)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(RegistryConfig(dir, r.Host, certFile, keyFile, htpasswdFile)), 0o644); err != nil {
 			return nil, err
 		}
 		if r.proc, err = o.start(dir, "registry", cleanEnv(), bin, "serve", cfg); err != nil {
-			last = err
-			break
+			return nil, err
 		}
 		r.PID = r.proc.pid()
 		if last = r.waitReady(15 * time.Second); last == nil {
@@ -81,29 +131,51 @@ func LaunchRegistry(o LaunchOptions) (*Registry, error) {
 		last = fmt.Errorf("%w\n%s", last, r.proc.logTail(2048))
 		r.proc.stop(syscall.SIGKILL, 0) // maybe the port was taken meanwhile: try another
 	}
-	if owned {
-		_ = os.RemoveAll(dir)
-	}
 	return nil, fmt.Errorf("registry did not come up: %w", last)
 }
 
 func (r *Registry) waitReady(timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
+	hc := r.HTTPClient()
+	hc.Timeout = time.Second
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if r.proc.exited() {
 			return fmt.Errorf("docker-registry (pid %d) exited", r.PID)
 		}
-		resp, err := hc.Get("http://" + r.Host + "/v2/")
+		resp, err := hc.Get(r.URL() + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer on %s within %s", r.Host, timeout)
+	return fmt.Errorf("no answer on %s within %s", r.URL(), timeout)
+}
+
+// URL is http://Host, or https://Host with TLS.
+func (r *Registry) URL() string {
+	if r.CA != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// HTTPClient talks to the registry: no proxies, and with TLS trusting its CA
+// alone.
+func (r *Registry) HTTPClient() *http.Client {
+	tr := &http.Transport{Proxy: nil}
+	if r.CA != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: r.CA.Pool(), MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}
+}
+
+// Push uploads img as repoTag ("demo/busybox:1") with the registry's scheme,
+// CA and credentials, and returns the manifest digest.
+func (r *Registry) Push(ctx context.Context, img *Image, repoTag string) (digest.Digest, error) {
+	return img.PushTo(ctx, r.URL(), r.HTTPClient(), r.User, r.Password, repoTag)
 }
 
 // LogTail is the last n bytes of the registry's log.
@@ -124,11 +196,16 @@ func (r *Registry) Stop() error {
 	return err
 }
 
-// StartRegistry starts a registry for the test and stops it when the test ends.
-func StartRegistry(t testing.TB) *Registry {
+// StartRegistry starts a registry for the test (plain HTTP, no auth, unless
+// opts say otherwise) and stops it when the test ends.
+func StartRegistry(t testing.TB, opts ...RegistryOptions) *Registry {
 	t.Helper()
 	Require(t, false, "docker-registry")
-	r, err := LaunchRegistry(LaunchOptions{})
+	var ro RegistryOptions
+	if len(opts) > 0 {
+		ro = opts[0]
+	}
+	r, err := LaunchRegistry(LaunchOptions{}, ro)
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}

@@ -96,3 +96,44 @@ func TestBusyboxRuns(t *testing.T) {
 		t.Fatalf("unexpected output:\n%s", got)
 	}
 }
+
+// TestRegistryTLSAuth pushes to a registry with TLS and basic auth and pulls
+// from it with credentials and the registry's CA.
+func TestRegistryTLSAuth(t *testing.T) {
+	cd := testbed.StartContainerd(t)
+	testbed.LeakCheck(t, cd)
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, User: "alice", Password: "s3cret"})
+
+	img, err := testbed.BuildBusybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(cd.Context(), 2*time.Minute)
+	defer cancel()
+	if _, err := img.PushTo(ctx, reg.URL(), reg.HTTPClient(), "", "", "private/busybox:1"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("anonymous push: want 401, got %v", err)
+	}
+	dgst, err := reg.Push(ctx, img, "private/busybox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	pull := func(user, pass string) (client.Image, error) {
+		auth := docker.NewDockerAuthorizer(docker.WithAuthClient(reg.HTTPClient()),
+			docker.WithAuthCreds(func(string) (string, string, error) { return user, pass, nil }))
+		resolver := docker.NewResolver(docker.ResolverOptions{
+			Hosts: docker.ConfigureDefaultRegistries(docker.WithClient(reg.HTTPClient()), docker.WithAuthorizer(auth)),
+		})
+		return cd.Client.Pull(ctx, reg.Host+"/private/busybox:1", client.WithResolver(resolver))
+	}
+	if _, err := pull("alice", "wrong"); err == nil {
+		t.Fatal("pull with a wrong password succeeded")
+	}
+	pulled, err := pull("alice", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pulled.Target().Digest != dgst {
+		t.Fatalf("pulled %s, pushed %s", pulled.Target().Digest, dgst)
+	}
+}

@@ -99,7 +99,7 @@ func up(args []string) (err error) {
 		return err
 	}
 	stops = append(stops, cd.Stop)
-	reg, err := testbed.LaunchRegistry(opts("registry"))
+	reg, err := testbed.LaunchRegistry(opts("registry"), testbed.RegistryOptions{})
 	if err != nil {
 		return err
 	}
