@@ -20,7 +20,8 @@ build: ## build the plugin into bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 check: ## gofmt and go vet (all build tags)
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@files=$$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.*'); \
+	out=$$(gofmt -l $$files </dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) vet -tags e2e ./...

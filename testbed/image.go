@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	mathrand "math/rand"
 	"os"
 	"os/exec"
 	"path"
@@ -270,4 +271,14 @@ func BuildBusybox() (*Image, error) {
 		Env: []string{"PATH=" + DefaultPath},
 		Cmd: []string{"sh"},
 	}, layer)
+}
+
+// FillerLayer is a layer holding one file of size pseudo-random bytes
+// (incompressible, the same for the same seed), for pull tests that need
+// layers of a given size.
+func FillerLayer(name string, size int, seed int64) (Layer, error) {
+	data := make([]byte, size)
+	rng := mathrand.New(mathrand.NewSource(seed))
+	_, _ = rng.Read(data)
+	return NewLayer(Dir("filler", 0o755), File(path.Join("filler", name), 0o644, data))
 }

@@ -1,6 +1,10 @@
 package testbed
 
-import "testing"
+import (
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
 
 func TestBuildBusyboxIsDeterministic(t *testing.T) {
 	Require(t, false, "busybox")
@@ -31,5 +35,31 @@ func TestSplitRepoTag(t *testing.T) {
 		if n != want[0] || tag != want[1] {
 			t.Errorf("SplitRepoTag(%q) = %q, %q; want %q", in, n, tag, want)
 		}
+	}
+}
+
+func TestDeriveAddsLayers(t *testing.T) {
+	Require(t, false, "busybox")
+	base, err := BuildBusybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := FillerLayer("a", 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := FillerLayer("a", 1<<20, 1)
+	if a.DiffID != a2.DiffID || len(a.Blob) < 1<<20 {
+		t.Fatalf("filler layer not deterministic or compressed: %s %s %d", a.DiffID, a2.DiffID, len(a.Blob))
+	}
+	img, err := base.Derive(func(c *ocispec.ImageConfig) { c.Cmd = []string{"true"} }, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(img.Manifest.Layers); n != 2 {
+		t.Fatalf("want 2 layers, got %d", n)
+	}
+	if base.Config.Config.Cmd[0] != "sh" || img.Config.Config.Cmd[0] != "true" {
+		t.Fatalf("config edits leaked: base %v, derived %v", base.Config.Config.Cmd, img.Config.Config.Cmd)
 	}
 }

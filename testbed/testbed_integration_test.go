@@ -4,6 +4,7 @@ package testbed_test
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,20 @@ func TestRegistryTLSAuth(t *testing.T) {
 	}
 	if pulled.Target().Digest != dgst {
 		t.Fatalf("pulled %s, pushed %s", pulled.Target().Digest, dgst)
+	}
+}
+
+// TestCNINetCleanup checks that the bridge of a CNINet goes with its test.
+func TestCNINetCleanup(t *testing.T) {
+	var bridge string
+	t.Run("inner", func(t *testing.T) {
+		n := testbed.NewCNINet(t)
+		bridge = n.Bridge
+		if out, err := exec.Command("ip", "link", "add", bridge, "type", "bridge").CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	if exec.Command("ip", "link", "show", bridge).Run() == nil {
+		t.Fatalf("bridge %s still there", bridge)
 	}
 }
