@@ -1,6 +1,23 @@
 // Package testbed is test support for the integration and e2e tests: a
 // hermetic containerd, a local registry, locally built images, a Nomad agent
-// and leak checks. Only tests and the demo tooling import it.
+// and leak checks. Only tests and the demo tooling (cmd/testbed) import it.
+//
+// A typical integration test:
+//
+//	cd := testbed.StartContainerd(t) // own root, state, socket; namespace "nomad"
+//	testbed.LeakCheck(t, cd)         // right after: runs after the test's own cleanups
+//	reg := testbed.StartRegistry(t)  // plain HTTP on 127.0.0.1 (RegistryOptions: TLS, auth)
+//	img, _ := testbed.BuildBusybox() // deterministic OCI image
+//	img.Push(ctx, reg.Host, "demo/busybox:1")
+//	testbed.ImportBusybox(t, cd, "testbed.local/busybox:1") // or straight into containerd
+//
+// and an e2e test adds
+//
+//	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: testbed.ContainerdPluginConfig(cd)})
+//
+// Every Start* skips its test (fails it under CI=true) when a binary or root
+// is missing, and stops what it started, by PID, when the test ends. The
+// Launch* functions do the same outside tests; Stop undoes them.
 package testbed
 
 import (
