@@ -1,0 +1,221 @@
+// Package executor runs Nomad tasks as containerd containers: it builds OCI
+// specs, creates containers and tasks whose stdout/stderr go straight from the
+// shim to Nomad's log fifos, watches exits (with OOM kills) from containerd's
+// events, and signals, stops, execs into, measures and deletes them.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/hashicorp/go-hclog"
+)
+
+// cleanupTimeout bounds the removal of what a failed Create made; it runs on
+// a context detached from the caller's, which may be the one that failed.
+const cleanupTimeout = 30 * time.Second
+
+// Runtime creates and loads containers in one containerd namespace.
+type Runtime struct {
+	client    *client.Client
+	namespace string
+	logger    hclog.Logger
+}
+
+// New wraps a connected containerd client; every call uses the given
+// containerd namespace.
+func New(c *client.Client, namespace string, logger hclog.Logger) *Runtime {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Runtime{
+		client:    c,
+		namespace: namespace,
+		logger:    logger.Named("executor"),
+	}
+}
+
+// ContainerConfig describes one container to create.
+type ContainerConfig struct {
+	// ID is the container ID and also the key of its rootfs snapshot.
+	ID string
+	// Image must already be unpacked for Snapshotter.
+	Image client.Image
+	// Snapshotter "" is containerd's default.
+	Snapshotter string
+	// Runtime "" is the client's default (io.containerd.runc.v2).
+	Runtime string
+	Labels  map[string]string
+	Spec    SpecConfig
+	// StdoutPath and StderrPath are Nomad's log fifos, already created. The
+	// shim opens them itself. "" discards that stream.
+	StdoutPath string
+	StderrPath string
+}
+
+func (r *Runtime) withNS(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.namespace)
+}
+
+// Create makes the container (a new snapshot of the image, the spec from
+// BuildSpecOpts plus user resolution, labels, runtime) and its task, not yet
+// started. Any failure removes whatever it made before returning the error.
+func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, retErr error) {
+	ctx = r.withNS(ctx)
+	if cfg.ID == "" {
+		return nil, errors.New("container id is required")
+	}
+	if cfg.Image == nil {
+		return nil, errors.New("container image is required")
+	}
+	if err := checkLogFifo(cfg.StdoutPath); err != nil {
+		return nil, fmt.Errorf("invalid stdout: %w", err)
+	}
+	if err := checkLogFifo(cfg.StderrPath); err != nil {
+		return nil, fmt.Errorf("invalid stderr: %w", err)
+	}
+	snapshotter := cfg.Snapshotter
+	if snapshotter == "" {
+		snapshotter = defaults.DefaultSnapshotter
+	}
+	logger := r.logger.With("container_id", cfg.ID)
+
+	imageSpec, err := cfg.Image.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config of image %s: %w", cfg.Image.Name(), err)
+	}
+	specOpts, err := BuildSpecOpts(imageSpec.Config, cfg.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build spec: %w", err)
+	}
+	specOpts = append(specOpts, namedUserOpts(imageSpec.Config, cfg.Spec)...)
+
+	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
+		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
+	} else if !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to look up container %s: %w", cfg.ID, err)
+	}
+	// No container owns a snapshot under this key: it is left over from an
+	// interrupted create, and would make the new snapshot fail.
+	if err := r.client.SnapshotService(snapshotter).Remove(ctx, cfg.ID); err == nil {
+		logger.Warn("removed a stale snapshot left by an earlier create", "snapshotter", snapshotter)
+	} else if !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to remove stale snapshot %s: %w", cfg.ID, err)
+	}
+
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := r.remove(cctx, cfg.ID, snapshotter); err != nil {
+			logger.Error("failed to clean up after a failed create", "error", err)
+		}
+	}()
+
+	containerOpts := []client.NewContainerOpts{
+		client.WithImage(cfg.Image),
+		client.WithSnapshotter(snapshotter),
+		client.WithNewSnapshot(cfg.ID, cfg.Image),
+		client.WithContainerLabels(cfg.Labels),
+	}
+	if cfg.Runtime != "" {
+		containerOpts = append(containerOpts, client.WithRuntime(cfg.Runtime, nil))
+	}
+	// The spec comes last: resolving a named user needs the snapshot.
+	containerOpts = append(containerOpts, client.WithNewSpec(specOpts...))
+	container, err := r.client.NewContainer(ctx, cfg.ID, containerOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create container %s: %w", cfg.ID, err)
+	}
+
+	stdout, stderr := cfg.StdoutPath, cfg.StderrPath
+	if stdout == "" && stderr != "" {
+		stdout = "/dev/null"
+	}
+	if stderr == "" && stdout != "" {
+		stderr = "/dev/null"
+	}
+	task, err := container.NewTask(ctx, logCreator(stdout, stderr))
+	if err != nil {
+		return nil, fmt.Errorf("failed to create task: %w", err)
+	}
+	logger.Debug("created container and task", "pid", task.Pid(), "snapshotter", snapshotter)
+	return newTask(r, cfg.ID, container, task), nil
+}
+
+// Load reattaches to an existing container and its task, e.g. after the
+// plugin restarted, and resumes watching for its exit. A task that exited
+// while nobody watched reports its real exit status. The error wraps
+// errdefs.ErrNotFound when the container or its task is gone.
+func (r *Runtime) Load(ctx context.Context, id string) (*Task, error) {
+	ctx = r.withNS(ctx)
+	container, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load container %s: %w", id, err)
+	}
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load task %s: %w", id, err)
+	}
+	t := newTask(r, id, container, task)
+	t.subscribeOOM()
+	t.startWatch()
+	return t, nil
+}
+
+// Remove deletes a container by ID: its task is killed and deleted first,
+// then the container and its snapshot. A container that does not exist is
+// success.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	return r.remove(r.withNS(ctx), id, "")
+}
+
+func (r *Runtime) remove(ctx context.Context, id, snapshotter string) error {
+	container, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		if snapshotter == "" {
+			return nil
+		}
+		if err := r.client.SnapshotService(snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("failed to remove snapshot %s: %w", id, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to load container %s: %w", id, err)
+	}
+	if err := deleteTask(ctx, container); err != nil {
+		return err
+	}
+	return deleteContainer(ctx, container)
+}
+
+// deleteTask kills (all processes) and deletes the container's task, if any.
+func deleteTask(ctx context.Context, container client.Container) error {
+	task, err := container.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to load task %s: %w", container.ID(), err)
+	}
+	if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("failed to delete task %s: %w", container.ID(), err)
+	}
+	return nil
+}
+
+func deleteContainer(ctx context.Context, container client.Container) error {
+	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("failed to delete container %s: %w", container.ID(), err)
+	}
+	return nil
+}
