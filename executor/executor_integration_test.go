@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,8 +436,14 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.CPUTotalNanos == 0 || s.CPUUserNanos+s.CPUSystemNanos == 0 || s.MemoryUsage == 0 || s.MemoryMaxUsage == 0 || len(s.MemoryMeasured) == 0 {
+	if s.CPUTotalNanos == 0 || s.CPUUserNanos+s.CPUSystemNanos == 0 || s.MemoryUsage == 0 || s.MemoryRSS == 0 {
 		t.Fatalf("stats = %+v", s)
+	}
+	if !slices.Contains(s.MemoryMeasured, "Usage") || !slices.Contains(s.MemoryMeasured, "RSS") {
+		t.Errorf("measured = %v", s.MemoryMeasured)
+	}
+	if slices.Contains(s.MemoryMeasured, "Max Usage") && s.MemoryMaxUsage < s.MemoryUsage {
+		t.Errorf("max usage %d below usage %d", s.MemoryMaxUsage, s.MemoryUsage)
 	}
 	if time.Since(s.Timestamp) > time.Minute || s.Timestamp.After(time.Now().Add(time.Second)) {
 		t.Errorf("timestamp %s", s.Timestamp)
@@ -573,6 +580,11 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			want: "failed to create task",
 		},
 		{
+			name: "unknown snapshotter",
+			cfg:  executor.ContainerConfig{Snapshotter: "nosuch", Spec: sh("exit 0")},
+			want: "failed to use snapshotter nosuch",
+		},
+		{
 			name: "log path not a fifo",
 			cfg:  executor.ContainerConfig{Spec: sh("exit 0"), StdoutPath: "/etc/hostname"},
 			want: "not a named pipe",
@@ -581,7 +593,10 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.ID, cfg.Image, cfg.Snapshotter = "failed-create", b.img, snapshotter
+			cfg.ID, cfg.Image = "failed-create", b.img
+			if cfg.Snapshotter == "" {
+				cfg.Snapshotter = snapshotter
+			}
 			task, err := b.rt.Create(b.ctx, cfg)
 			if err == nil {
 				_ = task.Delete(b.ctx, true)
@@ -592,6 +607,15 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			}
 			assertGone(t, b, "failed-create")
 		})
+	}
+
+	// A snapshot left by an interrupted create does not block the next one.
+	if _, err := b.cd.Client.SnapshotService(snapshotter).Prepare(b.cd.Context(), "stale", ""); err != nil {
+		t.Fatal(err)
+	}
+	stale := b.run(t, "stale", sh("exit 0"), "", "")
+	if es := waitDone(t, stale, time.Minute); es.Code != 0 {
+		t.Fatalf("exit = %+v", es)
 	}
 
 	// A second create with a taken ID fails and leaves the first alone.

@@ -101,12 +101,16 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	} else if !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to look up container %s: %w", cfg.ID, err)
 	}
-	// No container owns a snapshot under this key: it is left over from an
-	// interrupted create, and would make the new snapshot fail.
-	if err := r.client.SnapshotService(snapshotter).Remove(ctx, cfg.ID); err == nil {
+	// No container owns a snapshot under this key: one that exists is left
+	// over from an interrupted create, and would make the new snapshot fail.
+	snapshots := r.client.SnapshotService(snapshotter)
+	if _, err := snapshots.Stat(ctx, cfg.ID); err == nil {
+		if err := snapshots.Remove(ctx, cfg.ID); err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("failed to remove stale snapshot %s: %w", cfg.ID, err)
+		}
 		logger.Warn("removed a stale snapshot left by an earlier create", "snapshotter", snapshotter)
 	} else if !errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("failed to remove stale snapshot %s: %w", cfg.ID, err)
+		return nil, fmt.Errorf("failed to use snapshotter %s: %w", snapshotter, err)
 	}
 
 	defer func() {
