@@ -186,12 +186,22 @@ func (t *Task) deleteTask(ctx context.Context, status client.ProcessStatus, forc
 		// A created task has a runtime process waiting to exec the command.
 		opts = append(opts, client.WithProcessKill)
 	}
+	// An exit nobody recorded yet is taken from the delete, with the OOM
+	// counter read while the cgroup still exists.
+	oom := false
+	select {
+	case <-t.done:
+	default:
+		if status == client.Stopped {
+			oom = t.oomAtExit()
+		}
+	}
 	es, err := t.task.Delete(ctx, opts...)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("failed to delete task: %w", err)
 	}
-	if es != nil && status != client.Created {
-		t.recordExit(exitFromCode(es.ExitCode(), es.ExitTime(), t.oomSeen()))
+	if es != nil && status == client.Stopped {
+		t.recordExit(exitFromCode(es.ExitCode(), es.ExitTime(), oom))
 	}
 	return nil
 }
