@@ -95,7 +95,10 @@ func start(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) *driver
 	t.Cleanup(cleanup)
 	handle, _, err := h.StartTask(task)
 	must.NoError(t, err)
-	t.Cleanup(func() { _ = h.DestroyTask(task.ID, true) })
+	// the driver itself, not the harness client: another task's alloc dir
+	// cleanup closes the client first
+	impl := h.Impl()
+	t.Cleanup(func() { _ = impl.DestroyTask(task.ID, true) })
 	return handle
 }
 
