@@ -353,14 +353,7 @@ func StartContainerd(t testing.TB) *Containerd {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log (tail):\n%s", c.LogTail(8192))
-		}
-		if err := c.Stop(); err != nil {
-			t.Errorf("testbed: %v", err)
-		}
-	})
+	stopAtCleanup(t, "containerd", c)
 	return c
 }
 

@@ -430,13 +430,6 @@ func StartNomad(t testing.TB, cfg NomadConfig) *Nomad {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("nomad log (tail):\n%s", n.LogTail(8192))
-		}
-		if err := n.Stop(); err != nil {
-			t.Errorf("testbed: nomad cleanup: %v", err)
-		}
-	})
+	stopAtCleanup(t, "nomad", n)
 	return n
 }

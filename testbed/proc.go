@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -341,4 +342,23 @@ func cleanEnv(extra ...string) []string {
 	}
 	env = append(env, "PATH="+childPath())
 	return append(env, extra...)
+}
+
+// stoppable is a daemon of the test bed.
+type stoppable interface {
+	LogTail(n int64) string
+	Stop() error
+}
+
+// stopAtCleanup stops d when the test ends, showing its log tail when the
+// test failed.
+func stopAtCleanup(t testing.TB, name string, d stoppable) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log (tail):\n%s", name, d.LogTail(8192))
+		}
+		if err := d.Stop(); err != nil {
+			t.Errorf("testbed: %s cleanup: %v", name, err)
+		}
+	})
 }

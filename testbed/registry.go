@@ -209,13 +209,6 @@ func StartRegistry(t testing.TB, opts ...RegistryOptions) *Registry {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("registry log (tail):\n%s", r.LogTail(4096))
-		}
-		if err := r.Stop(); err != nil {
-			t.Errorf("testbed: registry cleanup: %v", err)
-		}
-	})
+	stopAtCleanup(t, "registry", r)
 	return r
 }
