@@ -1,7 +1,7 @@
 # nomad-driver-containerd: see README.md. Targets that run containers need root.
 SHELL   := /bin/bash
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell hack/version.sh)
 LDFLAGS := -X github.com/nomad-containerd/nomad-driver-containerd/driver.Version=$(VERSION)
 BIN     := bin/nomad-driver-containerd
 # the test bed's binaries come first on PATH; Debian's runc stays in /usr/sbin

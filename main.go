@@ -3,6 +3,10 @@
 package main
 
 import (
+	"flag"
+	"fmt"
+	"os"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins"
 
@@ -10,5 +14,11 @@ import (
 )
 
 func main() {
+	showVersion := flag.Bool("version", false, "print the plugin version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Fprintf(os.Stdout, "nomad-driver-containerd %s\n", driver.Version)
+		return
+	}
 	plugins.Serve(func(logger hclog.Logger) interface{} { return driver.New(logger) })
 }
