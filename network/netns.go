@@ -1,0 +1,84 @@
+package network
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// createNetNS makes a new network namespace and bind-mounts it on path (the
+// file must not exist), like containerd's pkg/netns but at a name of our
+// choosing. On error nothing is left at path.
+func createNetNS(path string) (err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("failed to create netns file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("failed to create netns file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() {
+		// The thread moves to the new namespace and is never unlocked: the
+		// runtime ends it with the goroutine instead of reusing it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("failed to unshare the network namespace: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("failed to bind-mount the network namespace on %s: %w", path, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// removeNetNS unmounts and removes the netns file at path. It is idempotent:
+// a missing file or a file that is not mounted is fine.
+func removeNetNS(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
+		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("failed to unmount netns %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to remove netns %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkNetNS reports whether path is a mounted network namespace; a missing
+// one gives an error that matches fs.ErrNotExist.
+func checkNetNS(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("netns %s is gone: %w", path, fs.ErrNotExist)
+		}
+		return fmt.Errorf("failed to stat netns %s: %w", path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("netns %s is not a mounted network namespace: %w", path, fs.ErrNotExist)
+	}
+	return nil
+}
