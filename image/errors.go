@@ -2,7 +2,9 @@ package image
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
 )
 
 // ErrDigestMismatch is wrapped by pull errors where the content the registry
@@ -21,16 +24,25 @@ import (
 // manifest/layer digest).
 var ErrDigestMismatch = errors.New("digest mismatch")
 
+// ErrPullStalled is wrapped by the error of a pull that was cancelled
+// because no data arrived from the registry for the activity timeout. It is
+// recoverable.
+var ErrPullStalled = errors.New("pull stalled")
+
 // IsRecoverable reports whether a pull error is worth retrying: an unreachable
-// registry, timeouts, throttling and server errors are; a bad reference, a
-// missing image, refused credentials and digest mismatches are not.
+// registry, timeouts, stalls, throttling and server errors are; a bad
+// reference, a missing image, refused credentials, a failed credential
+// lookup and digest mismatches are not.
 func IsRecoverable(err error) bool {
 	if err == nil {
 		return false
 	}
 	switch {
+	case errors.Is(err, ErrPullStalled):
+		return true
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
+		errors.Is(err, ErrCredentialLookup),
 		errors.Is(err, docker.ErrInvalidAuthorization),
 		errors.Is(err, context.Canceled):
 		return false
@@ -107,20 +119,34 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact returns err with every occurrence of the credentials in auth
-// (plain and URL-encoded) removed from its message. The password is always
-// removed; user names shorter than three characters are left alone, since
-// removing them would garble every message.
-func redact(err error, auth *Auth) error {
-	if err == nil || auth == nil {
+// redact returns err with every occurrence of the credentials in any of
+// auths (plain, URL-encoded, and user:password in base64 as in a basic auth
+// header or a docker config file) removed from its message. The password is
+// always removed; user names shorter than three characters are left alone,
+// since removing them would garble every message.
+func redact(err error, auths ...*Auth) error {
+	if err == nil {
 		return err
 	}
 	var secrets []string
-	for _, s := range []string{auth.Password, auth.Username} {
-		if s == "" || (s == auth.Username && s != auth.Password && len(s) < 3) {
+	for _, auth := range auths {
+		if auth == nil {
 			continue
 		}
-		secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
+		for _, s := range []string{auth.Password, auth.Username} {
+			if s == "" || (s == auth.Username && s != auth.Password && len(s) < 3) {
+				continue
+			}
+			// As written in a query, a path and a URL's user info.
+			secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s), url.User(s).String())
+		}
+		if auth.Password != "" {
+			basic := auth.Username + ":" + auth.Password
+			secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(basic)), base64.RawStdEncoding.EncodeToString([]byte(basic)))
+		}
+	}
+	if len(secrets) == 0 {
+		return err
 	}
 	// Longest first, so that a secret containing another is removed whole.
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
@@ -136,4 +162,16 @@ func redact(err error, auth *Auth) error {
 		return err
 	}
 	return &redactedError{msg: msg, err: err}
+}
+
+// describePullError makes containerd's pull errors say what went wrong in
+// terms of the reference, keeping the chain for IsRecoverable.
+func describePullError(err error, pin digest.Digest) error {
+	switch {
+	case isContentMismatch(err):
+		return fmt.Errorf("%w: content served by the registry does not match its digest: %w", ErrDigestMismatch, err)
+	case pin != "" && errdefs.IsNotFound(err):
+		return fmt.Errorf("pinned digest %s not found: the registry has no manifest with that digest: %w", pin, err)
+	}
+	return err
 }

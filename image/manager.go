@@ -5,8 +5,7 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -29,6 +28,12 @@ const (
 	// DefaultPullTimeout bounds a pull when neither the request nor the
 	// config gives a timeout.
 	DefaultPullTimeout = 5 * time.Minute
+	// DefaultActivityTimeout is how long a pull may go without receiving
+	// data before it is cancelled as stalled, unless configured.
+	DefaultActivityTimeout = 2 * time.Minute
+	// DefaultProgressInterval is the least time between two progress
+	// reports of a pull, unless configured.
+	DefaultProgressInterval = 2 * time.Second
 
 	// leaseGrace is how much longer than its pull a lease lives, so that a
 	// lease left by a crashed plugin expires on its own.
@@ -42,6 +47,24 @@ type Config struct {
 	Snapshotter string        // "overlayfs" when empty
 	HostsDir    string        // containerd hosts.toml tree (registry_config_dir); "" = none
 	PullTimeout time.Duration // default for Request.Timeout; DefaultPullTimeout when 0
+
+	// ActivityTimeout (pull_activity_timeout) cancels a pull during which
+	// no data arrives from the registry for that long; the default for
+	// Request.ActivityTimeout. DefaultActivityTimeout when 0; < 0 turns
+	// stall detection off.
+	ActivityTimeout time.Duration
+	// ProgressInterval is the least time between two calls of a request's
+	// Progress callback; DefaultProgressInterval when 0.
+	ProgressInterval time.Duration
+
+	// AuthConfig (auth.config) is the path of a docker config.json whose
+	// auths, credHelpers and credsStore give credentials for registries
+	// when a task has none of its own. Read at every pull.
+	AuthConfig string
+	// AuthHelper (auth.helper) names a docker credential helper, the
+	// binary docker-credential-<AuthHelper> on PATH, asked before
+	// AuthConfig when a task has no credentials of its own.
+	AuthHelper string
 }
 
 // Auth holds registry credentials. They never appear in logs or errors.
@@ -56,8 +79,24 @@ type Auth struct {
 type Request struct {
 	Ref       string
 	ForcePull bool
-	Auth      *Auth         // task-level credentials, nil = anonymous
-	Timeout   time.Duration // 0 = Config.PullTimeout
+	// Auth holds task-level credentials. When set they are the only ones
+	// used; when nil, plugin-level credentials (Config.AuthHelper, then
+	// Config.AuthConfig) are looked up for the image's registry, and
+	// without any the pull is anonymous.
+	Auth *Auth
+	// AuthSoftFail (auth_soft_fail): when looking up plugin-level
+	// credentials fails, pull anonymously (and log a warning) instead of
+	// failing.
+	AuthSoftFail bool
+	Timeout      time.Duration // bounds the whole pull; 0 = Config.PullTimeout
+	// ActivityTimeout cancels the pull when no data arrives for that long;
+	// 0 = Config.ActivityTimeout.
+	ActivityTimeout time.Duration
+	// Progress, when set, is called while the image is pulled, at most
+	// every Config.ProgressInterval and once more when all layers are in,
+	// also when this request joined a pull started by another. Calls never
+	// overlap and none comes after Ensure returns; it must not block long.
+	Progress func(Progress)
 }
 
 // Manager hands out images from one containerd namespace.
@@ -77,6 +116,12 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 	}
 	if cfg.PullTimeout <= 0 {
 		cfg.PullTimeout = DefaultPullTimeout
+	}
+	if cfg.ActivityTimeout == 0 {
+		cfg.ActivityTimeout = DefaultActivityTimeout
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -122,9 +167,14 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 	if timeout <= 0 {
 		timeout = m.cfg.PullTimeout
 	}
-	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth)
-	img, err, shared := m.flights.do(ctx, key, timeout, func(pctx context.Context) (client.Image, error) {
-		return m.pull(pctx, logger, ref, host, pin, req.Auth, !req.ForcePull)
+	job := pullJob{ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
+		tryLocal: !req.ForcePull, stall: req.ActivityTimeout}
+	if job.stall == 0 {
+		job.stall = m.cfg.ActivityTimeout
+	}
+	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth) + "\x00" + fmt.Sprint(req.AuthSoftFail)
+	img, err, shared := m.flights.doWatched(ctx, key, timeout, req.Progress, func(pctx context.Context, publish func(Progress)) (client.Image, error) {
+		return m.pull(pctx, logger, job, publish)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to pull image %q: %w", ref, err)
@@ -161,10 +211,22 @@ func (m *Manager) local(ctx context.Context, ref string, pin digest.Digest) (cli
 	return img, nil
 }
 
-// pull fetches and unpacks ref inside a lease that is deleted when it ends.
-// With tryLocal, an image whose content is in the store but is not unpacked
+// pullJob is what one pull needs to know.
+type pullJob struct {
+	ref, host string
+	pin       digest.Digest
+	auth      *Auth // task-level credentials
+	softFail  bool
+	tryLocal  bool
+	stall     time.Duration // activity timeout; <= 0 = none
+}
+
+// pull fetches and unpacks job.ref inside a lease that is deleted when it
+// ends (and whose content is collected at once when it failed). With
+// job.tryLocal, an image whose content is in the store but is not unpacked
 // for the snapshotter is unpacked without a registry round trip first.
-func (m *Manager) pull(ctx context.Context, logger hclog.Logger, ref, host string, pin digest.Digest, auth *Auth, tryLocal bool) (client.Image, error) {
+// publish, when not nil, gets the pull's progress.
+func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, publish func(Progress)) (_ client.Image, retErr error) {
 	ctx = namespaces.WithNamespace(ctx, m.namespace)
 	ctx = log.WithLogger(ctx, quietLogger())
 
@@ -172,41 +234,75 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, ref, host strin
 	if deadline, ok := ctx.Deadline(); ok {
 		expiry += time.Until(deadline)
 	}
-	ctx, done, err := m.client.WithLease(ctx, leases.WithRandomID(), leases.WithExpiration(expiry))
+	ls := m.client.LeasesService()
+	lease, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(expiry))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create lease: %w", err)
 	}
+	ctx = leases.WithLease(ctx, lease.ID)
 	defer func() {
 		dctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), m.namespace), cleanupTimeout)
 		defer cancel()
-		if err := done(dctx); err != nil {
-			logger.Warn("failed to delete pull lease", "error", err)
+		var opts []leases.DeleteOpt
+		if retErr != nil {
+			// Collect what the failed pull leaves (partial ingests,
+			// snapshots) now rather than at some later GC.
+			opts = append(opts, leases.SynchronousDelete)
+		}
+		if err := ls.Delete(dctx, lease, opts...); err != nil {
+			logger.Warn("failed to delete pull lease", "lease", lease.ID, "error", err)
 		}
 	}()
 
-	if tryLocal {
-		if img := m.unpackLocal(ctx, logger, ref, pin); img != nil {
+	if job.tryLocal {
+		if img := m.unpackLocal(ctx, logger, job.ref, job.pin); img != nil {
 			return img, nil
 		}
 	}
 
+	auth, err := m.credentials(ctx, logger, job)
+	if err != nil {
+		return nil, err
+	}
+
+	tracker := newPullTracker()
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	monitored := make(chan struct{})
+	go func() {
+		defer close(monitored)
+		tracker.monitor(stop, m.cfg.ProgressInterval, job.stall, publish, cancel)
+	}()
+
 	start := time.Now()
 	logger.Info("pulling image", "snapshotter", m.cfg.Snapshotter)
-	img, err := m.client.Pull(ctx, ref,
-		client.WithResolver(newResolver(ctx, m.cfg.HostsDir, host, auth)),
+	img, err := m.client.Pull(pctx, job.ref,
+		client.WithResolver(trackingResolver{Resolver: newResolver(pctx, m.cfg.HostsDir, job.host, auth), t: tracker}),
+		client.WithImageHandlerWrapper(tracker.wrapHandler),
 		client.WithPlatformMatcher(m.platform),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(m.cfg.Snapshotter),
 	)
+	close(stop)
+	<-monitored
 	if err != nil {
-		err = redact(describePullError(err, pin), auth)
+		if cause := context.Cause(pctx); errors.Is(cause, ErrPullStalled) {
+			err = cause
+		}
+		err = redact(describePullError(err, job.pin), auth)
 		logger.Warn("image pull failed", "error", err, "duration", time.Since(start))
 		return nil, err
 	}
-	if pin != "" && img.Target().Digest != pin {
-		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, pin)
+	if job.pin != "" && img.Target().Digest != job.pin {
+		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, job.pin)
 	}
-	logger.Info("pulled image", "digest", img.Target().Digest, "duration", time.Since(start))
+	tracker.complete()
+	p := tracker.snapshot()
+	if publish != nil && p.Layers > 0 {
+		publish(p)
+	}
+	logger.Info("pulled image", "digest", img.Target().Digest, "bytes", p.Total, "layers", p.Layers, "duration", time.Since(start))
 	return img, nil
 }
 
@@ -227,32 +323,6 @@ func (m *Manager) unpackLocal(ctx context.Context, logger hclog.Logger, ref stri
 	}
 	logger.Info("unpacked image from local content", "digest", img.Target().Digest, "snapshotter", m.cfg.Snapshotter)
 	return img
-}
-
-// describePullError makes containerd's pull errors say what went wrong in
-// terms of the reference, keeping the chain for IsRecoverable.
-func describePullError(err error, pin digest.Digest) error {
-	switch {
-	case isContentMismatch(err):
-		return fmt.Errorf("%w: content served by the registry does not match its digest: %w", ErrDigestMismatch, err)
-	case pin != "" && errdefs.IsNotFound(err):
-		return fmt.Errorf("pinned digest %s not found: the registry has no manifest with that digest: %w", pin, err)
-	}
-	return err
-}
-
-// authKey distinguishes pulls made with different credentials, so that a
-// caller never gets the result (or the refusal) of someone else's login. It
-// is a hash: credentials are never kept in the clear.
-func authKey(auth *Auth) string {
-	if auth == nil || (auth.Username == "" && auth.Password == "") {
-		return ""
-	}
-	h := sha256.New()
-	for _, s := range []string{auth.ServerAddress, auth.Username, auth.Password} {
-		fmt.Fprintf(h, "%d:%s", len(s), s)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // quietLogger silences containerd's own client-side logging during pulls:
