@@ -172,6 +172,24 @@ func (r *Registry) HTTPClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// WriteHostsDir writes root/<Host>/hosts.toml, an entry of a containerd
+// hosts directory (registry_config_dir) for this registry: its URL as the
+// server and, with TLS, its CA. It returns root.
+func (r *Registry) WriteHostsDir(root string) (string, error) {
+	dir := filepath.Join(root, r.Host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	toml := fmt.Sprintf("server = %q\n", r.URL())
+	if r.CAFile != "" {
+		toml += fmt.Sprintf("ca = %q\n", r.CAFile)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(toml), 0o644); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
 // Push uploads img as repoTag ("demo/busybox:1") with the registry's scheme,
 // CA and credentials, and returns the manifest digest.
 func (r *Registry) Push(ctx context.Context, img *Image, repoTag string) (digest.Digest, error) {
