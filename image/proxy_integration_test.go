@@ -4,6 +4,7 @@ package image_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // registryProxy sits in front of a test registry on 127.0.0.1 and counts,
@@ -28,6 +30,14 @@ type registryProxy struct {
 	user     string         // basic auth required when set
 	pass     string
 	holdBlob chan struct{} // blob GETs wait for it to close when set
+	rate     int           // blob bodies are sent at about this many bytes/s in all when > 0
+	next     time.Time     // with rate: when the link is free again
+	// A GET of stallBlob (a blob path, "" = none) sends stallAfter bytes
+	// of the body, then nothing until unstall is closed or the client
+	// goes away.
+	stallBlob  string
+	stallAfter int64
+	unstall    chan struct{}
 }
 
 func startProxy(t *testing.T, registryHost string) *registryProxy {
@@ -40,6 +50,7 @@ func startProxy(t *testing.T, registryHost string) *registryProxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{Proxy: nil}
 	rp.ModifyResponse = p.modify
+	rp.FlushInterval = -1 // pass every byte on at once: a stall is a stall
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.counts[r.Method+" "+r.URL.Path]++
@@ -67,11 +78,20 @@ func startProxy(t *testing.T, registryHost string) *registryProxy {
 	return p
 }
 
-// modify alters one byte of the body of the corrupt path, keeping its length.
+// modify alters one byte of the body of the corrupt path, keeping its
+// length, and shapes blob bodies (rate, stall).
 func (p *registryProxy) modify(resp *http.Response) error {
 	p.mu.Lock()
-	corrupt := p.corrupt
+	corrupt, rate, stallBlob, stallAfter, unstall := p.corrupt, p.rate, p.stallBlob, p.stallAfter, p.unstall
 	p.mu.Unlock()
+	req := resp.Request
+	if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") && resp.StatusCode == http.StatusOK {
+		sb := &shapedBody{rc: resp.Body, ctx: req.Context(), p: p, rate: rate, stallAt: -1}
+		if req.URL.Path == stallBlob {
+			sb.stallAt, sb.unstall = stallAfter, unstall
+		}
+		resp.Body = sb
+	}
 	if corrupt == "" || resp.Request.Method != http.MethodGet || resp.Request.URL.Path != corrupt {
 		return nil
 	}
@@ -117,3 +137,54 @@ func (p *registryProxy) set(f func(p *registryProxy)) {
 
 // Close stops the proxy: the registry behind it is unreachable from then on.
 func (p *registryProxy) Close() { p.srv.Close() }
+
+// shapedBody passes a blob body on at a rate and/or stops passing it on
+// after stallAt bytes.
+type shapedBody struct {
+	rc      io.ReadCloser
+	ctx     context.Context
+	p       *registryProxy
+	rate    int
+	stallAt int64 // < 0: never
+	unstall chan struct{}
+	sent    int64
+}
+
+func (b *shapedBody) Read(p []byte) (int, error) {
+	if b.stallAt >= 0 && b.sent >= b.stallAt {
+		select {
+		case <-b.unstall:
+			b.stallAt = -1
+		case <-b.ctx.Done():
+			return 0, b.ctx.Err()
+		}
+	}
+	if b.stallAt >= 0 && int64(len(p)) > b.stallAt-b.sent {
+		p = p[:b.stallAt-b.sent]
+	}
+	if b.rate > 0 {
+		chunk := max(b.rate/20, 1) // about 20 writes a second
+		if len(p) > chunk {
+			p = p[:chunk]
+		}
+		// One link for all bodies: wait for this chunk's turn on it.
+		b.p.mu.Lock()
+		now := time.Now()
+		if b.p.next.Before(now) {
+			b.p.next = now
+		}
+		b.p.next = b.p.next.Add(time.Duration(len(p)) * time.Second / time.Duration(b.rate))
+		wait := b.p.next.Sub(now)
+		b.p.mu.Unlock()
+		select {
+		case <-time.After(wait):
+		case <-b.ctx.Done():
+			return 0, b.ctx.Err()
+		}
+	}
+	n, err := b.rc.Read(p)
+	b.sent += int64(n)
+	return n, err
+}
+
+func (b *shapedBody) Close() error { return b.rc.Close() }
