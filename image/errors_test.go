@@ -50,6 +50,10 @@ func TestIsRecoverable(t *testing.T) {
 		{"reset errno", wrap(syscall.ECONNRESET), true},
 		{"unexpected eof", wrap(io.ErrUnexpectedEOF), true},
 		{"containerd unavailable", wrap(fmt.Errorf("connection error: %w", errdefs.ErrUnavailable)), true},
+		{"stalled", wrap(fmt.Errorf("%w: no data received from the registry for 2m0s", ErrPullStalled)), true},
+		{"stalled, cancelled underneath", wrap(fmt.Errorf("%w: %w", ErrPullStalled, context.Canceled)), true},
+		{"credential lookup", wrap(fmt.Errorf("%w for r: helper exited", ErrCredentialLookup)), false},
+		{"credential lookup with a network error", wrap(fmt.Errorf("%w: %w", ErrCredentialLookup, syscall.ECONNREFUSED)), false},
 		{"unknown", errors.New("something else"), false},
 	}
 	for _, tc := range cases {

@@ -89,8 +89,8 @@ type Request struct {
 	// failing.
 	AuthSoftFail bool
 	Timeout      time.Duration // bounds the whole pull; 0 = Config.PullTimeout
-	// ActivityTimeout cancels the pull when no data arrives for that long;
-	// 0 = Config.ActivityTimeout.
+	// ActivityTimeout cancels the pull when no data arrives for that long
+	// (ErrPullStalled); 0 = Config.ActivityTimeout, < 0 = never.
 	ActivityTimeout time.Duration
 	// Progress, when set, is called while the image is pulled, at most
 	// every Config.ProgressInterval and once more when all layers are in,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/transfer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -195,6 +196,14 @@ func (r trackingResolver) Resolve(ctx context.Context, ref string) (string, ocis
 		r.t.touch()
 	}
 	return name, desc, err
+}
+
+// SetOptions passes the pull's download options (concurrency, limiter) on
+// to the resolver underneath, as client.Pull would without the wrapper.
+func (r trackingResolver) SetOptions(options ...transfer.ImageResolverOption) {
+	if ro, ok := r.Resolver.(remotes.ResolverWithOptions); ok {
+		ro.SetOptions(options...)
+	}
 }
 
 func (r trackingResolver) Fetcher(ctx context.Context, ref string) (remotes.Fetcher, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/transfer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -281,5 +282,25 @@ func TestFlightPublishesToEveryWatcher(t *testing.T) {
 		if got := fmt.Sprint(seen[name]); got != want {
 			t.Errorf("%s saw %s, want %s", name, got, want)
 		}
+	}
+}
+
+type optionsResolver struct {
+	fakeResolver
+	got int
+}
+
+func (r *optionsResolver) SetOptions(options ...transfer.ImageResolverOption) { r.got += len(options) }
+
+func TestTrackingResolverPassesOptionsOn(t *testing.T) {
+	inner := &optionsResolver{}
+	var r remotes.Resolver = trackingResolver{Resolver: inner, t: newPullTracker()}
+	ro, ok := r.(remotes.ResolverWithOptions)
+	if !ok {
+		t.Fatal("the wrapper hides SetOptions from client.Pull")
+	}
+	ro.SetOptions(transfer.WithMaxConcurrentDownloads(3), transfer.WithConcurrentLayerFetchBuffer(0))
+	if inner.got != 2 {
+		t.Fatalf("resolver underneath got %d options, want 2", inner.got)
 	}
 }
