@@ -1,0 +1,399 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// cniStateDir is where libcni caches results and host-local keeps its
+// reservations.
+const cniStateDir = "/var/lib/cni"
+
+// NetScope says where a CNI leak check looks: what one test's task networks
+// may leave on the host.
+type NetScope struct {
+	Networks  []string // CNI network names (the built-in network's is its bridge name)
+	Bridges   []string // bridges the tasks' veths hang off
+	Subnets   []string // the networks' CIDRs: iptables rules naming these addresses
+	IDPrefix  string   // the test's container IDs start with it ("" = do not look by ID)
+	NetNSDirs []string // dirs that hold the test's netns files (any file there is a leak)
+}
+
+// Scope is the NetScope of n's network for container IDs starting with
+// idPrefix and netns files in netnsDirs.
+func (n *CNINet) Scope(idPrefix string, netnsDirs ...string) NetScope {
+	return NetScope{
+		Networks: []string{n.Bridge}, Bridges: []string{n.Bridge}, Subnets: []string{n.Subnet},
+		IDPrefix: idPrefix, NetNSDirs: netnsDirs,
+	}
+}
+
+// NetLeaks lists what task networks left in s: netns files, veths on the
+// bridges, host-local reservations and cached CNI results, and iptables
+// rules and per-container chains (CNI-<hash>, CNI-DN-<hash>) that name the
+// networks, the IDs or addresses in the subnets. The chains plugins share
+// between containers (CNI-FORWARD, CNI-ADMIN, CNI-HOSTPORT-*) are no leak.
+func NetLeaks(s NetScope) []string {
+	var out []string
+	for kind, items := range map[string][]string{"netns file": s.netnsFiles(), "veth": s.veths(), "cni state": s.stateFiles()} {
+		for _, i := range items {
+			out = append(out, kind+" "+i)
+		}
+	}
+	sort.Strings(out)
+	ipt, err := readIPTables()
+	if err != nil {
+		return append(out, err.Error())
+	}
+	rules, chains := ipt.match(s)
+	for _, r := range rules {
+		out = append(out, fmt.Sprintf("iptables -t %s rule: %s", r.table, r.line))
+	}
+	for _, c := range sortedKeys(chains) {
+		out = append(out, "iptables -t "+strings.Replace(c, "/", " chain ", 1))
+	}
+	return out
+}
+
+// NetLeakCheck registers a cleanup that fails the test when NetLeaks(s) is
+// not empty at its end and then purges s (PurgeNet). When no task network
+// is left on the host, it also removes the iptables chains that appeared
+// during the test (the plugins' shared ones, and the built-in chains of
+// tables they made), turns IPv4 forwarding back off if it was, and removes
+// /var/lib/cni if it was not there. Call it right after NewCNINet, so that
+// it runs before the bridge is deleted.
+func NetLeakCheck(t testing.TB, s NetScope) {
+	t.Helper()
+	Require(t, true, "iptables", "iptables-save", "ip")
+	before, err := readIPTables()
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	_, statErr := os.Stat(cniStateDir)
+	t.Cleanup(func() {
+		if leaks := NetLeaks(s); len(leaks) > 0 {
+			t.Errorf("testbed: leaked by task networks:\n  %s", strings.Join(leaks, "\n  "))
+		}
+		errs := PurgeNet(s)
+		if after, err := readIPTables(); err != nil {
+			errs = append(errs, err)
+		} else if after.unused() {
+			errs = append(errs, after.dropNew(before)...)
+			if strings.TrimSpace(string(forward)) == "0" {
+				_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644)
+			}
+		}
+		if statErr != nil {
+			for _, d := range []string{"networks", "results", ""} {
+				_ = unix.Rmdir(filepath.Join(cniStateDir, d)) // only if empty
+			}
+		}
+		for _, err := range errs {
+			t.Errorf("testbed: %v", err)
+		}
+	})
+}
+
+// PurgeNet removes everything NetLeaks(s) reports, and the networks'
+// host-local dirs (a lock and the last reserved address stay there even
+// when nothing leaked).
+func PurgeNet(s NetScope) []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, err)
+		}
+	}
+	ip, err := LookBin("ip")
+	add(err)
+	for _, v := range s.veths() { // before the netns: veths die with those, asynchronously
+		if out, err := exec.Command(ip, "link", "del", v).CombinedOutput(); err != nil &&
+			!strings.Contains(string(out), "Cannot find device") {
+			add(fmt.Errorf("ip link del %s: %v: %s", v, err, out))
+		}
+	}
+	for _, f := range s.netnsFiles() {
+		add(unix.Unmount(f, unix.MNT_DETACH))
+		add(os.Remove(f))
+	}
+	for _, f := range s.stateFiles() {
+		add(os.Remove(f))
+	}
+	for _, n := range s.Networks {
+		if n != "" {
+			add(os.RemoveAll(filepath.Join(cniStateDir, "networks", n)))
+		}
+	}
+	ipt, err := readIPTables()
+	if err != nil {
+		return append(errs, err)
+	}
+	rules, chains := ipt.match(s)
+	return append(errs, ipt.drop(rules, chains)...)
+}
+
+func (s NetScope) netnsFiles() []string { return entries(s.NetNSDirs...) }
+
+func (s NetScope) veths() []string {
+	var out []string
+	for _, b := range s.Bridges {
+		for _, p := range entries(filepath.Join("/sys/class/net", b, "brif")) {
+			out = append(out, filepath.Base(p))
+		}
+	}
+	return out
+}
+
+// entries lists the paths of what the dirs hold.
+func entries(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			out = append(out, filepath.Join(d, e.Name()))
+		}
+	}
+	return out
+}
+
+// stateFiles are host-local reservations (not its lock and last-reserved
+// files) and cached results (named <network>-<container id>-<ifname>) of
+// s's networks and IDs.
+func (s NetScope) stateFiles() []string {
+	var out []string
+	for _, n := range s.Networks {
+		if n == "" {
+			continue
+		}
+		for _, p := range entries(filepath.Join(cniStateDir, "networks", n)) {
+			if b := filepath.Base(p); b != "lock" && !strings.HasPrefix(b, "last_reserved_ip") {
+				out = append(out, p)
+			}
+		}
+	}
+	for _, p := range entries(filepath.Join(cniStateDir, "results")) {
+		owned := s.IDPrefix != "" && strings.Contains(filepath.Base(p), "-"+s.IDPrefix)
+		for _, n := range s.Networks {
+			owned = owned || (n != "" && strings.HasPrefix(filepath.Base(p), n+"-"))
+		}
+		if owned {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sharedChains are the chains CNI plugins share between containers
+// (firewall: CNI-FORWARD, CNI-ADMIN; portmap: CNI-HOSTPORT-*).
+var sharedChains = map[string]bool{
+	"CNI-FORWARD": true, "CNI-ADMIN": true,
+	"CNI-HOSTPORT-DNAT": true, "CNI-HOSTPORT-SETMARK": true, "CNI-HOSTPORT-MASQ": true,
+}
+
+// perContainer says whether chain is one a plugin makes per container.
+func perContainer(chain string) bool {
+	return strings.HasPrefix(chain, "CNI-") && !sharedChains[chain]
+}
+
+// iptRule is one rule as iptables-save prints it.
+type iptRule struct {
+	table, chain, target string
+	index                int // 1-based position in the chain
+	line                 string
+}
+
+// iptState is the host's IPv4 rule set.
+type iptState struct {
+	chains map[string]string // "table/chain" -> policy ("-" for user chains)
+	rules  []iptRule
+}
+
+func readIPTables() (*iptState, error) {
+	bin, err := LookBin("iptables-save")
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		return nil, fmt.Errorf("iptables-save: %w", err)
+	}
+	st := &iptState{chains: map[string]string{}}
+	table, count := "", map[string]int{}
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case strings.HasPrefix(line, ":"):
+			if f := strings.Fields(line[1:]); len(f) > 1 {
+				st.chains[table+"/"+f[0]] = f[1]
+			}
+		case strings.HasPrefix(line, "-A "):
+			f := strings.Fields(line)
+			r := iptRule{table: table, chain: f[1], line: line}
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "-j" || f[i] == "-g" {
+					r.target = f[i+1]
+				}
+			}
+			count[table+"/"+r.chain]++
+			r.index = count[table+"/"+r.chain]
+			st.rules = append(st.rules, r)
+		}
+	}
+	return st, nil
+}
+
+// owned says whether a rule names one of s's networks or IDs, or an address
+// in its subnets.
+func (s NetScope) owned(r iptRule) bool {
+	for _, n := range s.Networks {
+		if n != "" && strings.Contains(r.line, `name: \"`+n+`\"`) {
+			return true
+		}
+	}
+	if s.IDPrefix != "" && strings.Contains(r.line, `id: \"`+s.IDPrefix) {
+		return true
+	}
+	for _, tok := range strings.Fields(r.line) {
+		var a netip.Addr
+		if p, err := netip.ParsePrefix(tok); err == nil {
+			a = p.Addr()
+		} else if host, _, _ := strings.Cut(tok, ":"); host != "" {
+			a, _ = netip.ParseAddr(host) // also "10.0.0.5:80" (DNAT targets)
+		}
+		for _, sn := range s.Subnets {
+			if p, err := netip.ParsePrefix(sn); err == nil && a.IsValid() && p.Masked().Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// match returns s's leaked per-container chains ("table/chain") and its
+// rules outside them.
+func (st *iptState) match(s NetScope) (rules []iptRule, chains map[string]bool) {
+	chains = map[string]bool{}
+	var owned []iptRule
+	for _, r := range st.rules {
+		if !s.owned(r) {
+			continue
+		}
+		owned = append(owned, r)
+		for _, c := range []string{r.chain, r.target} {
+			if _, ok := st.chains[r.table+"/"+c]; ok && perContainer(c) {
+				chains[r.table+"/"+c] = true
+			}
+		}
+	}
+	for _, r := range owned {
+		if !chains[r.table+"/"+r.chain] {
+			rules = append(rules, r)
+		}
+	}
+	return rules, chains
+}
+
+// drop deletes rules and the rules elsewhere that jump to chains (highest
+// index first, so that the others keep theirs), then flushes and deletes
+// chains ("table/chain").
+func (st *iptState) drop(rules []iptRule, chains map[string]bool) []error {
+	bin, err := LookBin("iptables")
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	ipt := func(args ...string) {
+		if out, err := exec.Command(bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("iptables %v: %v: %s", args, err, out))
+		}
+	}
+	for _, r := range st.rules {
+		if chains[r.table+"/"+r.target] && !chains[r.table+"/"+r.chain] {
+			rules = append(rules, r)
+		}
+	}
+	sort.Slice(rules, func(i, j int) bool { return rules[i].index > rules[j].index })
+	seen := map[string]bool{}
+	for _, r := range rules {
+		if k := fmt.Sprint(r.table, r.chain, r.index); !seen[k] {
+			seen[k] = true
+			ipt("-t", r.table, "-D", r.chain, fmt.Sprint(r.index))
+		}
+	}
+	for _, op := range []string{"-F", "-X"} {
+		for _, k := range sortedKeys(chains) {
+			table, chain, _ := strings.Cut(k, "/")
+			ipt("-t", table, op, chain)
+		}
+	}
+	return errs
+}
+
+// unused says no task network is left: there is no per-container chain,
+// and the firewall chains hold nothing but their own plumbing.
+func (st *iptState) unused() bool {
+	for k := range st.chains {
+		if _, chain, _ := strings.Cut(k, "/"); perContainer(chain) {
+			return false
+		}
+	}
+	for _, r := range st.rules {
+		if r.chain == "CNI-ADMIN" || (r.chain == "CNI-FORWARD" && r.target != "CNI-ADMIN") {
+			return false
+		}
+	}
+	return true
+}
+
+// dropNew removes the shared CNI chains that are not in before, and then,
+// where iptables can (nf_tables), the built-in chains that are empty with
+// policy ACCEPT (which filter nothing): iptables-save shows the built-in
+// chains of every table, so whether the plugins made them cannot be told.
+func (st *iptState) dropNew(before *iptState) []error {
+	chains := map[string]bool{}
+	for k := range st.chains {
+		if _, ok := before.chains[k]; !ok && sharedChains[strings.SplitN(k, "/", 2)[1]] {
+			chains[k] = true
+		}
+	}
+	errs := st.drop(nil, chains)
+	after, err := readIPTables()
+	if err != nil {
+		return append(errs, err)
+	}
+	used := map[string]bool{}
+	for _, r := range after.rules {
+		used[r.table+"/"+r.chain] = true
+	}
+	bin, _ := LookBin("iptables")
+	for k, policy := range after.chains {
+		table, chain, _ := strings.Cut(k, "/")
+		if builtinChains[chain] && policy == "ACCEPT" && !used[k] {
+			_ = exec.Command(bin, "-w", "-t", table, "-X", chain).Run() // legacy iptables refuses: fine
+		}
+	}
+	return errs
+}
+
+var builtinChains = map[string]bool{"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
