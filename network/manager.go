@@ -1,0 +1,305 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gocni "github.com/containerd/go-cni"
+	"github.com/hashicorp/go-hclog"
+)
+
+// cleanupTimeout bounds the DEL run after a failed ADD, which gets a context
+// of its own because the caller's may be what ended the ADD.
+const cleanupTimeout = time.Minute
+
+// Request asks for a task's network.
+type Request struct {
+	ID      string              // unique per task (the container ID); CNI container ID and netns name derive from it
+	Network string              // BuiltinNetwork ("" means it too) or the name of a conflist in ConfDir (network_mode = "cni/<name>")
+	Ports   []gocni.PortMapping // portMappings capability args (may be empty)
+}
+
+// Attachment is everything teardown needs; the driver persists it in task
+// state (exported fields only).
+type Attachment struct {
+	ID        string
+	Network   string
+	NetNSPath string
+	IfName    string // "eth0"
+	Ports     []gocni.PortMapping
+	IP        string // task's IPv4 on the network (or its first address when it has no IPv4)
+	Gateway   string
+	// ConfName is the CNI network name (the conflist's "name"; the bridge
+	// name for the built-in network); teardown finds CNI's cached config of
+	// the ADD by it.
+	ConfName string
+}
+
+// Result is what Setup made.
+type Result struct {
+	Attachment
+	DNS DNS // nameservers/search/options from the CNI result (may be empty)
+}
+
+// DNS holds resolver settings.
+type DNS struct{ Servers, Searches, Options []string }
+
+// Manager sets up and tears down task networks. It is safe for concurrent use.
+type Manager struct {
+	cfg    Config
+	logger hclog.Logger
+
+	mu   sync.Mutex
+	nets map[string]*cniNet // by CNI network name
+
+	// coldMu serialises ADDs on networks that have not had a successful
+	// one yet: plugins create their shared iptables chains check-then-add,
+	// and concurrent first ADDs fail with "chain already exists".
+	coldMu sync.Mutex
+}
+
+// cniNet is a go-cni object loaded with one conflist (plus loopback).
+type cniNet struct {
+	conf []byte
+	cni  gocni.CNI
+	warm atomic.Bool // an ADD succeeded: shared chains and the bridge exist
+}
+
+// New validates cfg (errors name the cni.* field) and returns a Manager. It
+// does no I/O.
+func New(cfg Config, logger hclog.Logger) (*Manager, error) {
+	cfg, err := cfg.Validate()
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Manager{cfg: cfg, logger: logger.Named("network"), nets: map[string]*cniNet{}}, nil
+}
+
+// Config returns the validated config, defaults applied.
+func (m *Manager) Config() Config { return m.cfg }
+
+// MissingPlugins lists the RequiredPlugins found in none of the bin dirs
+// (for fingerprinting the built-in network).
+func (m *Manager) MissingPlugins() []string {
+	var missing []string
+	for _, p := range RequiredPlugins {
+		found := false
+		for _, d := range m.cfg.BinDirs {
+			if st, err := os.Stat(filepath.Join(d, p)); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// NetNSPath is where the netns of task id lives.
+func (m *Manager) NetNSPath(id string) string {
+	return filepath.Join(m.cfg.NetNSDir, NetNSName(id))
+}
+
+// Setup creates the task's netns and attaches it (eth0 plus loopback) to the
+// network with CNI ADD. On any failure it runs DEL, removes the netns and
+// returns CNI's error wrapped; nothing is left behind. A netns left at the
+// same path by an earlier, unfinished run is torn down first.
+func (m *Manager) Setup(ctx context.Context, req Request) (*Result, error) {
+	if req.ID == "" {
+		return nil, fmt.Errorf("failed to set up network %q: empty task id", req.Network)
+	}
+	if req.Network == "" {
+		req.Network = BuiltinNetwork
+	}
+	name, conf, err := m.conflist(req.Network)
+	if err != nil {
+		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
+	}
+	n, err := m.cniFor(name, conf)
+	if err != nil {
+		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
+	}
+	a := Attachment{
+		ID: req.ID, Network: req.Network, NetNSPath: m.NetNSPath(req.ID),
+		IfName: IfName, Ports: req.Ports, ConfName: name,
+	}
+	log := m.logger.With("id", req.ID, "network", req.Network, "netns", a.NetNSPath)
+
+	if _, err := os.Lstat(a.NetNSPath); err == nil {
+		log.Warn("tearing down a network left by an earlier run")
+		if err := m.Teardown(ctx, a); err != nil {
+			return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
+		}
+	}
+	if err := os.MkdirAll(m.cfg.NetNSDir, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to set up network %q: failed to create netns dir: %w", req.Network, err)
+	}
+	if err := createNetNS(a.NetNSPath); err != nil {
+		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
+	}
+
+	cid := ContainerID(req.ID)
+	res, err := m.add(ctx, n, cid, a.NetNSPath, req.Ports)
+	if err == nil {
+		err = fillResult(&a, res)
+	}
+	if err != nil {
+		err = fmt.Errorf("failed to set up network %q: %w", req.Network, err)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		// The ADD's error is the one that matters; what the DEL could not
+		// undo (often the same broken plugin) is logged.
+		if derr := m.del(cctx, n, cid, a.NetNSPath, req.Ports, true); derr != nil {
+			log.Warn("failed to undo all of a failed network setup", "error", derr)
+		}
+		if rerr := removeNetNS(a.NetNSPath); rerr != nil {
+			log.Error("failed to remove the netns of a failed network setup", "error", rerr)
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	out := &Result{Attachment: a, DNS: dnsOf(res)}
+	log.Debug("network set up", "ip", a.IP, "gateway", a.Gateway, "ports", len(req.Ports))
+	return out, nil
+}
+
+// add runs CNI ADD, alone while n is cold (see Manager.coldMu).
+func (m *Manager) add(ctx context.Context, n *cniNet, cid, nsPath string, ports []gocni.PortMapping) (*gocni.Result, error) {
+	if !n.warm.Load() {
+		m.coldMu.Lock()
+		defer m.coldMu.Unlock()
+	}
+	res, err := n.cni.Setup(ctx, cid, nsPath, gocni.WithCapabilityPortMap(ports))
+	if err == nil {
+		n.warm.Store(true)
+	}
+	return res, err
+}
+
+// fillResult copies the task's address on IfName into a.
+func fillResult(a *Attachment, res *gocni.Result) error {
+	iface, ok := res.Interfaces[IfName]
+	if !ok {
+		return fmt.Errorf("no %s in the CNI result", IfName)
+	}
+	var first *gocni.IPConfig
+	for _, c := range iface.IPConfigs {
+		if first == nil {
+			first = c
+		}
+		if c.IP.To4() != nil {
+			first = c
+			break
+		}
+	}
+	if first != nil {
+		a.IP = first.IP.String()
+		if first.Gateway != nil {
+			a.Gateway = first.Gateway.String()
+		}
+	}
+	return nil
+}
+
+// dnsOf merges the DNS settings of all networks in res.
+func dnsOf(res *gocni.Result) DNS {
+	var d DNS
+	for _, x := range res.DNS {
+		d.Servers = append(d.Servers, x.Nameservers...)
+		if x.Domain != "" {
+			d.Searches = append(d.Searches, x.Domain)
+		}
+		d.Searches = append(d.Searches, x.Search...)
+		d.Options = append(d.Options, x.Options...)
+	}
+	return d
+}
+
+// Teardown runs CNI DEL for a (with the config and ports the ADD used, as
+// CNI cached them, else the current conflist and a.Ports), then unmounts and
+// removes the netns. It is idempotent: a second call, a missing netns or a
+// missing conflist does not fail. When DEL fails the netns is kept, so that
+// a later call can finish the job (some plugins need it to clean up).
+func (m *Manager) Teardown(ctx context.Context, a Attachment) error {
+	if a.ID == "" {
+		return fmt.Errorf("failed to tear down network %q: empty task id", a.Network)
+	}
+	if a.Network == "" {
+		a.Network = BuiltinNetwork
+	}
+	if a.NetNSPath == "" {
+		a.NetNSPath = m.NetNSPath(a.ID)
+	}
+	if a.IfName == "" {
+		a.IfName = IfName
+	}
+	log := m.logger.With("id", a.ID, "network", a.Network, "netns", a.NetNSPath)
+	cid := ContainerID(a.ID)
+
+	n, ports, err := m.delConfig(a, cid)
+	if err != nil {
+		return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
+	}
+	if n == nil {
+		log.Warn("network config is gone; removing the netns without CNI DEL")
+	} else {
+		nsPath := a.NetNSPath
+		if err := checkNetNS(nsPath); errors.Is(err, fs.ErrNotExist) {
+			// CNI allows DEL without a netns: plugins release what is
+			// outside it (IPAM, iptables).
+			nsPath = ""
+		}
+		if err := m.del(ctx, n, cid, nsPath, ports, false); err != nil {
+			return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
+		}
+	}
+	if err := removeNetNS(a.NetNSPath); err != nil {
+		return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
+	}
+	log.Debug("network torn down")
+	return nil
+}
+
+// Check reports whether a's netns still exists; an error matching
+// fs.ErrNotExist says it is gone.
+func (m *Manager) Check(_ context.Context, a Attachment) error {
+	path := a.NetNSPath
+	if path == "" {
+		path = m.NetNSPath(a.ID)
+	}
+	return checkNetNS(path)
+}
+
+// cniFor returns the cached go-cni object for network name, loading a new
+// one when conf differs from the cached one's.
+func (m *Manager) cniFor(name string, conf []byte) (*cniNet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n, ok := m.nets[name]; ok && bytes.Equal(n.conf, conf) {
+		return n, nil
+	}
+	c, err := gocni.New(gocni.WithPluginDir(m.cfg.BinDirs), gocni.WithMinNetworkCount(2))
+	if err != nil {
+		return nil, fmt.Errorf("failed to create CNI: %w", err)
+	}
+	// The conflist comes first so that it gets eth0; loopback is "lo".
+	if err := c.Load(gocni.WithConfListBytes(conf), gocni.WithLoNetwork); err != nil {
+		return nil, fmt.Errorf("failed to load network config %q: %w", name, err)
+	}
+	n := &cniNet{conf: conf, cni: c}
+	m.nets[name] = n
+	return n, nil
+}
