@@ -37,8 +37,10 @@ func newEnv(t *testing.T) *env {
 	testbed.Require(t, true, "iptables", "iptables-save", "ip", "nsenter")
 	n := testbed.NewCNINet(t)
 	for _, p := range RequiredPlugins {
-		if _, err := os.Stat(filepath.Join(n.BinDir, p)); err != nil {
+		if _, err := os.Stat(filepath.Join(n.BinDir, p)); err != nil && testbed.InCI() {
 			t.Fatalf("CNI plugin %s missing in %s (run `make deps`)", p, n.BinDir)
+		} else if err != nil {
+			t.Skipf("CNI plugin %s missing in %s (run `make deps`)", p, n.BinDir)
 		}
 	}
 	var b [4]byte

@@ -67,6 +67,26 @@ func TestNamedConflist(t *testing.T) {
 	must.ErrorContains(t, err, e.prefix+"-other")
 }
 
+func TestTeardown_ConfigGone(t *testing.T) {
+	e := newEnv(t)
+	name := e.prefix + "-gone"
+	testbed.NetLeakCheck(t, e.scope(name))
+	path := e.writeConflist(t, "gone.conflist", name, e.bridgePlugin(e.net.Subnet))
+	res := e.setup(t, Request{ID: e.id(), Network: name})
+
+	// neither the conflist nor CNI's cache of it is left: teardown cannot
+	// run the network's DEL, but removes the netns and loopback's state
+	must.NoError(t, os.Remove(path))
+	must.NoError(t, os.Remove(filepath.Join("/var/lib/cni/results", name+"-"+res.ID+"-eth0")))
+	e.teardown(t, res.Attachment)
+	_, err := os.Stat(res.NetNSPath)
+	must.True(t, errors.Is(err, fs.ErrNotExist))
+	_, err = os.Stat(filepath.Join("/var/lib/cni/results", "cni-loopback-"+res.ID+"-lo"))
+	must.True(t, errors.Is(err, fs.ErrNotExist))
+	e.teardown(t, res.Attachment)
+	must.SliceEmpty(t, testbed.PurgeNet(e.scope(name))) // the address and masquerade rule
+}
+
 func TestTeardown_NothingToUndo(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

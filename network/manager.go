@@ -59,6 +59,7 @@ type Manager struct {
 
 	mu   sync.Mutex
 	nets map[string]*cniNet // by CNI network name
+	lo   *cniNet            // loopback only, for networks whose config is gone
 
 	// coldMu serialises ADDs on networks that have not had a successful
 	// one yet: plugins create their shared iptables chains check-then-add,
@@ -231,8 +232,10 @@ func dnsOf(res *gocni.Result) DNS {
 // Teardown runs CNI DEL for a (with the config and ports the ADD used, as
 // CNI cached them, else the current conflist and a.Ports), then unmounts and
 // removes the netns. It is idempotent: a second call, a missing netns or a
-// missing conflist does not fail. When DEL fails the netns is kept, so that
-// a later call can finish the job (some plugins need it to clean up).
+// missing conflist does not fail (with neither the conflist nor CNI's cache
+// of it, only loopback is deleted, which is logged). When DEL fails the
+// netns is kept, so that a later call can finish the job (the bridge plugin
+// needs it to find the masquerade rule it made).
 func (m *Manager) Teardown(ctx context.Context, a Attachment) error {
 	if a.ID == "" {
 		return fmt.Errorf("failed to tear down network %q: empty task id", a.Network)
@@ -254,17 +257,21 @@ func (m *Manager) Teardown(ctx context.Context, a Attachment) error {
 		return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
 	}
 	if n == nil {
-		log.Warn("network config is gone; removing the netns without CNI DEL")
-	} else {
-		nsPath := a.NetNSPath
-		if err := checkNetNS(nsPath); errors.Is(err, fs.ErrNotExist) {
-			// CNI allows DEL without a netns: plugins release what is
-			// outside it (IPAM, iptables).
-			nsPath = ""
-		}
-		if err := m.del(ctx, n, cid, nsPath, ports, false); err != nil {
+		// Nothing says what the network's plugins were: what they hold
+		// outside the netns (IPAM, iptables) cannot be released.
+		log.Warn("network config is gone and CNI cached none; removing the netns with loopback DEL only", "conf_dir", m.cfg.ConfDir)
+		if n, err = m.loopback(); err != nil {
 			return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
 		}
+	}
+	nsPath := a.NetNSPath
+	if err := checkNetNS(nsPath); errors.Is(err, fs.ErrNotExist) {
+		// CNI allows DEL without a netns: plugins release what is outside
+		// it (IPAM, iptables).
+		nsPath = ""
+	}
+	if err := m.del(ctx, n, cid, nsPath, ports, false); err != nil {
+		return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
 	}
 	if err := removeNetNS(a.NetNSPath); err != nil {
 		return fmt.Errorf("failed to tear down network %q: %w", a.Network, err)
@@ -281,6 +288,24 @@ func (m *Manager) Check(_ context.Context, a Attachment) error {
 		path = m.NetNSPath(a.ID)
 	}
 	return checkNetNS(path)
+}
+
+// loopback returns a go-cni object with the loopback network only.
+func (m *Manager) loopback() (*cniNet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lo != nil {
+		return m.lo, nil
+	}
+	c, err := gocni.New(gocni.WithPluginDir(m.cfg.BinDirs), gocni.WithMinNetworkCount(1))
+	if err == nil {
+		err = c.Load(gocni.WithLoNetwork)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the loopback network: %w", err)
+	}
+	m.lo = &cniNet{cni: c}
+	return m.lo, nil
 }
 
 // cniFor returns the cached go-cni object for network name, loading a new
