@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/nomad/drivers/shared/capabilities"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
 // Isolation modes for pid_mode / ipc_mode and their plugin defaults.
@@ -34,10 +36,18 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"enabled":            hclspec.NewDefault(hclspec.NewAttr("enabled", "bool", false), hclspec.NewLiteral("false")),
 		"allowed_host_paths": hclspec.NewAttr("allowed_host_paths", "list(string)", false),
 	})),
-	"stats_interval":   hclspec.NewDefault(hclspec.NewAttr("stats_interval", "string", false), hclspec.NewLiteral(`"1s"`)),
-	"no_pivot_root":    hclspec.NewDefault(hclspec.NewAttr("no_pivot_root", "bool", false), hclspec.NewLiteral("false")),
-	"default_pid_mode": hclspec.NewDefault(hclspec.NewAttr("default_pid_mode", "string", false), hclspec.NewLiteral(`"private"`)),
-	"default_ipc_mode": hclspec.NewDefault(hclspec.NewAttr("default_ipc_mode", "string", false), hclspec.NewLiteral(`"private"`)),
+	"stats_interval":       hclspec.NewDefault(hclspec.NewAttr("stats_interval", "string", false), hclspec.NewLiteral(`"1s"`)),
+	"no_pivot_root":        hclspec.NewDefault(hclspec.NewAttr("no_pivot_root", "bool", false), hclspec.NewLiteral("false")),
+	"default_pid_mode":     hclspec.NewDefault(hclspec.NewAttr("default_pid_mode", "string", false), hclspec.NewLiteral(`"private"`)),
+	"default_ipc_mode":     hclspec.NewDefault(hclspec.NewAttr("default_ipc_mode", "string", false), hclspec.NewLiteral(`"private"`)),
+	"default_network_mode": hclspec.NewDefault(hclspec.NewAttr("default_network_mode", "string", false), hclspec.NewLiteral(`"host"`)),
+	"cni": hclspec.NewBlock("cni", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"bin_dir":     hclspec.NewDefault(hclspec.NewAttr("bin_dir", "string", false), hclspec.NewLiteral(`"/opt/cni/bin"`)),
+		"conf_dir":    hclspec.NewDefault(hclspec.NewAttr("conf_dir", "string", false), hclspec.NewLiteral(`"/etc/cni/net.d"`)),
+		"bridge_name": hclspec.NewDefault(hclspec.NewAttr("bridge_name", "string", false), hclspec.NewLiteral(`"nomadctr0"`)),
+		"subnet":      hclspec.NewDefault(hclspec.NewAttr("subnet", "string", false), hclspec.NewLiteral(`"172.31.0.0/16"`)),
+		"netns_dir":   hclspec.NewDefault(hclspec.NewAttr("netns_dir", "string", false), hclspec.NewLiteral(`"/var/run/netns"`)),
+	})),
 })
 
 // rawConfig is the plugin config as Nomad decodes it from configSpec.
@@ -58,6 +68,16 @@ type rawConfig struct {
 	NoPivotRoot       bool            `codec:"no_pivot_root"`
 	DefaultPIDMode    string          `codec:"default_pid_mode"`
 	DefaultIPCMode    string          `codec:"default_ipc_mode"`
+	DefaultNetMode    string          `codec:"default_network_mode"`
+	CNI               rawCNIConfig    `codec:"cni"`
+}
+
+type rawCNIConfig struct {
+	BinDir     string `codec:"bin_dir"`
+	ConfDir    string `codec:"conf_dir"`
+	BridgeName string `codec:"bridge_name"`
+	Subnet     string `codec:"subnet"`
+	NetNSDir   string `codec:"netns_dir"`
 }
 
 type rawVolumeConfig struct {
@@ -84,6 +104,10 @@ type Config struct {
 	NoPivotRoot       bool
 	DefaultPIDMode    string
 	DefaultIPCMode    string
+	// DefaultNetworkMode is the mode of a task that names none and is not
+	// in a group network namespace: host, none, bridge or cni/<name>.
+	DefaultNetworkMode string
+	CNI                network.Config
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -92,21 +116,22 @@ var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs"
 // field, the value and what is allowed.
 func parseConfig(raw rawConfig) (*Config, error) {
 	c := &Config{
-		Address:           raw.Address,
-		Namespace:         raw.Namespace,
-		Runtime:           raw.Runtime,
-		AllowRuntimes:     raw.AllowRuntimes,
-		Snapshotter:       raw.Snapshotter,
-		RegistryConfigDir: raw.RegistryConfigDir,
-		AllowPrivileged:   raw.AllowPrivileged,
-		AllowCaps:         raw.AllowCaps,
-		AllowHostPID:      raw.AllowHostPID,
-		AllowHostIPC:      raw.AllowHostIPC,
-		VolumesEnabled:    raw.Volumes.Enabled,
-		AllowedHostPaths:  raw.Volumes.AllowedHostPaths,
-		NoPivotRoot:       raw.NoPivotRoot,
-		DefaultPIDMode:    raw.DefaultPIDMode,
-		DefaultIPCMode:    raw.DefaultIPCMode,
+		Address:            raw.Address,
+		Namespace:          raw.Namespace,
+		Runtime:            raw.Runtime,
+		AllowRuntimes:      raw.AllowRuntimes,
+		Snapshotter:        raw.Snapshotter,
+		RegistryConfigDir:  raw.RegistryConfigDir,
+		AllowPrivileged:    raw.AllowPrivileged,
+		AllowCaps:          raw.AllowCaps,
+		AllowHostPID:       raw.AllowHostPID,
+		AllowHostIPC:       raw.AllowHostIPC,
+		VolumesEnabled:     raw.Volumes.Enabled,
+		AllowedHostPaths:   raw.Volumes.AllowedHostPaths,
+		NoPivotRoot:        raw.NoPivotRoot,
+		DefaultPIDMode:     raw.DefaultPIDMode,
+		DefaultIPCMode:     raw.DefaultIPCMode,
+		DefaultNetworkMode: raw.DefaultNetMode,
 	}
 	var err error
 	if c.Address == "" {
@@ -153,6 +178,15 @@ func parseConfig(raw rawConfig) (*Config, error) {
 	if c.DefaultIPCMode == modeHost && !c.AllowHostIPC {
 		return nil, fmt.Errorf("default_ipc_mode: %q needs allow_host_ipc = true", modeHost)
 	}
+	if c.DefaultNetworkMode == "" {
+		c.DefaultNetworkMode = netHost
+	}
+	if _, err := parseNetMode("default_network_mode", c.DefaultNetworkMode); err != nil {
+		return nil, err
+	}
+	if c.CNI, err = parseCNIConfig(raw.CNI); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -185,4 +219,14 @@ func positiveDuration(field, v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: %q must be greater than zero", field, v)
 	}
 	return d, nil
+}
+
+// parseCNIConfig validates the cni block; empty fields take network's
+// defaults (the schema gives the same ones).
+func parseCNIConfig(raw rawCNIConfig) (network.Config, error) {
+	nc := network.Config{ConfDir: raw.ConfDir, BridgeName: raw.BridgeName, Subnet: raw.Subnet, NetNSDir: raw.NetNSDir}
+	if raw.BinDir != "" {
+		nc.BinDirs = filepath.SplitList(raw.BinDir)
+	}
+	return nc.Validate()
 }

@@ -35,6 +35,10 @@ func TestParseConfig_Defaults(t *testing.T) {
 	must.False(t, c.AllowHostIPC)
 	must.Eq(t, "private", c.DefaultPIDMode)
 	must.Eq(t, "private", c.DefaultIPCMode)
+	must.Eq(t, "host", c.DefaultNetworkMode)
+	must.Eq(t, "nomadctr0", c.CNI.BridgeName)
+	must.Eq(t, "172.31.0.0/16", c.CNI.Subnet)
+	must.Eq(t, []string{"/opt/cni/bin"}, c.CNI.BinDirs)
 	must.Eq(t, capabilities.NomadDefaults().Slice(false), capabilities.New(c.AllowCaps).Slice(false))
 	must.SliceNotContains(t, c.AllowCaps, "net_raw")
 }
@@ -62,6 +66,20 @@ func TestParseConfig_Fields(t *testing.T) {
 		{name: "bad pull timeout", body: `image_pull_timeout = "soon"`, err: `image_pull_timeout: "soon" is not a duration`},
 		{name: "zero pull timeout", body: `image_pull_timeout = "0s"`, err: `image_pull_timeout: "0s" must be greater than zero`},
 		{name: "bad stats interval", body: `stats_interval = "-1s"`, err: `stats_interval: "-1s" must be greater than zero`},
+		{name: "default network mode", body: `default_network_mode = "cni/team"`,
+			check: func(t *testing.T, c *Config) { must.Eq(t, "cni/team", c.DefaultNetworkMode) }},
+		{name: "bad default network mode", body: `default_network_mode = "overlay"`, err: `default_network_mode: "overlay" is not`},
+		{name: "cni block", body: "cni {\n bin_dir = \"/a:/b\"\n conf_dir = \"/c\"\n bridge_name = \"br9\"\n subnet = \"10.9.0.0/24\"\n}",
+			check: func(t *testing.T, c *Config) {
+				must.Eq(t, []string{"/a", "/b"}, c.CNI.BinDirs)
+				must.Eq(t, "/c", c.CNI.ConfDir)
+				must.Eq(t, "br9", c.CNI.BridgeName)
+				must.Eq(t, "10.9.0.0/24", c.CNI.Subnet)
+				must.Eq(t, "/var/run/netns", c.CNI.NetNSDir)
+			}},
+		{name: "bad cni subnet", body: "cni {\n subnet = \"10.9.0.0\"\n}", err: "cni.subnet"},
+		{name: "bad cni bridge", body: "cni {\n bridge_name = \"a-very-long-bridge-name\"\n}", err: "cni.bridge_name"},
+		{name: "relative cni conf dir", body: "cni {\n conf_dir = \"net.d\"\n}", err: "cni.conf_dir"},
 		{name: "privileged", body: `allow_privileged = true`, check: func(t *testing.T, c *Config) { must.True(t, c.AllowPrivileged) }},
 		{name: "allow caps", body: `allow_caps = ["chown", "net_raw"]`, check: func(t *testing.T, c *Config) { must.Eq(t, []string{"chown", "net_raw"}, c.AllowCaps) }},
 		{name: "bad cap", body: `allow_caps = ["chown", "fly"]`, err: "allow_caps: fly not supported"},

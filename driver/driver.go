@@ -19,6 +19,7 @@ import (
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
 const (
@@ -27,6 +28,8 @@ const (
 	taskHandleVersion = 1
 	// callTimeout bounds every containerd call that is not a pull or a wait.
 	callTimeout = 30 * time.Second
+	// networkTimeout bounds a CNI ADD or DEL.
+	networkTimeout = time.Minute
 )
 
 // Version is the plugin's version, set at build time with -ldflags.
@@ -58,6 +61,7 @@ type Driver struct {
 	client      *client.Client
 	images      *image.Manager
 	runtime     *executor.Runtime
+	networks    *network.Manager
 }
 
 // New returns the plugin; main passes it to plugins.Serve.
@@ -115,6 +119,10 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		HostsDir:    conf.RegistryConfigDir,
 		PullTimeout: conf.ImagePullTimeout,
 	}, d.logger)
+	networks, err := network.New(conf.CNI, d.logger)
+	if err != nil {
+		return fmt.Errorf("invalid plugin config: %w", err)
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -125,6 +133,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	d.client = c
 	d.images = images
 	d.runtime = executor.New(c, conf.Namespace, d.logger)
+	d.networks = networks
 	if cfg.AgentConfig != nil {
 		d.nomadConfig = cfg.AgentConfig.Driver
 		d.compute = cfg.AgentConfig.Compute()
@@ -134,11 +143,12 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 // state is a consistent snapshot of what SetConfig established.
 type state struct {
-	config  *Config
-	client  *client.Client
-	images  *image.Manager
-	runtime *executor.Runtime
-	compute cpustats.Compute
+	config   *Config
+	client   *client.Client
+	images   *image.Manager
+	runtime  *executor.Runtime
+	networks *network.Manager
+	compute  cpustats.Compute
 }
 
 func (d *Driver) current() (state, error) {
@@ -147,7 +157,7 @@ func (d *Driver) current() (state, error) {
 	if d.config == nil {
 		return state{}, fmt.Errorf("driver is not configured yet")
 	}
-	return state{d.config, d.client, d.images, d.runtime, d.compute}, nil
+	return state{d.config, d.client, d.images, d.runtime, d.networks, d.compute}, nil
 }
 
 // TaskEvents streams the driver's task events to Nomad.

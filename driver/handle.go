@@ -77,3 +77,13 @@ func (h *taskHandle) status() *drivers.TaskStatus {
 	}
 	return st
 }
+
+// driverNetwork is the address and ports Nomad advertises for a task on a
+// driver-run CNI network; nil in the other modes.
+func (h *taskHandle) driverNetwork() *drivers.DriverNetwork {
+	a := h.state.Network
+	if a == nil {
+		return nil
+	}
+	return &drivers.DriverNetwork{IP: a.IP, PortMap: h.state.PortMap, AutoAdvertise: true}
+}

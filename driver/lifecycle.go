@@ -60,12 +60,26 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	if !force && !h.exited() {
 		return fmt.Errorf("cannot destroy running task %s: stop it first or destroy with force", taskID)
 	}
+	return d.destroy(h, force)
+}
+
+// destroy removes the task's container, then its network, and forgets it.
+func (d *Driver) destroy(h *taskHandle, force bool) error {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	if err := h.task.Delete(ctx, force); err != nil {
-		return fmt.Errorf("failed to destroy task %s: %w", taskID, err)
+		return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
 	}
-	d.tasks.Delete(taskID)
+	if a := h.state.Network; a != nil {
+		st, err := d.current()
+		if err != nil {
+			return err
+		}
+		if err := d.teardownNetwork(st, *a); err != nil {
+			return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
+		}
+	}
+	d.tasks.Delete(h.cfg.ID)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/portmap"
 )
 
 const mib = 1024 * 1024
@@ -19,6 +20,8 @@ type plan struct {
 	runtime     string
 	labels      map[string]string
 	spec        executor.SpecConfig
+	net         netMode
+	ports       *portmap.Result
 }
 
 // planTask applies the plugin's policy to a task's config and returns the
@@ -53,7 +56,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 	if err != nil {
 		return nil, err
 	}
-	netFiles, err := networkFiles(cfg, tc)
+	mode, ports, err := planNetwork(c, cfg, tc)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +67,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		Cwd:            tc.WorkDir,
 		User:           cfg.User,
 		Hostname:       hostname(cfg, tc),
-		Mounts:         append(append(nomadMounts(cfg), netFiles...), binds...),
+		Mounts:         append(nomadMounts(cfg), binds...),
 		Capabilities:   caps,
 		Privileged:     tc.Privileged,
 		ReadonlyRootfs: tc.ReadonlyRootfs,
@@ -74,9 +77,10 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		ShimGroup:      cfg.AllocID,
 	}
 	applyResources(&spec, cfg.Resources)
-	if iso := cfg.NetworkIsolation; iso != nil && iso.Mode == drivers.NetIsolationModeGroup && iso.Path != "" {
-		spec.NetNSPath = iso.Path
-	} else {
+	switch mode.kind {
+	case netGroup:
+		spec.NetNSPath = cfg.NetworkIsolation.Path
+	case netHost:
 		spec.HostNetwork = true
 	}
 	return &plan{
@@ -85,7 +89,35 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		runtime:     runtime,
 		labels:      containerLabels(cfg, id, tc.Labels),
 		spec:        spec,
+		net:         mode,
+		ports:       ports,
 	}, nil
+}
+
+// planNetwork resolves the task's network mode and its port maps; a
+// driver-run CNI network gets its netns path at setup.
+func planNetwork(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (netMode, *portmap.Result, error) {
+	mode, err := resolveNetMode(c, cfg, tc.Network)
+	if err != nil {
+		return mode, nil, err
+	}
+	if err := checkExtraHosts(tc.Network, mode); err != nil {
+		return mode, nil, err
+	}
+	req := portmap.Request{Mode: mode.String(), Ports: tc.Network.Ports, PortMap: tc.Network.PortMap}
+	if mode.kind == netGroup {
+		req.Mode = portmap.ModeGroup
+	}
+	if r := cfg.Resources; r != nil {
+		if r.Ports != nil {
+			req.Allocated = *r.Ports
+		}
+		if r.NomadResources != nil {
+			req.Networks = r.NomadResources.Networks
+		}
+	}
+	ports, err := portmap.Resolve(req)
+	return mode, ports, err
 }
 
 // commandArgs follows the docker driver: `command` replaces the image's

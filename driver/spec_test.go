@@ -63,8 +63,6 @@ func TestPlanTask_Defaults(t *testing.T) {
 	must.Eq(t, td.SecretsDir, byDst["/secrets"].Source)
 	must.SliceContains(t, byDst["/alloc/logs"].Options, "ro")
 	must.SliceContains(t, byDst["/local"].Options, "rw")
-	must.Eq(t, filepath.Join(td.Dir, "resolv.conf"), byDst["/etc/resolv.conf"].Source)
-	must.Eq(t, filepath.Join(td.Dir, "hosts"), byDst["/etc/hosts"].Source)
 }
 
 func TestPlanTask_Command(t *testing.T) {
@@ -175,6 +173,10 @@ func TestPlanTask_GroupNetwork(t *testing.T) {
 	must.False(t, p.spec.HostNetwork)
 	must.Eq(t, "/var/run/netns/abc", p.spec.NetNSPath)
 	must.Eq(t, "abc123", p.spec.Hostname)
+	tc, err := parseTaskConfig(decodeTaskHCL(t, `image = "busybox:1"`))
+	must.NoError(t, err)
+	_, err = networkFiles(cfg, tc, p.net, nil)
+	must.NoError(t, err)
 	hosts, err := os.ReadFile(filepath.Join(cfg.TaskDir().Dir, "hosts"))
 	must.NoError(t, err)
 	must.StrContains(t, string(hosts), "172.26.64.5\tabc123\n")

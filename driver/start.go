@@ -11,6 +11,7 @@ import (
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
 // StartTask runs a task: decode and check its config, plan the container,
@@ -29,14 +30,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&h.state); err != nil {
-		_ = h.task.Delete(d.ctx, true)
-		d.tasks.Delete(cfg.ID)
+		_ = d.destroy(h, true)
 		return nil, nil, fmt.Errorf("failed to encode task state: %w", err)
 	}
-	return handle, nil, nil
+	return handle, h.driverNetwork(), nil
 }
 
-func (d *Driver) startTask(cfg *drivers.TaskConfig) (*taskHandle, error) {
+func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	st, err := d.current()
 	if err != nil {
 		return nil, err
@@ -51,6 +51,20 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*taskHandle, error) {
 	}
 	img, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
+		return nil, err
+	}
+	net, err := d.setupNetwork(st, cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && net != nil {
+			if terr := d.teardownNetwork(st, net.Attachment); terr != nil {
+				d.logger.Error("failed to tear down network after a failed start", "container_id", p.containerID, "error", terr)
+			}
+		}
+	}()
+	if err := addNetworkFiles(cfg, tc, p, net); err != nil {
 		return nil, err
 	}
 	task, err := d.createContainer(st, cfg, p, img)
@@ -68,6 +82,10 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*taskHandle, error) {
 		ImageDigest: info.Digest,
 		StartedAt:   time.Now().UTC(),
 		PID:         task.PID(),
+	}
+	if net != nil {
+		state.Network = &net.Attachment
+		state.PortMap = p.ports.PortMap
 	}
 	d.emit(cfg, fmt.Sprintf("Started container %s", p.containerID), map[string]string{"image_digest": info.Digest})
 	return newHandle(cfg, task, state, st.compute, d.logger), nil
@@ -139,5 +157,42 @@ func (d *Driver) startContainer(task *executor.Task) error {
 		}
 		return fmt.Errorf("failed to start container %s: %w", task.ID(), err)
 	}
+	return nil
+}
+
+// setupNetwork creates the task's netns on a driver-run CNI network with
+// its port maps; other modes need nothing here.
+func (d *Driver) setupNetwork(st state, cfg *drivers.TaskConfig, p *plan) (*network.Result, error) {
+	if p.net.kind != netCNI {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, networkTimeout)
+	defer cancel()
+	res, err := st.networks.Setup(ctx, network.Request{ID: p.containerID, Network: p.net.cni, Ports: p.ports.Mappings})
+	if err != nil {
+		return nil, structs.NewRecoverableError(fmt.Errorf("network_mode %q: %w", p.net, err), true)
+	}
+	p.spec.NetNSPath = res.NetNSPath
+	d.emit(cfg, fmt.Sprintf("Network %s: address %s", p.net, res.IP), map[string]string{"ip": res.IP})
+	return res, nil
+}
+
+// teardownNetwork removes a task's CNI network; it is idempotent.
+func (d *Driver) teardownNetwork(st state, a network.Attachment) error {
+	ctx, cancel := context.WithTimeout(d.ctx, networkTimeout)
+	defer cancel()
+	if err := st.networks.Teardown(ctx, a); err != nil {
+		return fmt.Errorf("failed to tear down network %q of container %s: %w", a.Network, a.ID, err)
+	}
+	return nil
+}
+
+// addNetworkFiles mounts the task's hosts and resolv.conf files.
+func addNetworkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan, net *network.Result) error {
+	ms, err := networkFiles(cfg, tc, p.net, net)
+	if err != nil {
+		return err
+	}
+	p.spec.Mounts = append(p.spec.Mounts, ms...)
 	return nil
 }

@@ -3,6 +3,8 @@ package driver
 import (
 	"fmt"
 	"time"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
 // taskStateVersion is the current format of TaskState. Decoding accepts
@@ -19,6 +21,11 @@ type TaskState struct {
 	ImageDigest string
 	StartedAt   time.Time
 	PID         uint32
+	// Network is the driver-run CNI network to tear down; nil for host,
+	// none and Nomad's group namespace.
+	Network *network.Attachment
+	// PortMap is the label -> container port map handed back to Nomad.
+	PortMap map[string]int
 }
 
 // upgradeState checks a decoded state and brings it to the current version.

@@ -52,6 +52,16 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"mounts":             hclspec.NewBlockList("mounts", mountSpec),
 	"bind":               hclspec.NewAttr("bind", "list(map(string))", false),
 	"bind_read_only":     hclspec.NewAttr("bind_read_only", "list(map(string))", false),
+	"network_mode":       hclspec.NewAttr("network_mode", "string", false),
+	"host_network":       hclspec.NewAttr("host_network", "bool", false),
+	"net":                hclspec.NewAttr("net", "list(string)", false),
+	"ports":              hclspec.NewAttr("ports", "list(string)", false),
+	"port_map":           hclspec.NewAttr("port_map", "list(map(string))", false),
+	"dns_servers":        hclspec.NewAttr("dns_servers", "list(string)", false),
+	"dns_search_domains": hclspec.NewAttr("dns_search_domains", "list(string)", false),
+	"dns_options":        hclspec.NewAttr("dns_options", "list(string)", false),
+	"host_dns":           hclspec.NewDefault(hclspec.NewAttr("host_dns", "bool", false), hclspec.NewLiteral("true")),
+	"extra_hosts":        hclspec.NewAttr("extra_hosts", "list(string)", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -79,6 +89,16 @@ type rawTaskConfig struct {
 	Mounts           []rawMount          `codec:"mounts"`
 	Bind             []map[string]string `codec:"bind"`
 	BindReadOnly     []map[string]string `codec:"bind_read_only"`
+	NetworkMode      string              `codec:"network_mode"`
+	HostNetwork      bool                `codec:"host_network"`
+	Net              []string            `codec:"net"`
+	Ports            []string            `codec:"ports"`
+	PortMap          []map[string]string `codec:"port_map"`
+	DNSServers       []string            `codec:"dns_servers"`
+	DNSSearchDomains []string            `codec:"dns_search_domains"`
+	DNSOptions       []string            `codec:"dns_options"`
+	HostDNS          bool                `codec:"host_dns"`
+	ExtraHosts       []string            `codec:"extra_hosts"`
 }
 
 type rawMount struct {
@@ -120,6 +140,7 @@ type TaskConfig struct {
 	IPCMode          string
 	Labels           map[string]string
 	Mounts           []Mount
+	Network          NetworkConfig
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -187,6 +208,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 	}
 	tc.Labels = labels
 	if tc.Mounts, err = parseMounts(raw); err != nil {
+		return nil, err
+	}
+	if tc.Network, err = parseNetworkConfig(raw); err != nil {
 		return nil, err
 	}
 	return tc, nil

@@ -78,7 +78,7 @@ func (c Config) Validate() (Config, error) {
 		return c, fmt.Errorf("invalid cni.conf_dir %q: must be an absolute path", c.ConfDir)
 	}
 	if !filepath.IsAbs(c.NetNSDir) {
-		return c, fmt.Errorf("invalid netns dir %q: must be an absolute path", c.NetNSDir)
+		return c, fmt.Errorf("invalid cni.netns_dir %q: must be an absolute path", c.NetNSDir)
 	}
 	if err := validateBridgeName(c.BridgeName); err != nil {
 		return c, err
