@@ -1,0 +1,172 @@
+// Package trust verifies the cosign signatures of an image digest against
+// the operator's public keys, under a policy chosen per image name prefix.
+//
+// Both layouts cosign writes are read from the image's own registry: the
+// classic "sha256-<hex>.sig" tag holding simple-signing payloads, and the
+// Sigstore bundle (cosign v3) stored as an OCI referrer of the digest or
+// under its "sha256-<hex>" referrers tag fallback. Verification is
+// key-based only: transparency log entries and certificates in a bundle are
+// ignored.
+package trust
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// Policy says what happens to an image that is not verified.
+type Policy string
+
+const (
+	// PolicyOff skips verification: no registry request is made.
+	PolicyOff Policy = "off"
+	// PolicyWarn verifies, and only warns when that fails.
+	PolicyWarn Policy = "warn"
+	// PolicyEnforce fails an image that is not signed by a trusted key.
+	PolicyEnforce Policy = "enforce"
+)
+
+// DefaultRuleName is Result.Rule and Error.Rule for an image that matches
+// no rule.
+const DefaultRuleName = "default"
+
+func parsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case PolicyOff, PolicyWarn, PolicyEnforce:
+		return p, nil
+	}
+	return "", fmt.Errorf("%q: must be one of off, warn, enforce", s)
+}
+
+// RawRule is one trust.rule block as the plugin config decodes it.
+type RawRule struct {
+	Prefix     string
+	PublicKeys []string
+	Policy     string // "" means enforce
+}
+
+// Rule binds the images whose normalized reference starts with Prefix to
+// the public keys in PublicKeys (PEM file paths).
+type Rule struct {
+	Prefix     string
+	PublicKeys []string
+	Policy     Policy
+
+	keys []*publicKey // loaded from PublicKeys by ParseConfig
+}
+
+// Name is the rule's Prefix, or DefaultRuleName for the default rule.
+func (r Rule) Name() string {
+	if r.Prefix == "" {
+		return DefaultRuleName
+	}
+	return r.Prefix
+}
+
+// Config is the validated trust block.
+type Config struct {
+	DefaultPolicy Policy
+	Rules         []Rule // longest prefix first
+}
+
+// ParseConfig validates the trust block: policies are off, warn or enforce
+// (default_policy "" is off, a rule's "" is enforce); prefixes are non-empty,
+// unique and start with a registry host, as normalized references do
+// ("docker.io/library/busybox"); rules that warn or enforce name at least one
+// key; every key file holds a PEM public key (ECDSA P-256, Ed25519 or RSA of
+// at least 2048 bits). Errors name the field: trust.rule[1].public_keys.
+func ParseConfig(defaultPolicy string, rules []RawRule) (*Config, error) {
+	cfg := &Config{DefaultPolicy: PolicyOff}
+	if defaultPolicy != "" {
+		p, err := parsePolicy(defaultPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("trust.default_policy: %w", err)
+		}
+		cfg.DefaultPolicy = p
+	}
+	seen := map[string]int{}
+	for i, raw := range rules {
+		field := fmt.Sprintf("trust.rule[%d]", i)
+		r := Rule{Prefix: raw.Prefix, Policy: PolicyEnforce}
+		if raw.Policy != "" {
+			p, err := parsePolicy(raw.Policy)
+			if err != nil {
+				return nil, fmt.Errorf("%s.policy: %w", field, err)
+			}
+			r.Policy = p
+		}
+		if err := checkPrefix(raw.Prefix); err != nil {
+			return nil, fmt.Errorf("%s.prefix: %w", field, err)
+		}
+		if j, dup := seen[raw.Prefix]; dup {
+			return nil, fmt.Errorf("%s.prefix: %q: already used by trust.rule[%d]", field, raw.Prefix, j)
+		}
+		seen[raw.Prefix] = i
+		if len(raw.PublicKeys) == 0 && r.Policy != PolicyOff {
+			return nil, fmt.Errorf("%s.public_keys: a rule with policy %q needs at least one public key file", field, r.Policy)
+		}
+		for _, path := range raw.PublicKeys {
+			k, err := loadPublicKey(path)
+			if err != nil {
+				return nil, fmt.Errorf("%s.public_keys: %q: %w", field, path, err)
+			}
+			r.PublicKeys = append(r.PublicKeys, path)
+			r.keys = append(r.keys, k)
+		}
+		cfg.Rules = append(cfg.Rules, r)
+	}
+	sort.SliceStable(cfg.Rules, func(i, j int) bool { return len(cfg.Rules[i].Prefix) > len(cfg.Rules[j].Prefix) })
+	return cfg, nil
+}
+
+// checkPrefix accepts the start of a normalized reference: a registry host
+// (with a dot or port, or localhost), then optionally a path.
+func checkPrefix(prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("must not be empty; expected the start of an image name with its registry, e.g. \"registry.example.com/team/\"")
+	}
+	if strings.TrimSpace(prefix) != prefix || strings.ContainsAny(prefix, " \t\n@") {
+		return fmt.Errorf("%q: must not contain whitespace or \"@\"", prefix)
+	}
+	host, _, _ := strings.Cut(prefix, "/")
+	if !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return fmt.Errorf("%q: must start with a registry host, as in \"docker.io/library/busybox\" or \"registry.example.com/team/\"", prefix)
+	}
+	if host != strings.ToLower(host) {
+		return fmt.Errorf("%q: the registry host must be lowercase, as in normalized image names", prefix)
+	}
+	return nil
+}
+
+// Match returns the rule with the longest prefix of ref, normalized
+// ("busybox" is "docker.io/library/busybox:latest"), and true; or the default
+// rule (empty Prefix, DefaultPolicy) and false.
+func (c *Config) Match(ref string) (Rule, bool) {
+	if c == nil {
+		return Rule{Policy: PolicyOff}, false
+	}
+	name := normalize(ref)
+	best := -1
+	for i, r := range c.Rules {
+		if strings.HasPrefix(name, r.Prefix) && (best < 0 || len(r.Prefix) > len(c.Rules[best].Prefix)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Rule{Policy: c.DefaultPolicy}, false
+	}
+	return c.Rules[best], true
+}
+
+// normalize is ref in its fully qualified form, or ref itself when it does
+// not parse (it then only matches prefixes written that way).
+func normalize(ref string) string {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return ref
+	}
+	return named.String()
+}
