@@ -1,0 +1,261 @@
+package trust
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	"github.com/distribution/reference"
+	"github.com/hashicorp/go-hclog"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Result.Layout values: where the verified signature was found.
+const (
+	LayoutTag            = "tag"             // classic "sha256-<hex>.sig" tag
+	LayoutBundleReferrer = "bundle-referrer" // bundle found through the referrers API
+	LayoutBundleTag      = "bundle-tag"      // bundle found through the "sha256-<hex>" tag fallback
+)
+
+// maxSignatures bounds the signature manifests examined per image.
+const maxSignatures = 32
+
+// ErrNotVerified is matched (errors.Is) by every *Error.
+var ErrNotVerified = errors.New("image signature not verified")
+
+// Error is what Verify returns under enforce when no signature by a trusted
+// key names the digest.
+type Error struct {
+	Image  string        // normalized reference
+	Digest digest.Digest // the digest that was checked
+	Rule   string        // rule prefix, or DefaultRuleName
+	Reason string        // why nothing verified
+	Err    error         // registry failure behind Reason, if any
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("image %s (%s) failed signature verification under trust rule %q: %s", e.Image, e.Digest, e.Rule, e.Reason)
+}
+
+// Unwrap is the registry failure, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches ErrNotVerified.
+func (e *Error) Is(target error) bool { return target == ErrNotVerified }
+
+// Result is the outcome of a verification.
+type Result struct {
+	Policy   Policy
+	Rule     string // rule prefix, or DefaultRuleName
+	Verified bool
+	KeyPath  string // the key that verified
+	Layout   string // LayoutTag, LayoutBundleReferrer or LayoutBundleTag
+	Warning  string // under warn: why the image is not verified
+}
+
+// Verifier checks image digests against the trust config.
+type Verifier struct {
+	cfg    *Config
+	hosts  func(refHost string) docker.RegistryHosts
+	logger hclog.Logger
+}
+
+// NewVerifier returns a Verifier for cfg (nil: everything off). hosts gives
+// the registry hosts (endpoints, TLS, credentials) for an image's registry,
+// as for its pull; nil means containerd's defaults: HTTPS, with plain HTTP
+// only for loopback registries.
+func NewVerifier(cfg *Config, hosts func(refHost string) docker.RegistryHosts, logger hclog.Logger) *Verifier {
+	if hosts == nil {
+		hosts = func(string) docker.RegistryHosts {
+			return config.ConfigureHosts(context.Background(), config.HostOptions{})
+		}
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Verifier{cfg: cfg, hosts: hosts, logger: logger.Named("trust")}
+}
+
+// Verify checks the signatures of dgst, the digest ref was resolved to,
+// under the rule matching ref. The tag in ref is never resolved again, so
+// moving it cannot change what is verified. Under off nothing is fetched;
+// under enforce an image without a signature by a trusted key for dgst is an
+// *Error; under warn it is a Result.Warning. Registry failures count as
+// unverified; a cancelled ctx is returned as such.
+func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (Result, error) {
+	rule, _ := v.cfg.Match(ref)
+	res := Result{Policy: rule.Policy, Rule: rule.Name()}
+	if rule.Policy == PolicyOff {
+		return res, nil
+	}
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return res, fmt.Errorf("trust: invalid image reference %q: %w", ref, err)
+	}
+	if err := dgst.Validate(); err != nil {
+		return res, fmt.Errorf("trust: invalid digest %q for image %s: %w", dgst, named, err)
+	}
+	logger := v.logger.With("image", named.String(), "digest", dgst.String(), "rule", res.Rule)
+
+	keys := rule.keys
+	if len(keys) == 0 {
+		for _, p := range rule.PublicKeys {
+			k, err := loadPublicKey(p)
+			if err != nil {
+				return res, fmt.Errorf("trust rule %q: public key %q: %w", res.Rule, p, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+
+	key, layout, failure := v.check(ctx, named, dgst, keys)
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("signature verification of %s (%s) interrupted: %w", named, dgst, ctx.Err())
+	}
+	if failure == nil {
+		res.Verified, res.KeyPath, res.Layout = true, key.path, layout
+		logger.Info("image signature verified", "key", key.path, "layout", layout)
+		return res, nil
+	}
+	failure.Image, failure.Digest, failure.Rule = named.String(), dgst, res.Rule
+	if rule.Policy == PolicyEnforce {
+		logger.Error("image signature not verified", "reason", failure.Reason)
+		return res, failure
+	}
+	res.Warning = failure.Error()
+	logger.Warn("image signature not verified", "reason", failure.Reason)
+	return res, nil
+}
+
+// check looks for a signature of dgst by one of keys: bundles first, then
+// the classic tag. A nil *Error means verified by the returned key.
+func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest.Digest, keys []*publicKey) (*publicKey, string, *Error) {
+	if len(keys) == 0 {
+		return nil, "", &Error{Reason: "the rule names no public key"}
+	}
+	src, err := newSource(ctx, v.hosts(reference.Domain(named)), named.Name(), dgst)
+	if err != nil {
+		return nil, "", &Error{Reason: err.Error(), Err: err}
+	}
+	var (
+		problems []string // one per signature that did not verify
+		fetchErr error
+		examined int
+	)
+	note := func(what string, err error) {
+		problems = append(problems, what+": "+err.Error())
+	}
+
+	descs, layout, err := src.referrers(ctx, dgst)
+	if err != nil {
+		fetchErr = err
+	}
+	for _, d := range descs {
+		if d.ArtifactType != "" && d.ArtifactType != BundleArtifactType {
+			continue // attestations, SBOMs, ...
+		}
+		if examined++; examined > maxSignatures {
+			break
+		}
+		key, err := v.checkBundleManifest(ctx, src, d, dgst, keys)
+		if err == nil {
+			return key, layout, nil
+		}
+		note("bundle "+d.Digest.String(), err)
+	}
+
+	sigTag := strings.Replace(dgst.String(), ":", "-", 1) + ".sig"
+	desc, err := src.tag(ctx, sigTag)
+	switch {
+	case err != nil:
+		fetchErr = errors.Join(fetchErr, err)
+	case desc != nil:
+		key, err := v.checkClassic(ctx, src, *desc, dgst, keys, note)
+		if key != nil {
+			return key, LayoutTag, nil
+		}
+		if err != nil {
+			note("tag "+sigTag, err)
+		}
+	}
+
+	e := &Error{Err: fetchErr}
+	switch {
+	case len(problems) > 0:
+		e.Reason = fmt.Sprintf("%d signature(s) found, none verified with the rule's keys: %s", len(problems), strings.Join(problems, "; "))
+	case fetchErr == nil:
+		e.Reason = fmt.Sprintf("no cosign signature found (no sigstore bundle referring to the digest, no %s tag)", sigTag)
+	}
+	if fetchErr != nil {
+		if e.Reason != "" {
+			e.Reason += "; "
+		}
+		e.Reason += "failed to fetch signatures: " + fetchErr.Error()
+	}
+	return nil, "", e
+}
+
+// checkBundleManifest verifies the bundle layers of one referrer manifest.
+func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocispec.Descriptor, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
+	m, err := src.manifest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if m.Subject != nil && m.Subject.Digest != dgst {
+		return nil, fmt.Errorf("%w: the manifest's subject is %s", errOtherDigest, m.Subject.Digest)
+	}
+	var errs []error
+	for _, l := range m.Layers {
+		if !isBundleMediaType(l.MediaType) {
+			continue
+		}
+		b, err := src.read(ctx, l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, err := verifyBundle(b, dgst, keys)
+		if err == nil {
+			return key, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("no sigstore bundle layer")
+	}
+	return nil, errors.Join(errs...)
+}
+
+// checkClassic verifies the simple-signing layers of the classic signature
+// manifest; each layer that does not verify is noted.
+func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.Descriptor, dgst digest.Digest, keys []*publicKey, note func(string, error)) (*publicKey, error) {
+	m, err := src.manifest(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	found := 0
+	for _, l := range m.Layers {
+		if l.MediaType != SimpleSigningMediaType {
+			continue
+		}
+		if found++; found > maxSignatures {
+			break
+		}
+		payload, err := src.read(ctx, l)
+		if err == nil {
+			var key *publicKey
+			if key, err = verifySimpleSigning(payload, l.Annotations[SignatureAnnotation], dgst, keys); err == nil {
+				return key, nil
+			}
+		}
+		note("signature "+l.Digest.String(), err)
+	}
+	if found == 0 {
+		return nil, fmt.Errorf("no simple-signing layer")
+	}
+	return nil, nil
+}
