@@ -3,6 +3,7 @@ package trust
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -27,7 +28,9 @@ type fakeRegistry struct {
 	data         map[digest.Digest][]byte
 	tags         map[string]digest.Digest        // "repo:tag"
 	referrers    map[string][]ocispec.Descriptor // "repo@subject"
-	paths        []string                        // requests seen
+	uploads      map[string][]byte               // blob uploads in progress, by id
+	nextUpload   int
+	paths        []string // requests seen
 }
 
 func newFakeRegistry(t *testing.T, referrersAPI bool) *fakeRegistry {
@@ -37,6 +40,7 @@ func newFakeRegistry(t *testing.T, referrersAPI bool) *fakeRegistry {
 		data:         map[digest.Digest][]byte{},
 		tags:         map[string]digest.Digest{},
 		referrers:    map[string][]ocispec.Descriptor{},
+		uploads:      map[string][]byte{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(srv.Close)
@@ -82,6 +86,10 @@ func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
 			_, _ = w.Write(b)
 			return
 		case "/manifests/":
+			if req.Method == http.MethodPut {
+				r.pushManifest(w, req, repo, ref)
+				return
+			}
 			d := digest.Digest(ref)
 			if td, ok := r.tags[repo+":"+ref]; ok {
 				d = td
@@ -89,6 +97,10 @@ func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
 			r.writeContent(w, req, d)
 			return
 		default:
+			if id, ok := strings.CutPrefix(ref, "uploads/"); ok {
+				r.upload(w, req, repo, id)
+				return
+			}
 			r.writeContent(w, req, digest.Digest(ref))
 			return
 		}
@@ -117,6 +129,10 @@ func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 func (r *fakeRegistry) put(mediaType string, b []byte) ocispec.Descriptor {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.putLocked(mediaType, b)
+}
+
+func (r *fakeRegistry) putLocked(mediaType string, b []byte) ocispec.Descriptor {
 	d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
 	r.content[d.Digest], r.data[d.Digest] = d, b
 	return d
@@ -176,4 +192,65 @@ func (r *fakeRegistry) putBundle(repo string, subject digest.Digest, bundleJSON 
 		idx, _ := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: refs})
 		r.tag(repo, strings.Replace(subject.String(), ":", "-", 1), r.put(ocispec.MediaTypeImageIndex, idx).Digest)
 	}
+}
+
+// upload speaks the blob upload protocol (POST, PATCH, PUT ?digest=) that
+// clients such as cosign use to push; r.mu is held.
+func (r *fakeRegistry) upload(w http.ResponseWriter, req *http.Request, repo, id string) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Method == http.MethodPost {
+		r.nextUpload++
+		id = strconv.Itoa(r.nextUpload)
+	} else if _, ok := r.uploads[id]; !ok {
+		http.NotFound(w, req)
+		return
+	}
+	r.uploads[id] = append(r.uploads[id], body...)
+	want := digest.Digest(req.URL.Query().Get("digest"))
+	if want == "" {
+		w.Header().Set("Location", "/v2/"+repo+"/blobs/uploads/"+id)
+		w.Header().Set("Range", "0-"+strconv.Itoa(len(r.uploads[id])-1))
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	data := r.uploads[id]
+	delete(r.uploads, id)
+	if digest.FromBytes(data) != want {
+		http.Error(w, "digest mismatch", http.StatusBadRequest)
+		return
+	}
+	r.putLocked("application/octet-stream", data)
+	w.Header().Set("Docker-Content-Digest", want.String())
+	w.WriteHeader(http.StatusCreated)
+}
+
+// pushManifest stores a pushed manifest under its digest (and ref, when a
+// tag); with the referrers API, one with a subject becomes a referrer and
+// the answer carries OCI-Subject, so that clients skip the tag fallback.
+func (r *fakeRegistry) pushManifest(w http.ResponseWriter, req *http.Request, repo, ref string) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	desc := r.putLocked(req.Header.Get("Content-Type"), body)
+	if digest.Digest(ref).Validate() != nil {
+		r.tags[repo+":"+ref] = desc.Digest
+	}
+	var m ocispec.Manifest
+	if json.Unmarshal(body, &m) == nil && m.Subject != nil && r.referrersAPI {
+		desc.ArtifactType, desc.Annotations = m.ArtifactType, m.Annotations
+		if desc.ArtifactType == "" {
+			desc.ArtifactType = m.Config.MediaType
+		}
+		key := repo + "@" + m.Subject.Digest.String()
+		r.referrers[key] = append(r.referrers[key], desc)
+		w.Header().Set("OCI-Subject", m.Subject.Digest.String())
+	}
+	w.Header().Set("Docker-Content-Digest", desc.Digest.String())
+	w.WriteHeader(http.StatusCreated)
 }

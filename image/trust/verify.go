@@ -142,9 +142,9 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		return nil, "", &Error{Reason: err.Error(), Err: err}
 	}
 	var (
-		problems []string // one per signature that did not verify
-		fetchErr error
-		examined int
+		problems  []string // one per signature that did not verify
+		fetchErrs []error
+		examined  int
 	)
 	note := func(what string, err error) {
 		problems = append(problems, what+": "+err.Error())
@@ -152,7 +152,7 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 
 	descs, layout, err := src.referrers(ctx, dgst)
 	if err != nil {
-		fetchErr = err
+		fetchErrs = append(fetchErrs, err)
 	}
 	for _, d := range descs {
 		if d.ArtifactType != "" && d.ArtifactType != BundleArtifactType {
@@ -172,7 +172,7 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	desc, err := src.tag(ctx, sigTag)
 	switch {
 	case err != nil:
-		fetchErr = errors.Join(fetchErr, err)
+		fetchErrs = append(fetchErrs, err)
 	case desc != nil:
 		key, err := v.checkClassic(ctx, src, *desc, dgst, keys, note)
 		if key != nil {
@@ -183,19 +183,18 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		}
 	}
 
-	e := &Error{Err: fetchErr}
+	e := &Error{Err: errors.Join(fetchErrs...)}
+	var reasons []string
 	switch {
 	case len(problems) > 0:
-		e.Reason = fmt.Sprintf("%d signature(s) found, none verified with the rule's keys: %s", len(problems), strings.Join(problems, "; "))
-	case fetchErr == nil:
-		e.Reason = fmt.Sprintf("no cosign signature found (no sigstore bundle referring to the digest, no %s tag)", sigTag)
+		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's keys: %s", len(problems), strings.Join(problems, "; ")))
+	case len(fetchErrs) == 0:
+		reasons = append(reasons, fmt.Sprintf("no cosign signature found (no sigstore bundle referring to the digest, no %s tag)", sigTag))
 	}
-	if fetchErr != nil {
-		if e.Reason != "" {
-			e.Reason += "; "
-		}
-		e.Reason += "failed to fetch signatures: " + fetchErr.Error()
+	for _, err := range fetchErrs {
+		reasons = append(reasons, "failed to fetch signatures: "+strings.ReplaceAll(err.Error(), "\n", " "))
 	}
+	e.Reason = strings.Join(reasons, "; ")
 	return nil, "", e
 }
 
