@@ -23,10 +23,12 @@ import (
 
 // env is the agent, containerd and registry the e2e tests share.
 type env struct {
-	cd      *testbed.Containerd
-	nomad   *testbed.Nomad
-	image   string
-	hostDir string
+	cd       *testbed.Containerd
+	nomad    *testbed.Nomad
+	image    string
+	hostDir  string
+	cni      *testbed.CNINet  // the driver's built-in bridge network
+	groupNet testbed.NetScope // Nomad's bridge for group network mode
 }
 
 func setup(t *testing.T) *env {
@@ -43,9 +45,13 @@ func setup(t *testing.T) *env {
 
 	hostDir := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(hostDir, "input"), []byte("from-the-host\n"), 0o644))
-	plugin := testbed.ContainerdPluginConfig(cd) + fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir)
+	cni := testbed.NewCNINet(t)
+	testbed.NetLeakCheck(t, cni.Scope(""))
+	plugin := testbed.ContainerdPluginConfig(cd) +
+		fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir) +
+		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet)
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
-	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", hostDir: hostDir}
+	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
 }
 
 // nomad runs the CLI against the agent and returns its combined output.
@@ -66,6 +72,29 @@ func (e *env) run(t *testing.T, job string, vars ...string) {
 		args = append(args, "-var", v)
 	}
 	e.cli(t, append(args, filepath.Join(testbed.RepoRoot(), "example-jobs", job))...)
+	t.Cleanup(func() { e.purge(t, strings.TrimSuffix(job, ".nomad.hcl")) })
+}
+
+// purge stops and purges a job (named like its file) that a failed test
+// left running, and waits for its allocations to stop, so that their
+// containers and networks are gone before the next test.
+func (e *env) purge(t *testing.T, jobID string) {
+	cl := e.nomad.API()
+	allocs, _, err := cl.Jobs().Allocations(jobID, true, nil)
+	if err != nil {
+		return // purged already
+	}
+	_, _, _ = cl.Jobs().Deregister(jobID, true, nil)
+	deadline := time.Now().Add(time.Minute)
+	for _, a := range allocs {
+		for time.Now().Before(deadline) {
+			info, _, err := cl.Allocations().Info(a.ID, nil)
+			if err != nil || info.ClientTerminalStatus() {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 }
 
 // alloc waits until the job's allocation reaches status and returns it.
@@ -120,6 +149,9 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("batch", func(t *testing.T) { testBatch(t, e) })
 	t.Run("binds", func(t *testing.T) { testBinds(t, e) })
 	t.Run("service", func(t *testing.T) { testService(t, e) })
+	t.Run("bridge ports", func(t *testing.T) { testBridgePorts(t, e) })
+	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })
+	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
 }
 
 func testBatch(t *testing.T, e *env) {

@@ -71,10 +71,7 @@ func NomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id st
 
 func nomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id string, client bool) string {
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
-	sub := 0
-	if len(id) >= 2 {
-		fmt.Sscanf(id[:2], "%x", &sub)
-	}
+	bridge, subnet := nomadBridge(id)
 	return fmt.Sprintf(`name                 = %s
 data_dir             = %s
 plugin_dir           = %s
@@ -105,7 +102,7 @@ client {
   cni_path              = %s
   cni_config_dir        = %s
   bridge_network_name   = %s
-  bridge_network_subnet = "10.213.%d.0/24"
+  bridge_network_subnet = %s
   options {
     "fingerprint.denylist" = %s
     "driver.denylist"      = "docker,java,qemu"
@@ -119,7 +116,7 @@ plugin %s {
 }
 %s
 `, q("ndc-"+id), q(cfg.DataDir), q(pluginDir), ports.HTTP, ports.RPC, ports.Serf,
-		client, q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q("ndc"+id), sub,
+		client, q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q(bridge), q(subnet),
 		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
 }
 
