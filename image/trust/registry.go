@@ -12,8 +12,10 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 )
 
 // maxContent bounds every manifest, index and blob read for verification.
@@ -108,6 +110,16 @@ func (s *source) read(ctx context.Context, desc ocispec.Descriptor) ([]byte, err
 		return nil, fmt.Errorf("%s: the registry served content with digest %s", desc.Digest, got)
 	}
 	return b, nil
+}
+
+// quietContext silences containerd's client-side logging, which goes to the
+// process's stderr outside hclog and may carry registry URLs with account
+// names; what matters comes back in errors.
+func quietContext(ctx context.Context) context.Context {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.SetLevel(logrus.PanicLevel)
+	return log.WithLogger(ctx, logrus.NewEntry(l))
 }
 
 // recordingHosts wraps each host's HTTP client to note in sawAPI when a

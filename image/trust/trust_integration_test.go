@@ -231,7 +231,7 @@ func TestCosignTLSRegistryWithAuth(t *testing.T) {
 	cos.CheckOffline(t)
 
 	hosts := func(string) docker.RegistryHosts {
-		return config.ConfigureHosts(context.Background(), config.HostOptions{
+		return config.ConfigureHosts(quietContext(context.Background()), config.HostOptions{
 			DefaultTLS:  &tls.Config{RootCAs: reg.CA.Pool(), MinVersion: tls.VersionTLS12},
 			Credentials: func(string) (string, string, error) { return reg.User, reg.Password, nil },
 		})
@@ -240,7 +240,7 @@ func TestCosignTLSRegistryWithAuth(t *testing.T) {
 	expectVerified(t, v, reg.Host+"/demo/tls:1", d, k.Public, LayoutBundleTag)
 
 	anonymous, _ := verifier(t, reg.Host, PolicyEnforce, func(string) docker.RegistryHosts {
-		return config.ConfigureHosts(context.Background(), config.HostOptions{
+		return config.ConfigureHosts(quietContext(context.Background()), config.HostOptions{
 			DefaultTLS: &tls.Config{RootCAs: reg.CA.Pool(), MinVersion: tls.VersionTLS12},
 		})
 	}, k.Public)

@@ -71,7 +71,7 @@ type Verifier struct {
 func NewVerifier(cfg *Config, hosts func(refHost string) docker.RegistryHosts, logger hclog.Logger) *Verifier {
 	if hosts == nil {
 		hosts = func(string) docker.RegistryHosts {
-			return config.ConfigureHosts(context.Background(), config.HostOptions{})
+			return config.ConfigureHosts(quietContext(context.Background()), config.HostOptions{})
 		}
 	}
 	if logger == nil {
@@ -112,7 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
-	key, layout, failure := v.check(ctx, named, dgst, keys)
+	key, layout, failure := v.check(quietContext(ctx), named, dgst, keys)
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("signature verification of %s (%s) interrupted: %w", named, dgst, ctx.Err())
 	}
