@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -71,7 +72,7 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	if _, err := st.client.RuntimeInfo(ctx, st.config.Runtime, nil); err != nil {
 		return unhealthy("runtime %q is not available in containerd %s: %v", st.config.Runtime, v.Version, err)
 	}
-	return &drivers.Fingerprint{
+	fp := &drivers.Fingerprint{
 		Attributes: map[string]*pstructs.Attribute{
 			"driver.containerd":             pstructs.NewBoolAttribute(true),
 			"driver.containerd.version":     pstructs.NewStringAttribute(v.Version),
@@ -83,4 +84,12 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		Health:            drivers.HealthStateHealthy,
 		HealthDescription: drivers.DriverHealthy,
 	}
+	// the built-in bridge network needs the reference CNI plugins; host,
+	// none and group networking work without them
+	missing := st.networks.MissingPlugins()
+	fp.Attributes["driver.containerd.cni"] = pstructs.NewBoolAttribute(len(missing) == 0)
+	if len(missing) > 0 {
+		fp.Attributes["driver.containerd.cni.missing"] = pstructs.NewStringAttribute(strings.Join(missing, ","))
+	}
+	return fp
 }

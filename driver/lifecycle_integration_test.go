@@ -44,7 +44,7 @@ func TestDriver(t *testing.T) {
 }
 
 func testFingerprint(t *testing.T, b *bed) {
-	h := b.harness(t, "")
+	h := b.harness(t, "cni {\n bin_dir = \"/run/ndc-no-cni\"\n}")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ch, err := h.Fingerprint(ctx)
@@ -56,6 +56,10 @@ func testFingerprint(t *testing.T, b *bed) {
 	must.StrHasPrefix(t, "2.", strings.TrimPrefix(v, "v"))
 	rt, _ := fp.Attributes["driver.containerd.runtime"].GetString()
 	must.Eq(t, "io.containerd.runc.v2", rt)
+	cni, _ := fp.Attributes["driver.containerd.cni"].GetBool()
+	must.False(t, cni) // healthy without CNI plugins; the attribute says they are missing
+	missing, _ := fp.Attributes["driver.containerd.cni.missing"].GetString()
+	must.StrContains(t, missing, "bridge")
 
 	down := b.harness(t, "address = \"/run/ndc-no-such.sock\"")
 	ch, err = down.Fingerprint(ctx)

@@ -4,6 +4,7 @@ package driver
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -155,6 +156,12 @@ func TestDriverNetwork(t *testing.T) {
 
 func testBridgePorts(t *testing.T, nb *netBed) {
 	h := nb.harness(t, nb.pluginHCL(""))
+	fpCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fpCh, err := h.Fingerprint(fpCtx)
+	must.NoError(t, err)
+	cniOK, _ := (<-fpCh).Attributes["driver.containerd.cni"].GetBool()
+	must.True(t, cniOK)
 	httpPort, dnsPort := freePort(t), freePort(t)
 	task := echoTask(t, rawTaskConfig{NetworkMode: "bridge", Ports: []string{"http", "dns"}, Hostname: "echo",
 		ExtraHosts: []string{"gw:host-gateway"}, DNSServers: []string{"10.215.0.53"}},
