@@ -21,17 +21,20 @@ const (
 
 // configSpec is the plugin block of the Nomad agent configuration.
 var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
-	"address":             hclspec.NewDefault(hclspec.NewAttr("address", "string", false), hclspec.NewLiteral(`"/run/containerd/containerd.sock"`)),
-	"namespace":           hclspec.NewDefault(hclspec.NewAttr("namespace", "string", false), hclspec.NewLiteral(`"nomad"`)),
-	"runtime":             hclspec.NewDefault(hclspec.NewAttr("runtime", "string", false), hclspec.NewLiteral(`"io.containerd.runc.v2"`)),
-	"allow_runtimes":      hclspec.NewDefault(hclspec.NewAttr("allow_runtimes", "list(string)", false), hclspec.NewLiteral(`["io.containerd.runc.v2"]`)),
-	"snapshotter":         hclspec.NewDefault(hclspec.NewAttr("snapshotter", "string", false), hclspec.NewLiteral(`"overlayfs"`)),
-	"registry_config_dir": hclspec.NewAttr("registry_config_dir", "string", false),
-	"image_pull_timeout":  hclspec.NewDefault(hclspec.NewAttr("image_pull_timeout", "string", false), hclspec.NewLiteral(`"5m"`)),
-	"allow_privileged":    hclspec.NewDefault(hclspec.NewAttr("allow_privileged", "bool", false), hclspec.NewLiteral("false")),
-	"allow_caps":          hclspec.NewDefault(hclspec.NewAttr("allow_caps", "list(string)", false), hclspec.NewLiteral(capabilities.HCLSpecLiteral)),
-	"allow_host_pid":      hclspec.NewDefault(hclspec.NewAttr("allow_host_pid", "bool", false), hclspec.NewLiteral("false")),
-	"allow_host_ipc":      hclspec.NewDefault(hclspec.NewAttr("allow_host_ipc", "bool", false), hclspec.NewLiteral("false")),
+	"address":               hclspec.NewDefault(hclspec.NewAttr("address", "string", false), hclspec.NewLiteral(`"/run/containerd/containerd.sock"`)),
+	"namespace":             hclspec.NewDefault(hclspec.NewAttr("namespace", "string", false), hclspec.NewLiteral(`"nomad"`)),
+	"runtime":               hclspec.NewDefault(hclspec.NewAttr("runtime", "string", false), hclspec.NewLiteral(`"io.containerd.runc.v2"`)),
+	"allow_runtimes":        hclspec.NewDefault(hclspec.NewAttr("allow_runtimes", "list(string)", false), hclspec.NewLiteral(`["io.containerd.runc.v2"]`)),
+	"snapshotter":           hclspec.NewDefault(hclspec.NewAttr("snapshotter", "string", false), hclspec.NewLiteral(`"overlayfs"`)),
+	"registry_config_dir":   hclspec.NewAttr("registry_config_dir", "string", false),
+	"image_pull_timeout":    hclspec.NewDefault(hclspec.NewAttr("image_pull_timeout", "string", false), hclspec.NewLiteral(`"5m"`)),
+	"pull_activity_timeout": hclspec.NewDefault(hclspec.NewAttr("pull_activity_timeout", "string", false), hclspec.NewLiteral(`"2m"`)),
+	"auth":                  authConfigSpec,
+	"trust":                 trustSpec,
+	"allow_privileged":      hclspec.NewDefault(hclspec.NewAttr("allow_privileged", "bool", false), hclspec.NewLiteral("false")),
+	"allow_caps":            hclspec.NewDefault(hclspec.NewAttr("allow_caps", "list(string)", false), hclspec.NewLiteral(capabilities.HCLSpecLiteral)),
+	"allow_host_pid":        hclspec.NewDefault(hclspec.NewAttr("allow_host_pid", "bool", false), hclspec.NewLiteral("false")),
+	"allow_host_ipc":        hclspec.NewDefault(hclspec.NewAttr("allow_host_ipc", "bool", false), hclspec.NewLiteral("false")),
 	"volumes": hclspec.NewBlock("volumes", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"enabled":            hclspec.NewDefault(hclspec.NewAttr("enabled", "bool", false), hclspec.NewLiteral("false")),
 		"allowed_host_paths": hclspec.NewAttr("allowed_host_paths", "list(string)", false),
@@ -52,24 +55,27 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 
 // rawConfig is the plugin config as Nomad decodes it from configSpec.
 type rawConfig struct {
-	Address           string          `codec:"address"`
-	Namespace         string          `codec:"namespace"`
-	Runtime           string          `codec:"runtime"`
-	AllowRuntimes     []string        `codec:"allow_runtimes"`
-	Snapshotter       string          `codec:"snapshotter"`
-	RegistryConfigDir string          `codec:"registry_config_dir"`
-	ImagePullTimeout  string          `codec:"image_pull_timeout"`
-	AllowPrivileged   bool            `codec:"allow_privileged"`
-	AllowCaps         []string        `codec:"allow_caps"`
-	AllowHostPID      bool            `codec:"allow_host_pid"`
-	AllowHostIPC      bool            `codec:"allow_host_ipc"`
-	Volumes           rawVolumeConfig `codec:"volumes"`
-	StatsInterval     string          `codec:"stats_interval"`
-	NoPivotRoot       bool            `codec:"no_pivot_root"`
-	DefaultPIDMode    string          `codec:"default_pid_mode"`
-	DefaultIPCMode    string          `codec:"default_ipc_mode"`
-	DefaultNetMode    string          `codec:"default_network_mode"`
-	CNI               rawCNIConfig    `codec:"cni"`
+	Address             string          `codec:"address"`
+	Namespace           string          `codec:"namespace"`
+	Runtime             string          `codec:"runtime"`
+	AllowRuntimes       []string        `codec:"allow_runtimes"`
+	Snapshotter         string          `codec:"snapshotter"`
+	RegistryConfigDir   string          `codec:"registry_config_dir"`
+	ImagePullTimeout    string          `codec:"image_pull_timeout"`
+	PullActivityTimeout string          `codec:"pull_activity_timeout"`
+	Auth                rawAuthConfig   `codec:"auth"`
+	Trust               rawTrust        `codec:"trust"`
+	AllowPrivileged     bool            `codec:"allow_privileged"`
+	AllowCaps           []string        `codec:"allow_caps"`
+	AllowHostPID        bool            `codec:"allow_host_pid"`
+	AllowHostIPC        bool            `codec:"allow_host_ipc"`
+	Volumes             rawVolumeConfig `codec:"volumes"`
+	StatsInterval       string          `codec:"stats_interval"`
+	NoPivotRoot         bool            `codec:"no_pivot_root"`
+	DefaultPIDMode      string          `codec:"default_pid_mode"`
+	DefaultIPCMode      string          `codec:"default_ipc_mode"`
+	DefaultNetMode      string          `codec:"default_network_mode"`
+	CNI                 rawCNIConfig    `codec:"cni"`
 }
 
 type rawCNIConfig struct {
@@ -108,6 +114,7 @@ type Config struct {
 	// in a group network namespace: host, none, bridge or cni/<name>.
 	DefaultNetworkMode string
 	CNI                network.Config
+	Images             ImageConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -185,6 +192,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.CNI, err = parseCNIConfig(raw.CNI); err != nil {
+		return nil, err
+	}
+	if c.Images, err = parseImageConfig(raw); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/client/lib/cpustats"
 	"github.com/hashicorp/nomad/drivers/shared/eventer"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	"github.com/nomad-containerd/nomad-driver-containerd/image/trust"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
@@ -62,6 +64,7 @@ type Driver struct {
 	images      *image.Manager
 	runtime     *executor.Runtime
 	networks    *network.Manager
+	verifier    *trust.Verifier
 }
 
 // New returns the plugin; main passes it to plugins.Serve.
@@ -115,9 +118,15 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return fmt.Errorf("failed to create containerd client for %q: %w", conf.Address, err)
 	}
 	images := image.NewManager(c, conf.Namespace, image.Config{
-		Snapshotter: conf.Snapshotter,
-		HostsDir:    conf.RegistryConfigDir,
-		PullTimeout: conf.ImagePullTimeout,
+		Snapshotter:     conf.Snapshotter,
+		HostsDir:        conf.RegistryConfigDir,
+		PullTimeout:     conf.ImagePullTimeout,
+		ActivityTimeout: conf.Images.ActivityTimeout,
+		AuthConfig:      conf.Images.AuthConfig,
+		AuthHelper:      conf.Images.AuthHelper,
+	}, d.logger)
+	verifier := trust.NewVerifier(conf.Images.Trust, func(host string) docker.RegistryHosts {
+		return images.Hosts(d.ctx, host)
 	}, d.logger)
 	networks, err := network.New(conf.CNI, d.logger)
 	if err != nil {
@@ -134,6 +143,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	d.images = images
 	d.runtime = executor.New(c, conf.Namespace, d.logger)
 	d.networks = networks
+	d.verifier = verifier
 	if cfg.AgentConfig != nil {
 		d.nomadConfig = cfg.AgentConfig.Driver
 		d.compute = cfg.AgentConfig.Compute()
@@ -148,6 +158,7 @@ type state struct {
 	images   *image.Manager
 	runtime  *executor.Runtime
 	networks *network.Manager
+	verifier *trust.Verifier
 	compute  cpustats.Compute
 }
 
@@ -157,7 +168,7 @@ func (d *Driver) current() (state, error) {
 	if d.config == nil {
 		return state{}, fmt.Errorf("driver is not configured yet")
 	}
-	return state{d.config, d.client, d.images, d.runtime, d.networks, d.compute}, nil
+	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.compute}, nil
 }
 
 // TaskEvents streams the driver's task events to Nomad.

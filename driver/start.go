@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
-	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
@@ -98,31 +97,6 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 		return nil, fmt.Errorf("failed to decode task config: %w", err)
 	}
 	return parseTaskConfig(raw)
-}
-
-// pullImage makes the image present locally (local first unless
-// force_pull), bounded by image_pull_timeout, and records its digest.
-func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (client.Image, image.Info, error) {
-	ref, err := image.Normalize(tc.Image)
-	if err != nil {
-		return nil, image.Info{}, fmt.Errorf("image: %w", err)
-	}
-	timeout := tc.ImagePullTimeout
-	if timeout == 0 {
-		timeout = st.config.ImagePullTimeout
-	}
-	img, err := st.images.Ensure(d.ctx, image.Request{Ref: ref, ForcePull: tc.ForcePull, Timeout: timeout})
-	if err != nil {
-		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
-	}
-	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	defer cancel()
-	info, err := image.Describe(ctx, img)
-	if err != nil {
-		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
-	}
-	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
-	return img, info, nil
 }
 
 // createContainer creates the container and its (not yet started) task.

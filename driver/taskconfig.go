@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
 )
 
 // mountSpec is the shape of the docker driver's `mount` block, which also
@@ -62,6 +64,9 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"dns_options":        hclspec.NewAttr("dns_options", "list(string)", false),
 	"host_dns":           hclspec.NewDefault(hclspec.NewAttr("host_dns", "bool", false), hclspec.NewLiteral("true")),
 	"extra_hosts":        hclspec.NewAttr("extra_hosts", "list(string)", false),
+	"auth":               taskAuthSpec,
+	"auth_soft_fail":     hclspec.NewAttr("auth_soft_fail", "bool", false),
+	"trust_prefix":       hclspec.NewAttr("trust_prefix", "string", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -99,6 +104,9 @@ type rawTaskConfig struct {
 	DNSOptions       []string            `codec:"dns_options"`
 	HostDNS          bool                `codec:"host_dns"`
 	ExtraHosts       []string            `codec:"extra_hosts"`
+	Auth             rawTaskAuth         `codec:"auth"`
+	AuthSoftFail     bool                `codec:"auth_soft_fail"`
+	TrustPrefix      string              `codec:"trust_prefix"`
 }
 
 type rawMount struct {
@@ -141,6 +149,9 @@ type TaskConfig struct {
 	Labels           map[string]string
 	Mounts           []Mount
 	Network          NetworkConfig
+	Auth             *image.Auth // never logged or persisted
+	AuthSoftFail     bool
+	TrustPrefix      string
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -162,6 +173,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		PidsLimit:      raw.PidsLimit,
 		PIDMode:        raw.PIDMode,
 		IPCMode:        raw.IPCMode,
+		Auth:           taskAuth(raw.Auth),
+		AuthSoftFail:   raw.AuthSoftFail,
+		TrustPrefix:    raw.TrustPrefix,
 	}
 	if tc.Image == "" {
 		return nil, fmt.Errorf("image: must name an image such as %q, got an empty value", "docker.io/library/redis:7")

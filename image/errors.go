@@ -42,6 +42,7 @@ func IsRecoverable(err error) bool {
 		return true
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
+		errors.Is(err, ErrNotVerified),
 		errors.Is(err, ErrCredentialLookup),
 		errors.Is(err, docker.ErrInvalidAuthorization),
 		errors.Is(err, context.Canceled):

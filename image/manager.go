@@ -97,6 +97,13 @@ type Request struct {
 	// also when this request joined a pull started by another. Calls never
 	// overlap and none comes after Ensure returns; it must not block long.
 	Progress func(Progress)
+	// Verify, when set, checks the digest the reference resolves to before
+	// the image is used: a local image's digest, or a pull's resolution
+	// before its layers are fetched (ErrNotVerified when it refuses).
+	// VerifyKey names the check, so that only requests with the same one
+	// share a pull.
+	Verify    VerifyFunc
+	VerifyKey string
 }
 
 // Manager hands out images from one containerd namespace.
@@ -159,6 +166,9 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 		}
 		if img != nil {
 			logger.Debug("image found locally", "digest", img.Target().Digest)
+			if err := verify(ctx, req.Verify, ref, img.Target().Digest); err != nil {
+				return nil, err
+			}
 			return img, nil
 		}
 	}
@@ -168,11 +178,11 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 		timeout = m.cfg.PullTimeout
 	}
 	job := pullJob{ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
-		tryLocal: !req.ForcePull, stall: req.ActivityTimeout}
+		tryLocal: !req.ForcePull, stall: req.ActivityTimeout, verify: req.Verify}
 	if job.stall == 0 {
 		job.stall = m.cfg.ActivityTimeout
 	}
-	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth) + "\x00" + fmt.Sprint(req.AuthSoftFail)
+	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth) + "\x00" + fmt.Sprint(req.AuthSoftFail) + "\x00" + req.VerifyKey
 	img, err, shared := m.flights.doWatched(ctx, key, timeout, req.Progress, func(pctx context.Context, publish func(Progress)) (client.Image, error) {
 		return m.pull(pctx, logger, job, publish)
 	})
@@ -219,6 +229,7 @@ type pullJob struct {
 	softFail  bool
 	tryLocal  bool
 	stall     time.Duration // activity timeout; <= 0 = none
+	verify    VerifyFunc
 }
 
 // pull fetches and unpacks job.ref inside a lease that is deleted when it
@@ -256,6 +267,9 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 
 	if job.tryLocal {
 		if img := m.unpackLocal(ctx, logger, job.ref, job.pin); img != nil {
+			if err := verify(ctx, job.verify, job.ref, img.Target().Digest); err != nil {
+				return nil, err
+			}
 			return img, nil
 		}
 	}
@@ -277,8 +291,17 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 
 	start := time.Now()
 	logger.Info("pulling image", "snapshotter", m.cfg.Snapshotter)
+	resolver, err := resolveVerified(pctx, trackingResolver{Resolver: newResolver(pctx, m.cfg.HostsDir, job.host, auth), t: tracker}, job.verify, job.ref)
+	if err != nil {
+		close(stop)
+		<-monitored
+		if !errors.Is(err, ErrNotVerified) {
+			err = redact(describePullError(err, job.pin), auth)
+		}
+		return nil, err
+	}
 	img, err := m.client.Pull(pctx, job.ref,
-		client.WithResolver(trackingResolver{Resolver: newResolver(pctx, m.cfg.HostsDir, job.host, auth), t: tracker}),
+		client.WithResolver(resolver),
 		client.WithImageHandlerWrapper(tracker.wrapHandler),
 		client.WithPlatformMatcher(m.platform),
 		client.WithPullUnpack,

@@ -1,0 +1,90 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
+)
+
+// pullImage makes the image present locally (local first unless
+// force_pull), bounded by image_pull_timeout and the plugin's
+// pull_activity_timeout, verifies its signatures under the plugin's trust
+// policy before the image is used, and records its digest.
+func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (client.Image, image.Info, error) {
+	ref, err := image.Normalize(tc.Image)
+	if err != nil {
+		return nil, image.Info{}, fmt.Errorf("image: %w", err)
+	}
+	if err := checkTrustPrefix(st.config.Images.Trust, tc.TrustPrefix, ref); err != nil {
+		return nil, image.Info{}, err
+	}
+	timeout := tc.ImagePullTimeout
+	if timeout == 0 {
+		timeout = st.config.ImagePullTimeout
+	}
+	var verified atomic.Bool
+	verify := func(ctx context.Context, ref string, dgst digest.Digest) error {
+		verified.Store(true)
+		return d.verifyImage(ctx, st, cfg, ref, dgst)
+	}
+	img, err := st.images.Ensure(d.ctx, image.Request{
+		Ref:          ref,
+		ForcePull:    tc.ForcePull,
+		Auth:         tc.Auth,
+		AuthSoftFail: tc.AuthSoftFail,
+		Timeout:      timeout,
+		Progress:     func(p image.Progress) { d.emit(cfg, progressMessage(ref, p), nil) },
+		Verify:       verify,
+		VerifyKey:    "trust",
+	})
+	if err != nil {
+		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
+	}
+	if !verified.Load() {
+		// this task joined a pull another task started and verified: check
+		// (and report) it for this task too, before any container exists
+		ctx, cancel := context.WithTimeout(d.ctx, timeout)
+		defer cancel()
+		if err := d.verifyImage(ctx, st, cfg, ref, img.Target().Digest); err != nil {
+			return nil, image.Info{}, fmt.Errorf("failed to get image %q: %w", tc.Image, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	info, err := image.Describe(ctx, img)
+	if err != nil {
+		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
+	}
+	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
+	return img, info, nil
+}
+
+// verifyImage checks ref's digest under the trust policy and reports the
+// outcome as a task event; only an enforce failure is an error.
+func (d *Driver) verifyImage(ctx context.Context, st state, cfg *drivers.TaskConfig, ref string, dgst digest.Digest) error {
+	res, err := st.verifier.Verify(ctx, ref, dgst)
+	if err != nil {
+		return err
+	}
+	ann := map[string]string{"image": ref, "image_digest": dgst.String(), "trust_rule": res.Rule, "trust_policy": string(res.Policy)}
+	switch {
+	case res.Verified:
+		ann["trust_key"] = res.KeyPath
+		d.emit(cfg, fmt.Sprintf("Image signature verified: %s@%s signed by %s (rule %s)", ref, dgst, res.KeyPath, res.Rule), ann)
+	case res.Warning != "":
+		d.emit(cfg, fmt.Sprintf("Image signature not verified, running anyway (policy warn): %s", res.Warning), ann)
+	}
+	return nil
+}
+
+// progressMessage is the task event of a pull in progress.
+func progressMessage(ref string, p image.Progress) string {
+	return fmt.Sprintf("Pulling image %s: %.1f of %.1f MiB, %d of %d layers", ref, float64(p.Done)/mib, float64(p.Total)/mib, p.LayersDone, p.Layers)
+}
