@@ -29,6 +29,7 @@ type env struct {
 	hostDir  string
 	cni      *testbed.CNINet  // the driver's built-in bridge network
 	groupNet testbed.NetScope // Nomad's bridge for group network mode
+	registry string
 }
 
 func setup(t *testing.T) *env {
@@ -40,8 +41,15 @@ func setup(t *testing.T) *env {
 	must.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = img.Push(ctx, reg.Host, "demo/busybox:1")
+	dgst, err := img.Push(ctx, reg.Host, "demo/busybox:1")
 	must.NoError(t, err)
+	_, err = img.Push(ctx, reg.Host, "demo/unsigned:1")
+	must.NoError(t, err)
+	// every job runs a cosign-signed image under an enforce rule
+	cosign := testbed.NewCosign(t)
+	key := cosign.GenerateKeyPair(t, "demo")
+	must.NoError(t, cosign.Sign(ctx, key.Private, reg.Host+"/demo/busybox@"+dgst.String(), testbed.SignOptionsFor(reg)))
+	cosign.CheckOffline(t)
 
 	hostDir := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(hostDir, "input"), []byte("from-the-host\n"), 0o644))
@@ -49,9 +57,10 @@ func setup(t *testing.T) *env {
 	testbed.NetLeakCheck(t, cni.Scope(""))
 	plugin := testbed.ContainerdPluginConfig(cd) +
 		fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir) +
-		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet)
+		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
+		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
-	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
+	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
 }
 
 // nomad runs the CLI against the agent and returns its combined output.
@@ -152,6 +161,28 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("bridge ports", func(t *testing.T) { testBridgePorts(t, e) })
 	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })
 	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
+	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
+}
+
+func testVerified(t *testing.T, e *env) {
+	prefix := "trust_prefix=" + e.registry + "/demo/"
+	e.run(t, "verified.nomad.hcl", prefix)
+	a := e.alloc(t, "verified", "complete")
+	must.StrContains(t, e.cli(t, "alloc", "logs", a.ID), "running a verified image")
+	must.StrContains(t, e.cli(t, "alloc", "status", a.ID), "Image signature verified")
+	e.cli(t, "job", "stop", "-purge", "verified")
+
+	// the unsigned image under the same prefix fails before a container exists
+	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/demo/unsigned:1", "-var", prefix,
+		filepath.Join(testbed.RepoRoot(), "example-jobs", "verified.nomad.hcl"))
+	a = e.alloc(t, "verified", "failed")
+	status := e.cli(t, "alloc", "status", a.ID)
+	must.StrContains(t, status, "failed signature verification under trust rule")
+	must.StrContains(t, status, e.registry+"/demo/unsigned")
+	ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
+	_, err := e.cd.Client.LoadContainer(ctx, "app-"+a.ID)
+	must.Error(t, err)
+	e.cli(t, "job", "stop", "-purge", "verified")
 }
 
 func testBatch(t *testing.T, e *env) {

@@ -350,7 +350,7 @@ func (st *iptState) unused() bool {
 		}
 	}
 	for _, r := range st.rules {
-		if r.chain == "CNI-ADMIN" || (r.chain == "CNI-FORWARD" && r.target != "CNI-ADMIN") {
+		if r.chain == "CNI-ADMIN" || (r.chain == "CNI-FORWARD" && !adminChain(r.target)) {
 			return false
 		}
 	}
@@ -364,7 +364,7 @@ func (st *iptState) unused() bool {
 func (st *iptState) dropNew(before *iptState) []error {
 	chains := map[string]bool{}
 	for k := range st.chains {
-		if _, ok := before.chains[k]; !ok && sharedChains[strings.SplitN(k, "/", 2)[1]] {
+		if name := strings.SplitN(k, "/", 2)[1]; !before.has(k) && (sharedChains[name] || adminChain(name)) {
 			chains[k] = true
 		}
 	}
@@ -386,6 +386,12 @@ func (st *iptState) dropNew(before *iptState) []error {
 	}
 	return errs
 }
+
+// adminChain is a firewall plugin admin chain (CNI-ADMIN, or one a conflist
+// names, such as Nomad's NOMAD-ADMIN).
+func adminChain(name string) bool { return strings.HasSuffix(name, "-ADMIN") }
+
+func (st *iptState) has(k string) bool { _, ok := st.chains[k]; return ok }
 
 var builtinChains = map[string]bool{"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true}
 
