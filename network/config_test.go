@@ -93,7 +93,7 @@ func TestNew_ConfigValidation(t *testing.T) {
 		{"relative bin dir", Config{BinDirs: []string{"opt/cni"}}, "cni.bin_dir \"opt/cni\""},
 		{"empty bin dir", Config{BinDirs: []string{"/opt/cni/bin", ""}}, "cni.bin_dir"},
 		{"relative conf dir", Config{ConfDir: "net.d"}, "cni.conf_dir \"net.d\""},
-		{"relative netns dir", Config{NetNSDir: "netns"}, "netns dir"},
+		{"relative netns dir", Config{NetNSDir: "netns"}, "cni.netns_dir"},
 		{"bridge name", Config{BridgeName: "this-is-far-too-long"}, "cni.bridge_name"},
 		{"subnet", Config{Subnet: "172.31.0.1/16"}, "cni.subnet"},
 	}
