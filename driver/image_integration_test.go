@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
@@ -192,6 +193,29 @@ trust {
 		h := ib.harness(t, trustHCL)
 		_, ev := runImage(t, h, rawTaskConfig{Image: ib.ref("plain/busybox:1")})
 		eventually(t, "warning event", func() bool { return ev.has("Image signature not verified, running anyway") })
+	})
+	t.Run("load archive", func(t *testing.T) {
+		h := ib.harness(t, base) // trust off: nothing is asked of a registry
+		src := testbed.ImportBusybox(t, ib.cd, "docker.io/library/busybox:archive-src")
+		task := newTask(t, rawTaskConfig{Image: "registry.example.invalid/loaded:1", Load: "local/busybox.tar", Command: "sh", Args: []string{"-c", "echo loaded"}})
+		t.Cleanup(h.MkAllocDir(task, true))
+		f, err := os.Create(filepath.Join(task.TaskDir().LocalDir, "busybox.tar"))
+		must.NoError(t, err)
+		must.NoError(t, ib.cd.Client.Export(ib.cd.Context(), f, archive.WithImage(ib.cd.Client.ImageService(), src.Name())))
+		must.NoError(t, f.Close())
+		_, _, err = h.StartTask(task)
+		must.NoError(t, err)
+		impl := h.Impl()
+		t.Cleanup(func() { _ = impl.DestroyTask(task.ID, true) })
+		must.Eq(t, 0, wait(t, h, task.ID, 30*time.Second).ExitCode)
+		eventually(t, "output", func() bool { return strings.Contains(logs(t, task, "stdout"), "loaded") })
+
+		// a symlink out of the allocation is refused
+		evil := newTask(t, rawTaskConfig{Image: "registry.example.invalid/evil:1", Load: "local/evil.tar"})
+		t.Cleanup(h.MkAllocDir(evil, true))
+		must.NoError(t, os.Symlink(f.Name(), filepath.Join(evil.TaskDir().LocalDir, "evil.tar")))
+		_, _, err = h.StartTask(evil)
+		must.ErrorContains(t, err, "outside the allocation directory")
 	})
 	t.Run("trust_prefix only tightens", func(t *testing.T) {
 		h := ib.harness(t, trustHCL)

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/client"
@@ -29,6 +30,10 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if timeout == 0 {
 		timeout = st.config.ImagePullTimeout
 	}
+	archive, err := loadPath(cfg, tc.Load)
+	if err != nil {
+		return nil, image.Info{}, err
+	}
 	var verified atomic.Bool
 	verify := func(ctx context.Context, ref string, dgst digest.Digest) error {
 		verified.Store(true)
@@ -43,6 +48,8 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 		Progress:     func(p image.Progress) { d.emit(cfg, progressMessage(ref, p), nil) },
 		Verify:       verify,
 		VerifyKey:    "trust",
+		Platform:     tc.Platform,
+		Archive:      archive,
 	})
 	if err != nil {
 		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
@@ -64,6 +71,26 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	}
 	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
 	return img, info, nil
+}
+
+// loadPath resolves `load` inside the task directory, through every
+// symlink, and refuses anything that leads out of the allocation.
+func loadPath(cfg *drivers.TaskConfig, load string) (string, error) {
+	if load == "" {
+		return "", nil
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(cfg.TaskDir().Dir, load))
+	if err != nil {
+		return "", fmt.Errorf("load: %q cannot be resolved in the task directory: %w", load, err)
+	}
+	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
+	if err != nil {
+		return "", fmt.Errorf("failed to resolve the allocation directory: %w", err)
+	}
+	if !isUnder(real, allocReal) {
+		return "", fmt.Errorf("load: %q resolves to %q, outside the allocation directory", load, real)
+	}
+	return real, nil
 }
 
 // verifyImage checks ref's digest under the trust policy and reports the

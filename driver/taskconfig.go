@@ -2,9 +2,11 @@ package driver
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
@@ -67,6 +69,8 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"auth":               taskAuthSpec,
 	"auth_soft_fail":     hclspec.NewAttr("auth_soft_fail", "bool", false),
 	"trust_prefix":       hclspec.NewAttr("trust_prefix", "string", false),
+	"platform":           hclspec.NewAttr("platform", "string", false),
+	"load":               hclspec.NewAttr("load", "string", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -107,6 +111,8 @@ type rawTaskConfig struct {
 	Auth             rawTaskAuth         `codec:"auth"`
 	AuthSoftFail     bool                `codec:"auth_soft_fail"`
 	TrustPrefix      string              `codec:"trust_prefix"`
+	Platform         string              `codec:"platform"`
+	Load             string              `codec:"load"`
 }
 
 type rawMount struct {
@@ -152,6 +158,8 @@ type TaskConfig struct {
 	Auth             *image.Auth // never logged or persisted
 	AuthSoftFail     bool
 	TrustPrefix      string
+	Platform         string // "os/arch[/variant]" instead of this machine's
+	Load             string // archive to load the image from, relative to the task dir
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -176,6 +184,8 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		Auth:           taskAuth(raw.Auth),
 		AuthSoftFail:   raw.AuthSoftFail,
 		TrustPrefix:    raw.TrustPrefix,
+		Platform:       raw.Platform,
+		Load:           raw.Load,
 	}
 	if tc.Image == "" {
 		return nil, fmt.Errorf("image: must name an image such as %q, got an empty value", "docker.io/library/redis:7")
@@ -195,6 +205,14 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 			return nil, err
 		}
 		tc.ImagePullTimeout = d
+	}
+	if tc.Platform != "" {
+		if _, err := platforms.Parse(tc.Platform); err != nil {
+			return nil, fmt.Errorf("platform: %q is not a platform such as %q", tc.Platform, "linux/arm64")
+		}
+	}
+	if tc.Load != "" && filepath.IsAbs(tc.Load) {
+		return nil, fmt.Errorf("load: %q must be a path relative to the task directory, such as %q", tc.Load, "local/image.tar")
 	}
 	if tc.PidsLimit < 0 {
 		return nil, fmt.Errorf("pids_limit: %d must be zero (no limit) or positive", tc.PidsLimit)

@@ -31,6 +31,14 @@ func TestParseTaskConfig(t *testing.T) {
 			must.MapEmpty(t, tc.Labels)
 		}},
 		{name: "empty image", body: `image = " "`, err: "image: must name an image"},
+		{name: "platform", body: img + `platform = "linux/arm64/v8"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "linux/arm64/v8", tc.Platform) }},
+		{name: "bad platform", body: img + `platform = "linux//"`, err: `platform: "linux//" is not a platform`},
+		{name: "load", body: img + `load = "local/img.tar"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "local/img.tar", tc.Load) }},
+		{name: "absolute load", body: img + `load = "/srv/img.tar"`, err: `load: "/srv/img.tar" must be a path relative to the task directory`},
+		{name: "task auth", body: img + "auth {\n username = \"u\"\n password = \"p\"\n}\nauth_soft_fail = true", check: func(t *testing.T, tc *TaskConfig) {
+			must.Eq(t, "u", tc.Auth.Username)
+			must.True(t, tc.AuthSoftFail)
+		}},
 		{name: "command and args", body: img + "command = \"sh\"\nargs = [\"-c\", \"echo hi\"]", check: func(t *testing.T, tc *TaskConfig) {
 			must.Eq(t, "sh", tc.Command)
 			must.Eq(t, []string{"-c", "echo hi"}, tc.Args)

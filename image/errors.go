@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,6 +44,8 @@ func IsRecoverable(err error) bool {
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
 		errors.Is(err, ErrNotVerified),
+		errors.Is(err, ErrInvalidPlatform),
+		errors.Is(err, fs.ErrNotExist),
 		errors.Is(err, ErrCredentialLookup),
 		errors.Is(err, docker.ErrInvalidAuthorization),
 		errors.Is(err, context.Canceled):

@@ -104,6 +104,13 @@ type Request struct {
 	// share a pull.
 	Verify    VerifyFunc
 	VerifyKey string
+	// Platform ("linux/arm64", "linux/arm/v7") picks the image's platform
+	// instead of this machine's.
+	Platform string
+	// Archive is the path of a docker save or OCI archive to load the
+	// image from (docker's `load`) instead of pulling it; the image is
+	// stored under Ref.
+	Archive string
 }
 
 // Manager hands out images from one containerd namespace.
@@ -148,6 +155,18 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 // calls for the same reference share one pull; ctx bounds only this caller's
 // wait.
 func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error) {
+	img, err := m.ensure(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	pm, _ := m.platformMatcher(req.Platform)
+	if err := checkPlatform(namespaces.WithNamespace(ctx, m.namespace), img, req.Platform, pm); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error) {
 	ref, err := Normalize(req.Ref)
 	if err != nil {
 		return nil, err
@@ -158,9 +177,13 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 	}
 	ctx = namespaces.WithNamespace(ctx, m.namespace)
 	logger := m.logger.With("image", ref)
+	pm, err := m.platformMatcher(req.Platform)
+	if err != nil {
+		return nil, err
+	}
 
 	if !req.ForcePull {
-		img, err := m.local(ctx, ref, pin)
+		img, err := m.local(ctx, ref, pin, pm)
 		if err != nil {
 			return nil, fmt.Errorf("failed to look up image %q: %w", ref, err)
 		}
@@ -177,12 +200,15 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 	if timeout <= 0 {
 		timeout = m.cfg.PullTimeout
 	}
-	job := pullJob{ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
+	if req.Archive != "" {
+		return m.loadShared(ctx, logger, req, ref, pm, timeout)
+	}
+	job := pullJob{platform: pm, ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
 		tryLocal: !req.ForcePull, stall: req.ActivityTimeout, verify: req.Verify}
 	if job.stall == 0 {
 		job.stall = m.cfg.ActivityTimeout
 	}
-	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth) + "\x00" + fmt.Sprint(req.AuthSoftFail) + "\x00" + req.VerifyKey
+	key := ref + "\x00" + m.cfg.Snapshotter + "\x00" + authKey(req.Auth) + "\x00" + fmt.Sprint(req.AuthSoftFail) + "\x00" + req.VerifyKey + "\x00" + req.Platform
 	img, err, shared := m.flights.doWatched(ctx, key, timeout, req.Progress, func(pctx context.Context, publish func(Progress)) (client.Image, error) {
 		return m.pull(pctx, logger, job, publish)
 	})
@@ -197,7 +223,7 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error)
 
 // local returns the image when it is in the store and unpacked for the
 // snapshotter, nil when it is not.
-func (m *Manager) local(ctx context.Context, ref string, pin digest.Digest) (client.Image, error) {
+func (m *Manager) local(ctx context.Context, ref string, pin digest.Digest, pm platforms.MatchComparer) (client.Image, error) {
 	rec, err := m.client.ImageService().Get(ctx, ref)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
@@ -205,7 +231,7 @@ func (m *Manager) local(ctx context.Context, ref string, pin digest.Digest) (cli
 	if err != nil {
 		return nil, err
 	}
-	img := client.NewImageWithPlatform(m.client, rec, m.platform)
+	img := client.NewImageWithPlatform(m.client, rec, pm)
 	if pin != "" && img.Target().Digest != pin {
 		return nil, nil
 	}
@@ -230,6 +256,7 @@ type pullJob struct {
 	tryLocal  bool
 	stall     time.Duration // activity timeout; <= 0 = none
 	verify    VerifyFunc
+	platform  platforms.MatchComparer
 }
 
 // pull fetches and unpacks job.ref inside a lease that is deleted when it
@@ -266,7 +293,7 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 	}()
 
 	if job.tryLocal {
-		if img := m.unpackLocal(ctx, logger, job.ref, job.pin); img != nil {
+		if img := m.unpackLocal(ctx, logger, job.ref, job.pin, job.platform); img != nil {
 			if err := verify(ctx, job.verify, job.ref, img.Target().Digest); err != nil {
 				return nil, err
 			}
@@ -303,7 +330,7 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 	img, err := m.client.Pull(pctx, job.ref,
 		client.WithResolver(resolver),
 		client.WithImageHandlerWrapper(tracker.wrapHandler),
-		client.WithPlatformMatcher(m.platform),
+		client.WithPlatformMatcher(job.platform),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(m.cfg.Snapshotter),
 	)
@@ -331,12 +358,12 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 
 // unpackLocal unpacks an image whose content is already in the store; it
 // returns nil when that is not possible and a pull is needed.
-func (m *Manager) unpackLocal(ctx context.Context, logger hclog.Logger, ref string, pin digest.Digest) client.Image {
+func (m *Manager) unpackLocal(ctx context.Context, logger hclog.Logger, ref string, pin digest.Digest, pm platforms.MatchComparer) client.Image {
 	rec, err := m.client.ImageService().Get(ctx, ref)
 	if err != nil {
 		return nil
 	}
-	img := client.NewImageWithPlatform(m.client, rec, m.platform)
+	img := client.NewImageWithPlatform(m.client, rec, pm)
 	if pin != "" && img.Target().Digest != pin {
 		return nil
 	}
