@@ -1,8 +1,10 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -33,5 +35,58 @@ func TestBuiltVersion(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(got)); s != "nomad-driver-containerd "+want {
 		t.Fatalf("-version printed %q, want %q", s, "nomad-driver-containerd "+want)
+	}
+}
+
+// TestDist builds the release archives twice and checks that they are
+// byte-for-byte the same, that SHA256SUMS lists them, and that the amd64
+// binary reports the version it was built with.
+func TestDist(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two release archives twice")
+	}
+	const version = "1.2.3-test"
+	var sums [2]string
+	var dirs [2]string
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+		cmd := exec.Command("bash", "hack/dist.sh")
+		cmd.Env = append(os.Environ(), "VERSION="+version, "DIST="+dirs[i])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("hack/dist.sh: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(filepath.Join(dirs[i], "SHA256SUMS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[i] = string(b)
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("two builds differ:\n%s\n%s", sums[0], sums[1])
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		if !strings.Contains(sums[0], "nomad-driver-containerd_"+version+"_linux_"+arch+".tar.gz") {
+			t.Errorf("SHA256SUMS has no %s archive:\n%s", arch, sums[0])
+		}
+	}
+	check := exec.Command("sha256sum", "-c", "SHA256SUMS")
+	check.Dir = dirs[0]
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+	if runtime.GOARCH != "amd64" {
+		return
+	}
+	x := t.TempDir()
+	name := "nomad-driver-containerd_" + version + "_linux_amd64"
+	if out, err := exec.Command("tar", "-xzf", filepath.Join(dirs[0], name+".tar.gz"), "-C", x).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	got, err := exec.Command(filepath.Join(x, name, "nomad-driver-containerd"), "-version").Output()
+	if err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if s := strings.TrimSpace(string(got)); s != "nomad-driver-containerd "+version {
+		t.Fatalf("archive binary reports %q", s)
 	}
 }
