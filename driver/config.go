@@ -31,6 +31,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"pull_activity_timeout": hclspec.NewDefault(hclspec.NewAttr("pull_activity_timeout", "string", false), hclspec.NewLiteral(`"2m"`)),
 	"auth":                  authConfigSpec,
 	"trust":                 trustSpec,
+	"gc":                    gcSpec,
 	"allow_privileged":      hclspec.NewDefault(hclspec.NewAttr("allow_privileged", "bool", false), hclspec.NewLiteral("false")),
 	"allow_caps":            hclspec.NewDefault(hclspec.NewAttr("allow_caps", "list(string)", false), hclspec.NewLiteral(capabilities.HCLSpecLiteral)),
 	"allow_host_pid":        hclspec.NewDefault(hclspec.NewAttr("allow_host_pid", "bool", false), hclspec.NewLiteral("false")),
@@ -65,6 +66,7 @@ type rawConfig struct {
 	PullActivityTimeout string          `codec:"pull_activity_timeout"`
 	Auth                rawAuthConfig   `codec:"auth"`
 	Trust               rawTrust        `codec:"trust"`
+	GC                  rawGC           `codec:"gc"`
 	AllowPrivileged     bool            `codec:"allow_privileged"`
 	AllowCaps           []string        `codec:"allow_caps"`
 	AllowHostPID        bool            `codec:"allow_host_pid"`

@@ -65,6 +65,7 @@ type Driver struct {
 	runtime     *executor.Runtime
 	networks    *network.Manager
 	verifier    *trust.Verifier
+	gc          *image.GC
 }
 
 // New returns the plugin; main passes it to plugins.Serve.
@@ -133,11 +134,25 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return fmt.Errorf("invalid plugin config: %w", err)
 	}
 
+	gc := image.NewGC(c, conf.Namespace, conf.Images.GC, d.logger)
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.client != nil {
 		_ = d.client.Close()
 	}
+	if d.gc != nil {
+		d.gc.Stop()
+	}
+	d.gc = gc
+	// removals that were pending when the plugin stopped are armed again
+	go func() {
+		ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+		defer cancel()
+		if err := gc.Rescan(ctx); err != nil {
+			d.logger.Warn("failed to rescan images for gc", "error", err)
+		}
+	}()
 	d.config = conf
 	d.client = c
 	d.images = images
@@ -159,6 +174,7 @@ type state struct {
 	runtime  *executor.Runtime
 	networks *network.Manager
 	verifier *trust.Verifier
+	gc       *image.GC
 	compute  cpustats.Compute
 }
 
@@ -168,7 +184,7 @@ func (d *Driver) current() (state, error) {
 	if d.config == nil {
 		return state{}, fmt.Errorf("driver is not configured yet")
 	}
-	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.compute}, nil
+	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc, d.compute}, nil
 }
 
 // TaskEvents streams the driver's task events to Nomad.
@@ -196,6 +212,9 @@ func (d *Driver) Shutdown() {
 	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.gc != nil {
+		d.gc.Stop()
+	}
 	if d.client != nil {
 		_ = d.client.Close()
 		d.client = nil

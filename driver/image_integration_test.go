@@ -217,6 +217,25 @@ trust {
 		_, _, err = h.StartTask(evil)
 		must.ErrorContains(t, err, "outside the allocation directory")
 	})
+	t.Run("gc", func(t *testing.T) {
+		h := ib.harness(t, base+fmt.Sprintf("auth {\n config = %q\n}\ngc {\n image_delay = \"300ms\"\n}\n", ib.authConfig))
+		imageExists := func(ref string) bool {
+			_, err := ib.cd.Client.ImageService().Get(ib.cd.Context(), ref)
+			return err == nil
+		}
+		// a running task keeps its image; a finished and destroyed one lets it go
+		keep := newTask(t, rawTaskConfig{Image: ib.ref("signed/busybox:1"), Command: "sleep", Args: []string{"60"}})
+		start(t, h, keep)
+		task, _ := runImage(t, h, rawTaskConfig{Image: ib.ref("plain/busybox:1"), ForcePull: true})
+		must.True(t, imageExists(ib.ref("plain/busybox:1")))
+		must.NoError(t, h.DestroyTask(task.ID, true))
+		eventually(t, "the unused image removed", func() bool { return !imageExists(ib.ref("plain/busybox:1")) })
+		time.Sleep(time.Second) // several delays: the running task's image stays
+		must.True(t, imageExists(ib.ref("signed/busybox:1")))
+		// the next start pulls it again
+		runImage(t, h, rawTaskConfig{Image: ib.ref("plain/busybox:1")})
+		must.NoError(t, h.StopTask(keep.ID, time.Second, "SIGKILL"))
+	})
 	t.Run("trust_prefix only tightens", func(t *testing.T) {
 		h := ib.harness(t, trustHCL)
 		err := refused(t, ib, h, rawTaskConfig{Image: ib.ref("plain/busybox:1"), TrustPrefix: ib.ref("plain/")})

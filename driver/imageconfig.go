@@ -26,6 +26,10 @@ var (
 			"policy":      hclspec.NewDefault(hclspec.NewAttr("policy", "string", false), hclspec.NewLiteral(`"enforce"`)),
 		})),
 	}))
+	gcSpec = hclspec.NewBlock("gc", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"image":       hclspec.NewDefault(hclspec.NewAttr("image", "bool", false), hclspec.NewLiteral("true")),
+		"image_delay": hclspec.NewDefault(hclspec.NewAttr("image_delay", "string", false), hclspec.NewLiteral(`"3m"`)),
+	}))
 	// taskAuthSpec is the docker driver's task auth block.
 	taskAuthSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username":       hclspec.NewAttr("username", "string", false),
@@ -51,6 +55,11 @@ type rawTrustRule struct {
 	Policy     string   `codec:"policy"`
 }
 
+type rawGC struct {
+	Image      *bool  `codec:"image"`
+	ImageDelay string `codec:"image_delay"`
+}
+
 type rawTaskAuth struct {
 	Username      string `codec:"username"`
 	Password      string `codec:"password"`
@@ -65,6 +74,7 @@ type ImageConfig struct {
 	AuthHelper      string // docker-credential-<helper>
 	ActivityTimeout time.Duration
 	Trust           *trust.Config
+	GC              image.GCConfig
 }
 
 // parseImageConfig validates auth, pull_activity_timeout and trust.
@@ -86,6 +96,13 @@ func parseImageConfig(raw rawConfig) (ImageConfig, error) {
 	}
 	if ic.Trust, err = trust.ParseConfig(raw.Trust.DefaultPolicy, rules); err != nil {
 		return ic, err
+	}
+	// without a gc block the schema's defaults do not apply: image GC is on
+	ic.GC = image.GCConfig{Enabled: raw.GC.Image == nil || *raw.GC.Image, Delay: image.DefaultGCDelay}
+	if raw.GC.ImageDelay != "" {
+		if ic.GC.Delay, err = positiveDuration("gc.image_delay", raw.GC.ImageDelay); err != nil {
+			return ic, err
+		}
 	}
 	return ic, nil
 }

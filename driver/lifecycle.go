@@ -70,15 +70,16 @@ func (d *Driver) destroy(h *taskHandle, force bool) error {
 	if err := h.task.Delete(ctx, force); err != nil {
 		return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
 	}
+	st, err := d.current()
+	if err != nil {
+		return err
+	}
 	if a := h.state.Network; a != nil {
-		st, err := d.current()
-		if err != nil {
-			return err
-		}
 		if err := d.teardownNetwork(st, *a); err != nil {
 			return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
 		}
 	}
+	st.gc.Release(h.state.ImageRef)
 	d.tasks.Delete(h.cfg.ID)
 	return nil
 }

@@ -34,6 +34,7 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if err != nil {
 		return nil, image.Info{}, err
 	}
+	st.gc.Use(ref) // a removal pending for this image is off
 	var verified atomic.Bool
 	verify := func(ctx context.Context, ref string, dgst digest.Digest) error {
 		verified.Store(true)
