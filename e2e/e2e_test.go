@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/api"
+	"github.com/opencontainers/go-digest"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -30,6 +31,8 @@ type env struct {
 	cni      *testbed.CNINet  // the driver's built-in bridge network
 	groupNet testbed.NetScope // Nomad's bridge for group network mode
 	registry string
+	digest   digest.Digest     // of the busybox image, on every registry
+	private  *testbed.Registry // TLS and basic auth
 }
 
 func setup(t *testing.T) *env {
@@ -50,17 +53,18 @@ func setup(t *testing.T) *env {
 	key := cosign.GenerateKeyPair(t, "demo")
 	must.NoError(t, cosign.Sign(ctx, key.Private, reg.Host+"/demo/busybox@"+dgst.String(), testbed.SignOptionsFor(reg)))
 	cosign.CheckOffline(t)
+	private, hostsDir := registries(t, ctx, img, reg)
 
 	hostDir := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(hostDir, "input"), []byte("from-the-host\n"), 0o644))
 	cni := testbed.NewCNINet(t)
 	testbed.NetLeakCheck(t, cni.Scope(""))
-	plugin := testbed.ContainerdPluginConfig(cd) +
+	plugin := testbed.ContainerdPluginConfig(cd) + fmt.Sprintf("registry_config_dir = %q\n", hostsDir) +
 		fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir) +
 		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
 		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
-	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
+	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, digest: dgst, private: private, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
 }
 
 // nomad runs the CLI against the agent and returns its combined output.
@@ -162,6 +166,8 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })
 	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
+	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
+	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
 }
 
 func testVerified(t *testing.T, e *env) {
