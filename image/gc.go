@@ -17,7 +17,8 @@ import (
 const (
 	// PinnedLabel is containerd CRI's pin: io.cri-containerd.pinned=pinned.
 	PinnedLabel = "io.cri-containerd.pinned"
-	// DriverPinnedLabel is this driver's: nomad.driver.pinned=true.
+	// DriverPinnedLabel is this driver's pin: nomad.driver.pinned=true
+	// (set it with `ctr -n nomad images label REF nomad.driver.pinned=true`).
 	DriverPinnedLabel = "nomad.driver.pinned"
 )
 
@@ -26,65 +27,109 @@ const DefaultGCDelay = 3 * time.Minute
 
 // GCConfig is the plugin's gc block for images.
 type GCConfig struct {
-	Enabled bool          // gc.image
-	Delay   time.Duration // gc.image_delay
+	Enabled bool          // gc.image (default true)
+	Delay   time.Duration // gc.image_delay (default 3m): how long an image must be unused before removal
+}
+
+// pinned reports whether image labels pin the image: it is never removed.
+func pinned(labels map[string]string) bool {
+	return labels[PinnedLabel] == "pinned" || labels[DriverPinnedLabel] == "true"
 }
 
 // gcStore is what the collector asks of containerd.
 type gcStore interface {
-	inUse(ctx context.Context, ref string) (bool, error)
-	pinned(ctx context.Context, ref string) (bool, error)
+	// containersUsing lists the containers whose image is ref.
+	containersUsing(ctx context.Context, ref string) ([]string, error)
+	// image returns the image record of ref (an errdefs not-found error
+	// when there is none).
+	image(ctx context.Context, ref string) (images.Image, error)
+	// remove deletes the image record of ref, synchronously.
 	remove(ctx context.Context, ref string) error
+	// unused lists the images no container uses.
 	unused(ctx context.Context) ([]string, error)
 }
+
+// timer is the part of *time.Timer the collector uses.
+type timer interface{ Stop() bool }
+
+// afterFunc is time.AfterFunc, injectable for tests.
+type afterFunc func(d time.Duration, f func()) timer
+
+func realAfterFunc(d time.Duration, f func()) timer { return time.AfterFunc(d, f) }
 
 // GC removes images that no container uses once they have been unused for
 // the delay. It is event driven: Release arms one timer per image, Use
 // disarms it, and the check at expiry asks containerd again, so an image a
-// container still references (or a pinned one) is never removed.
+// container still references, or a pinned one, is never removed.
 type GC struct {
-	cfg    GCConfig
-	store  gcStore
-	logger hclog.Logger
+	cfg       GCConfig
+	store     gcStore
+	afterFunc afterFunc
+	logger    hclog.Logger
 
-	mu      sync.Mutex
-	timers  map[string]*pending
-	stopped bool
+	ctx    context.Context // cancelled by Stop: aborts removals under way
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // removals under way
+
+	mu       sync.Mutex
+	timers   map[string]*pending // armed removals
+	removing map[string]*pending // removals under way
+	stopped  bool
 }
 
 // pending is one armed removal.
-type pending struct{ timer *time.Timer }
+type pending struct {
+	timer timer
+	used  bool          // Use came after the timer fired: keep the image
+	done  chan struct{} // closed when the removal under way ends
+}
 
 // NewGC returns the image collector for namespace of containerd c.
 func NewGC(c *client.Client, namespace string, cfg GCConfig, logger hclog.Logger) *GC {
-	return newGC(cfg, containerdGCStore{c: c, ns: namespace}, logger)
+	return newGC(cfg, containerdGCStore{c: c, ns: namespace}, realAfterFunc, logger)
 }
 
-func newGC(cfg GCConfig, store gcStore, logger hclog.Logger) *GC {
+func newGC(cfg GCConfig, store gcStore, after afterFunc, logger hclog.Logger) *GC {
 	if cfg.Delay <= 0 {
 		cfg.Delay = DefaultGCDelay
 	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &GC{cfg: cfg, store: store, logger: logger.Named("gc"), timers: map[string]*pending{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &GC{
+		cfg: cfg, store: store, afterFunc: after, logger: logger.Named("gc"),
+		ctx: ctx, cancel: cancel,
+		timers: map[string]*pending{}, removing: map[string]*pending{},
+	}
 }
 
-// Use cancels a pending removal of ref: a task starts with it.
+// Use is called when a task starts with ref: it cancels a pending removal.
+// When the removal of ref is already under way, Use waits for it to end, so
+// that the caller finds the image either kept or gone (and pulls it again).
 func (g *GC) Use(ref string) {
-	if !g.cfg.Enabled {
+	if !g.cfg.Enabled || ref == "" {
 		return
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if p, ok := g.timers[ref]; ok {
 		p.timer.Stop()
 		delete(g.timers, ref)
 	}
+	var done chan struct{}
+	if p, ok := g.removing[ref]; ok {
+		p.used = true
+		done = p.done
+	}
+	g.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
-// Release arms (or re-arms) the removal of ref after the delay: a task
-// that used it is gone.
+// Release is called when a task that used ref is destroyed: ref is removed
+// after the delay unless a container uses it then, it is pinned, or Use(ref)
+// comes first. A later Release starts the delay again.
 func (g *GC) Release(ref string) {
 	if !g.cfg.Enabled || ref == "" {
 		return
@@ -98,7 +143,7 @@ func (g *GC) Release(ref string) {
 		p.timer.Stop()
 	}
 	p := &pending{}
-	p.timer = time.AfterFunc(g.cfg.Delay, func() { g.expire(ref, p) })
+	p.timer = g.afterFunc(g.cfg.Delay, func() { g.expire(ref, p) })
 	g.timers[ref] = p
 }
 
@@ -118,15 +163,18 @@ func (g *GC) Rescan(ctx context.Context) error {
 	return nil
 }
 
-// Stop disarms every pending removal.
+// Stop disarms every pending removal, aborts those under way and waits for
+// them to end. Release is a no-op afterwards.
 func (g *GC) Stop() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.stopped = true
 	for ref, p := range g.timers {
 		p.timer.Stop()
 		delete(g.timers, ref)
 	}
+	g.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
 }
 
 // expire removes ref unless it was used or released again meanwhile, a
@@ -137,25 +185,69 @@ func (g *GC) expire(ref string, p *pending) {
 		g.mu.Unlock()
 		return
 	}
-	delete(g.timers, ref)
-	g.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
-	logger := g.logger.With("image", ref)
-	if used, err := g.store.inUse(ctx, ref); err != nil || used {
-		logger.Debug("image kept", "in_use", used, "error", err)
+	if g.removing[ref] != nil { // an earlier removal of ref is still under way
+		p.timer = g.afterFunc(g.cfg.Delay, func() { g.expire(ref, p) })
+		g.mu.Unlock()
 		return
 	}
-	if pinned, err := g.store.pinned(ctx, ref); err != nil || pinned {
-		logger.Debug("image kept", "pinned", pinned, "error", err)
-		return
+	delete(g.timers, ref)
+	p.done = make(chan struct{})
+	g.removing[ref] = p
+	g.wg.Add(1)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.removing, ref)
+		g.mu.Unlock()
+		close(p.done)
+		g.wg.Done()
+	}()
+
+	ctx, cancel := context.WithTimeout(g.ctx, cleanupTimeout)
+	defer cancel()
+	if err := g.collect(ctx, ref, p); err != nil {
+		g.logger.Warn("failed to remove unused image", "image", ref, "error", err)
+	}
+}
+
+// collect checks ref once more and removes it.
+func (g *GC) collect(ctx context.Context, ref string, p *pending) error {
+	logger := g.logger.With("image", ref)
+	img, err := g.store.image(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		logger.Debug("image kept", "reason", "already removed")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to get image %s: %w", ref, err)
+	}
+	if pinned(img.Labels) {
+		logger.Debug("image kept", "reason", "pinned", "digest", img.Target.Digest)
+		return nil
+	}
+	ids, err := g.store.containersUsing(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("failed to list containers using %s: %w", ref, err)
+	}
+	if len(ids) > 0 {
+		logger.Debug("image kept", "reason", "in use", "containers", ids)
+		return nil
+	}
+	g.mu.Lock()
+	used := p.used
+	g.mu.Unlock()
+	if used {
+		logger.Debug("image kept", "reason", "used by a task starting")
+		return nil
 	}
 	if err := g.store.remove(ctx, ref); err != nil {
-		logger.Warn("failed to remove unused image", "error", err)
-		return
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to delete image %s: %w", ref, err)
 	}
-	logger.Info("removed unused image", "unused_for", g.cfg.Delay)
+	logger.Info("removed unused image", "digest", img.Target.Digest, "unused_for", g.cfg.Delay)
+	return nil
 }
 
 // containerdGCStore is gcStore on a containerd namespace.
@@ -164,28 +256,26 @@ type containerdGCStore struct {
 	ns string
 }
 
-func (s containerdGCStore) inUse(ctx context.Context, ref string) (bool, error) {
+func (s containerdGCStore) containersUsing(ctx context.Context, ref string) ([]string, error) {
 	cs, err := s.c.ContainerService().List(namespaces.WithNamespace(ctx, s.ns), fmt.Sprintf("image==%q", ref))
-	return len(cs) > 0, err
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(cs))
+	for _, c := range cs {
+		if c.Image == ref { // the filter did it; this guards against a lax one
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
 }
 
-func (s containerdGCStore) pinned(ctx context.Context, ref string) (bool, error) {
-	img, err := s.c.ImageService().Get(namespaces.WithNamespace(ctx, s.ns), ref)
-	if errdefs.IsNotFound(err) {
-		return true, nil // gone already: nothing to remove
-	}
-	if err != nil {
-		return false, err
-	}
-	return img.Labels[PinnedLabel] == "pinned" || img.Labels[DriverPinnedLabel] == "true", nil
+func (s containerdGCStore) image(ctx context.Context, ref string) (images.Image, error) {
+	return s.c.ImageService().Get(namespaces.WithNamespace(ctx, s.ns), ref)
 }
 
 func (s containerdGCStore) remove(ctx context.Context, ref string) error {
-	err := s.c.ImageService().Delete(namespaces.WithNamespace(ctx, s.ns), ref, images.SynchronousDelete())
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	return err
+	return s.c.ImageService().Delete(namespaces.WithNamespace(ctx, s.ns), ref, images.SynchronousDelete())
 }
 
 func (s containerdGCStore) unused(ctx context.Context) ([]string, error) {
@@ -204,7 +294,7 @@ func (s containerdGCStore) unused(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, i := range imgs {
-		if !used[i.Name] {
+		if !used[i.Name] && !pinned(i.Labels) {
 			out = append(out, i.Name)
 		}
 	}
