@@ -33,6 +33,7 @@ type env struct {
 	registry string
 	digest   digest.Digest     // of the busybox image, on every registry
 	private  *testbed.Registry // TLS and basic auth
+	mirror   *mirror           // docker.io's mirror (the plain registry)
 }
 
 func setup(t *testing.T) *env {
@@ -53,7 +54,7 @@ func setup(t *testing.T) *env {
 	key := cosign.GenerateKeyPair(t, "demo")
 	must.NoError(t, cosign.Sign(ctx, key.Private, reg.Host+"/demo/busybox@"+dgst.String(), testbed.SignOptionsFor(reg)))
 	cosign.CheckOffline(t)
-	private, hostsDir := registries(t, ctx, img, reg)
+	private, mirror, hostsDir := registries(t, ctx, img, reg)
 
 	hostDir := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(hostDir, "input"), []byte("from-the-host\n"), 0o644))
@@ -64,7 +65,7 @@ func setup(t *testing.T) *env {
 		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
 		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
-	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, digest: dgst, private: private, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
+	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, digest: dgst, private: private, mirror: mirror, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
 }
 
 // nomad runs the CLI against the agent and returns its combined output.
