@@ -65,6 +65,17 @@ build_cosign() {
   mark cosign "$COSIGN_VERSION"
 }
 
+build_cosign2() {
+  built cosign2 "$COSIGN_V2_VERSION" && return 0
+  log "building cosign $COSIGN_V2_VERSION as cosign2"
+  local tmp
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" CGO_ENABLED=0 go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_V2_VERSION"
+  mv "$tmp/cosign" "$bin/cosign2"
+  rmdir "$tmp"
+  mark cosign2 "$COSIGN_V2_VERSION"
+}
+
 build_nomad() {
   built nomad "$NOMAD_VERSION" && return 0
   log "building nomad $NOMAD_VERSION"
@@ -79,8 +90,8 @@ case "$what" in
   apt) apt_install ;;
   containerd) build_containerd ;;
   cni) build_cni ;;
-  cosign) build_cosign ;;
+  cosign) build_cosign; build_cosign2 ;;
   nomad) build_nomad ;;
-  all) apt_install; build_containerd; build_cni; build_nomad; build_cosign ;;
+  all) apt_install; build_containerd; build_cni; build_nomad; build_cosign; build_cosign2 ;;
   *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ import (
 // leave a TUF cache in (CheckOffline).
 type Cosign struct {
 	Bin      string
+	V2       bool   // a cosign v2 build: classic signatures, no signing config
 	Dir      string // HOME and TUF_ROOT of the runs; key pairs
 	Password string // COSIGN_PASSWORD of the key pairs
 }
@@ -30,6 +31,18 @@ func NewCosign(t testing.TB) *Cosign {
 		t.Fatalf("testbed: %v", err)
 	}
 	return &Cosign{Bin: bin, Dir: t.TempDir(), Password: "testbed-cosign"}
+}
+
+// NewCosignV2 is NewCosign for the cosign v2 build (`cosign2`, see
+// hack/deps.sh), which writes the classic signature layout.
+func NewCosignV2(t testing.TB) *Cosign {
+	t.Helper()
+	Require(t, false, "cosign2")
+	bin, err := LookBin("cosign2")
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	return &Cosign{Bin: bin, V2: true, Dir: t.TempDir(), Password: "testbed-cosign"}
 }
 
 // KeyPair is a pair from `cosign generate-key-pair`: an encrypted ECDSA
@@ -110,11 +123,28 @@ func (c *Cosign) Sign(ctx context.Context, key, imageRef string, o SignOptions) 
 	if !strings.Contains(imageRef, "@sha256:") {
 		return fmt.Errorf("cosign sign %s: sign a digest, not a tag", imageRef)
 	}
-	out, err := c.run(ctx, SignArgs(key, imageRef, o)...)
+	args := SignArgs(key, imageRef, o)
+	if c.V2 {
+		args = v2Args(args)
+	}
+	out, err := c.run(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
 	}
 	return nil
+}
+
+// v2Args drops the flags cosign v2 does not know (it has no signing
+// config and writes the classic layout by default).
+func v2Args(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if a == "--use-signing-config=false" || a == "--new-bundle-format=false" {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // CheckOffline fails the test when a run left a TUF cache: cosign tried to
