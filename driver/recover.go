@@ -17,11 +17,8 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if _, ok := d.tasks.Get(handle.Config.ID); ok {
 		return nil
 	}
-	var ts TaskState
-	if err := handle.GetDriverState(&ts); err != nil {
-		return fmt.Errorf("failed to decode task state: %w", err)
-	}
-	if err := upgradeState(&ts); err != nil {
+	ts, err := decodeState(handle)
+	if err != nil {
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
 	st, err := d.current()

@@ -4,11 +4,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/nomad/plugins/drivers"
+
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
 // taskStateVersion is the current format of TaskState. Decoding accepts
-// every older version and upgrades it; a newer one is refused.
+// every older version and upgrades it; a newer one is refused. When the
+// format changes: bump it, keep the older fields decodable, add the upgrade
+// step to upgradeState, and commit a fixture of the new version
+// (driver/testdata, see state_test.go).
 const taskStateVersion = 1
 
 // TaskState is what the driver persists in Nomad's task handle so that a
@@ -28,6 +33,24 @@ type TaskState struct {
 	PortMap map[string]int
 }
 
+// decodeState reads the task state from Nomad's handle and brings it to the
+// current version. The version is read first, so that a state written by a
+// newer plugin is refused as such rather than half decoded.
+func decodeState(handle *drivers.TaskHandle) (TaskState, error) {
+	var v struct{ Version int }
+	if err := handle.GetDriverState(&v); err != nil {
+		return TaskState{}, fmt.Errorf("failed to decode task state: %w", err)
+	}
+	if v.Version > taskStateVersion {
+		return TaskState{}, fmt.Errorf("task state version %d was written by a newer plugin: this one reads versions 1 to %d; the task is left as it is", v.Version, taskStateVersion)
+	}
+	var ts TaskState
+	if err := handle.GetDriverState(&ts); err != nil {
+		return TaskState{}, fmt.Errorf("failed to decode task state version %d: %w", v.Version, err)
+	}
+	return ts, upgradeState(&ts)
+}
+
 // upgradeState checks a decoded state and brings it to the current version.
 func upgradeState(s *TaskState) error {
 	switch {
@@ -35,7 +58,7 @@ func upgradeState(s *TaskState) error {
 	case s.Version > taskStateVersion:
 		return fmt.Errorf("task state version %d is newer than this plugin's %d", s.Version, taskStateVersion)
 	default:
-		return fmt.Errorf("task state version %d is not supported", s.Version)
+		return fmt.Errorf("task state version %d is not supported: versions 1 to %d are", s.Version, taskStateVersion)
 	}
 	if s.ContainerID == "" {
 		return fmt.Errorf("task state has no container ID")
