@@ -32,6 +32,7 @@ type Containerd struct {
 
 	dirs     []string // removed by Stop
 	proc     *daemon
+	launch   func() (*daemon, error) // starts the daemon with its config
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -138,14 +139,43 @@ func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
 			env[i] = "PATH=" + wrapDir + ":" + strings.TrimPrefix(kv, "PATH=")
 		}
 	}
-	if c.proc, err = o.start(dir, "containerd", env, bin, "--config", cfg); err != nil {
+	c.launch = func() (*daemon, error) { return o.start(dir, "containerd", env, bin, "--config", cfg) }
+	if err := c.StartDaemon(); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+// StartDaemon starts the daemon (again, after StopDaemon) with the same
+// config, root, state and socket, and waits until it answers; Client is then
+// a new client of it.
+func (c *Containerd) StartDaemon() (err error) {
+	if c.proc, err = c.launch(); err != nil {
+		return err
 	}
 	c.PID = c.proc.pid()
 	if err := c.waitReady(30 * time.Second); err != nil {
-		return nil, fmt.Errorf("containerd did not come up: %w\n%s", err, c.proc.logTail(4096))
+		return fmt.Errorf("containerd did not come up: %w\n%s", err, c.proc.logTail(4096))
 	}
-	return c, nil
+	return nil
+}
+
+// StopDaemon stops the daemon alone, by its PID, with sig (SIGKILL after
+// 10s): SIGTERM as an operator restarting containerd does (it removes its
+// socket), SIGKILL as a crash (the socket stays, refusing connections).
+// Shims and the tasks they run keep running; StartDaemon picks them up.
+func (c *Containerd) StopDaemon(sig syscall.Signal) {
+	if c.Client != nil {
+		c.Client.Close()
+		c.Client = nil
+	}
+	c.proc.stop(sig, 10*time.Second)
+}
+
+// Restart is StopDaemon(SIGTERM) then StartDaemon.
+func (c *Containerd) Restart() error {
+	c.StopDaemon(syscall.SIGTERM)
+	return c.StartDaemon()
 }
 
 func (c *Containerd) waitReady(timeout time.Duration) error {
