@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
@@ -186,6 +187,81 @@ func TestLoadAfterRestart(t *testing.T) {
 			t.Fatalf("load = %v, want not found", err)
 		}
 	})
+
+	// containerd drops a task whose processes exited while it was down;
+	// the container stays: it loads as exited with an unknown status
+	t.Run("task gone, container kept", func(t *testing.T) {
+		task := b.run(t, "task-gone", sh(`exit 3`), "", "")
+		waitDone(t, task, time.Minute)
+		c, err := b.cd.Client.LoadContainer(b.ctx, "task-gone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := c.Task(b.ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ct.Delete(b.ctx); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := newRuntime(b.cd).Load(b.ctx, "task-gone")
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		es := waitDone(t, loaded, time.Second)
+		if es.Code != int(client.UnknownExitStatus) || !errdefs.IsNotFound(es.Err) || !strings.Contains(es.Err.Error(), "exit status unknown") {
+			t.Fatalf("exit = %+v, want an unknown status that says why", es)
+		}
+		if running, err := loaded.Running(b.ctx); err != nil || running {
+			t.Errorf("running = %v, %v", running, err)
+		}
+		if err := loaded.Signal(b.ctx, syscall.SIGTERM); !errdefs.IsNotFound(err) {
+			t.Errorf("signal = %v, want not found", err)
+		}
+		if err := loaded.Stop(b.ctx, syscall.SIGTERM, time.Second); err != nil {
+			t.Errorf("stop of an exited task: %v", err)
+		}
+		if err := loaded.Delete(b.ctx, false); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		assertGone(t, b, "task-gone")
+	})
+}
+
+// Purge removes what is left of a container, down to a snapshot whose
+// container was deleted without it.
+func TestPurge(t *testing.T) {
+	b := newBed(t)
+	b.run(t, "purge-running", sh(termExits("0")), "", "")
+	if err := b.rt.Purge(b.ctx, "purge-running", snapshotter); err != nil {
+		t.Fatalf("purge of a running container: %v", err)
+	}
+	assertGone(t, b, "purge-running")
+
+	task := b.run(t, "purge-snapshot", sh(`exit 0`), "", "")
+	waitDone(t, task, time.Minute)
+	c, err := b.cd.Client.LoadContainer(b.ctx, "purge-snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct, err := c.Task(b.ctx, nil); err == nil {
+		if _, err := ct.Delete(b.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Delete(b.ctx); err != nil { // the snapshot stays
+		t.Fatal(err)
+	}
+	if _, err := b.cd.Client.SnapshotService(snapshotter).Stat(b.ctx, "purge-snapshot"); err != nil {
+		t.Fatalf("snapshot should be left: %v", err)
+	}
+	if err := b.rt.Purge(b.ctx, "purge-snapshot", snapshotter); err != nil {
+		t.Fatalf("purge of a left snapshot: %v", err)
+	}
+	assertGone(t, b, "purge-snapshot")
+	if err := b.rt.Purge(b.ctx, "purge-snapshot", snapshotter); err != nil {
+		t.Errorf("purge of nothing: %v", err)
+	}
 }
 
 func TestDelete(t *testing.T) {

@@ -157,8 +157,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 
 // Load reattaches to an existing container and its task, e.g. after the
 // plugin restarted, and resumes watching for its exit. A task that exited
-// while nobody watched reports its real exit status. The error wraps
-// errdefs.ErrNotFound when the container or its task is gone.
+// while nobody watched reports its real exit status; one that is gone while
+// its container is still there has exited with an unknown status (see
+// lostExit). The error wraps errdefs.ErrNotFound when the container is gone.
 func (r *Runtime) Load(ctx context.Context, id string) (*Task, error) {
 	ctx = r.withNS(ctx)
 	container, err := r.client.LoadContainer(ctx, id)
@@ -166,6 +167,11 @@ func (r *Runtime) Load(ctx context.Context, id string) (*Task, error) {
 		return nil, fmt.Errorf("failed to load container %s: %w", id, err)
 	}
 	task, err := container.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		t := newTask(r, id, container, goneTask{id: id})
+		t.recordExit(lostExit(id, err))
+		return t, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to load task %s: %w", id, err)
 	}

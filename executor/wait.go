@@ -40,6 +40,18 @@ type ExitStatus struct {
 	Err error
 }
 
+// lostExit is the exit of a task containerd no longer has. containerd keeps
+// a stopped task's status until the task is deleted, except across its own
+// restart: a shim whose processes all exited while containerd was down is
+// removed with the status as it starts again.
+func lostExit(id string, err error) ExitStatus {
+	return ExitStatus{
+		Code: int(client.UnknownExitStatus),
+		Err: fmt.Errorf("exit status unknown: containerd no longer has task %s (it exited while containerd was down, "+
+			"which discards its status, or it was removed outside Nomad): %w", id, err),
+	}
+}
+
 func exitFromCode(code uint32, at time.Time, oom bool) ExitStatus {
 	es := ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom}
 	if code > 128 && code-128 <= 64 {
@@ -101,10 +113,7 @@ func (t *Task) watchExit() {
 		}
 		err = errgrpc.ToNative(err)
 		if errdefs.IsNotFound(err) {
-			t.recordExit(ExitStatus{
-				Code: int(client.UnknownExitStatus),
-				Err:  fmt.Errorf("task %s disappeared before its exit was observed: %w", t.id, err),
-			})
+			t.recordExit(lostExit(t.id, err))
 			return
 		}
 		if time.Since(began) > reconnectBackoffMax {
