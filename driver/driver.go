@@ -55,6 +55,8 @@ type Driver struct {
 	cancel  context.CancelFunc
 	logger  hclog.Logger
 	tasks   *taskStore
+	// recovery bounds how long recoveries wait for containerd together.
+	recovery recoveryWindow
 
 	mu          sync.RWMutex // guards the fields below, set by SetConfig
 	config      *Config

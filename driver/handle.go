@@ -63,7 +63,7 @@ func (h *taskHandle) status() *drivers.TaskStatus {
 			"namespace":    h.state.Namespace,
 			"image":        h.state.ImageRef,
 			"image_digest": h.state.ImageDigest,
-			"pid":          strconv.FormatUint(uint64(h.state.PID), 10),
+			"pid":          strconv.FormatUint(uint64(h.task.PID()), 10),
 		},
 	}
 	if h.exited() {

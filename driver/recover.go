@@ -2,14 +2,32 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
+
+// recoverTimeout is how long task recovery waits for a containerd that does
+// not answer (one restarting under the tasks) before it fails. The wait is
+// shared: it starts when the first recovery finds containerd unreachable and
+// every recovery gives up at the same time, since Nomad recovers its tasks
+// one after another while it starts.
+const recoverTimeout = time.Minute
 
 // RecoverTask reattaches to a task after the plugin or the Nomad agent
 // restarted. The task is never started again: a task that exited meanwhile
-// reports its real exit through WaitTask.
+// reports its real exit through WaitTask (or an unknown one, with an error
+// that says why, when containerd discarded it). While containerd does not
+// answer, recovery waits for it (recoverTimeout). A task whose container is
+// gone fails to recover, and what is left of it (snapshot, network) is
+// removed first; Nomad then destroys the task (ErrTaskNotFound: nothing is
+// left) and decides whether to run it again.
 func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if handle == nil || handle.Config == nil {
 		return fmt.Errorf("failed to recover task: no task handle")
@@ -25,9 +43,14 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	defer cancel()
-	task, err := st.runtime.Load(ctx, ts.ContainerID)
+	task, err := d.loadTask(st, ts.ContainerID)
+	if errdefs.IsNotFound(err) {
+		err = fmt.Errorf("container %s is gone: %w", ts.ContainerID, err)
+		if cerr := d.removeLost(st, ts); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
+	}
 	if err != nil {
 		return fmt.Errorf("failed to recover task %s (container %s): %w", handle.Config.ID, ts.ContainerID, err)
 	}
@@ -35,4 +58,68 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	d.tasks.Set(handle.Config.ID, h)
 	h.logger.Info("recovered task", "pid", task.PID())
 	return nil
+}
+
+// loadTask loads the task's container; while containerd does not answer it
+// waits for it, within the recovery window.
+func (d *Driver) loadTask(st state, id string) (*executor.Task, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	task, err := st.runtime.Load(ctx, id)
+	cancel()
+	if err == nil || !executor.Unreachable(err) {
+		d.recovery.reached()
+		return task, err
+	}
+	deadline := d.recovery.wait(time.Now())
+	d.logger.Warn("containerd is not answering; waiting for it to recover the task", "container_id", id, "until", deadline, "error", err)
+	ctx, cancel = context.WithDeadline(d.ctx, deadline)
+	defer cancel()
+	task, err = st.runtime.Recover(ctx, id)
+	if err == nil || !executor.Unreachable(err) {
+		d.recovery.reached()
+	}
+	return task, err
+}
+
+// removeLost removes what is left of a task whose container or task is gone
+// (its container, snapshot and network) and releases its image.
+func (d *Driver) removeLost(st state, ts TaskState) error {
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	var errs []error
+	if err := st.runtime.Purge(ctx, ts.ContainerID, st.config.Snapshotter); err != nil {
+		errs = append(errs, err)
+	}
+	if ts.Network != nil {
+		if err := d.teardownNetwork(st, *ts.Network); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	st.gc.Release(ts.ImageRef)
+	d.logger.Warn("removed what was left of a task whose container is gone", "container_id", ts.ContainerID, "errors", len(errs))
+	return errors.Join(errs...)
+}
+
+// recoveryWindow is the time that recoveries, together, wait for an
+// unreachable containerd.
+type recoveryWindow struct {
+	mu    sync.Mutex
+	start time.Time // when a recovery began to wait; zero while containerd answers
+}
+
+// wait opens the window, unless one is open, and says when it closes.
+func (w *recoveryWindow) wait(now time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.start.IsZero() {
+		w.start = now
+	}
+	return w.start.Add(recoverTimeout)
+}
+
+// reached closes the window: containerd answered.
+func (w *recoveryWindow) reached() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.start = time.Time{}
 }
