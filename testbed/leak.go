@@ -14,6 +14,9 @@ import (
 // Leaks lists what is left in cd's namespace: containers, tasks, leases,
 // snapshots that are not committed image layers, and running shims of cd.
 func Leaks(ctx context.Context, cd *Containerd) []string {
+	if cd.Client == nil {
+		return []string{"containerd is stopped (StopDaemon without StartDaemon): nothing can be checked"}
+	}
 	ctx = withNS(ctx, cd.Namespace)
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
