@@ -99,6 +99,19 @@ func noExitYet(t *testing.T, ch <-chan *drivers.ExitResult, when string) {
 	}
 }
 
+// cueExit makes a cueTask exit and checks that its exit is reported once
+// with code, that it ran once, and that its destroy leaves nothing.
+func cueExit(t *testing.T, nb *netBed, h *dtu.DriverHarness, task *drivers.TaskConfig, ch <-chan *drivers.ExitResult, code int) {
+	t.Helper()
+	cue(t, task)
+	res := exitOnce(t, ch)
+	must.Eq(t, code, res.ExitCode, must.Sprintf("exit %+v", res))
+	must.NoError(t, res.Err)
+	must.Eq(t, 1, runs(t, task))
+	must.NoError(t, h.DestroyTask(task.ID, true))
+	must.SliceEmpty(t, testbed.NetLeaks(nb.scope))
+}
+
 // lostExit checks the exit of a task that exited while containerd was down:
 // containerd discards its status as it starts again.
 func lostExit(t *testing.T, res *drivers.ExitResult) {
@@ -144,13 +157,7 @@ func testContainerdRestart(t *testing.T, nb *netBed) {
 	answers(t, "tcp", addr)
 
 	// the driver waits again: the exit that follows is reported, once
-	cue(t, task)
-	res := exitOnce(t, ch)
-	must.Eq(t, 4, res.ExitCode, must.Sprintf("exit %+v", res))
-	must.NoError(t, res.Err)
-	must.Eq(t, 1, runs(t, task))
-	must.NoError(t, h.DestroyTask(task.ID, true))
-	must.SliceEmpty(t, testbed.NetLeaks(nb.scope))
+	cueExit(t, nb, h, task, ch, 4)
 }
 
 func testExitWhileContainerdDown(t *testing.T, nb *netBed) {
@@ -211,14 +218,7 @@ func testRecoverWhileContainerdDown(t *testing.T, nb *netBed) {
 	}
 	must.Eq(t, pid, taskPID(t, h2, task.ID))
 
-	ch := waitCh(t, h2, task.ID)
-	cue(t, task)
-	res := exitOnce(t, ch)
-	must.Eq(t, 6, res.ExitCode, must.Sprintf("exit %+v", res))
-	must.NoError(t, res.Err)
-	must.Eq(t, 1, runs(t, task))
-	must.NoError(t, h2.DestroyTask(task.ID, true))
-	must.SliceEmpty(t, testbed.NetLeaks(nb.scope))
+	cueExit(t, nb, h2, task, waitCh(t, h2, task.ID), 6)
 }
 
 // A container removed while the plugin was away: recovery fails and says
@@ -233,15 +233,15 @@ func testContainerDeleted(t *testing.T, nb *netBed) {
 		gone   bool
 	}{
 		{"task and container", func(ctx context.Context, c client.Container) {
-			deleteTask(t, ctx, c)
+			must.NoError(t, nb.cd.DeleteTask(ctx, c.ID()))
 			must.NoError(t, c.Delete(ctx, client.WithSnapshotCleanup))
 		}, true},
 		{"container without its snapshot", func(ctx context.Context, c client.Container) {
-			deleteTask(t, ctx, c)
+			must.NoError(t, nb.cd.DeleteTask(ctx, c.ID()))
 			must.NoError(t, c.Delete(ctx))
 		}, true},
 		{"task only", func(ctx context.Context, c client.Container) {
-			deleteTask(t, ctx, c)
+			must.NoError(t, nb.cd.DeleteTask(ctx, c.ID()))
 		}, false},
 	}
 	for _, tc := range cases {
@@ -278,18 +278,4 @@ func testContainerDeleted(t *testing.T, nb *netBed) {
 			must.Eq(t, 1, runs(t, task))
 		})
 	}
-}
-
-// deleteTask kills the container's task and deletes it, as
-// `ctr tasks kill -s SIGKILL` and `ctr tasks rm` do.
-func deleteTask(t *testing.T, ctx context.Context, c client.Container) {
-	t.Helper()
-	task, err := c.Task(ctx, nil)
-	must.NoError(t, err)
-	exited, err := task.Wait(ctx)
-	must.NoError(t, err)
-	must.NoError(t, task.Kill(ctx, syscall.SIGKILL))
-	<-exited
-	_, err = task.Delete(ctx)
-	must.NoError(t, err)
 }

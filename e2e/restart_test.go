@@ -93,15 +93,9 @@ func TestRestartMatrix(t *testing.T) {
 		must.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
 		ctx, cancel := context.WithTimeout(e.cd.Context(), time.Minute)
 		defer cancel()
-		c, err := e.cd.Client.LoadContainer(ctx, "web-"+web.alloc.ID)
-		must.NoError(t, err)
-		task, err := c.Task(ctx, nil)
-		must.NoError(t, err)
-		exited, err := task.Wait(ctx)
-		must.NoError(t, err)
-		must.NoError(t, task.Kill(ctx, syscall.SIGKILL))
-		<-exited
-		_, err = task.Delete(ctx)
+		id := "web-" + web.alloc.ID
+		must.NoError(t, e.cd.DeleteTask(ctx, id))
+		c, err := e.cd.Client.LoadContainer(ctx, id)
 		must.NoError(t, err)
 		must.NoError(t, c.Delete(ctx, client.WithSnapshotCleanup))
 

@@ -172,6 +172,34 @@ func (c *Containerd) StopDaemon(sig syscall.Signal) {
 	c.proc.stop(sig, 10*time.Second)
 }
 
+// DeleteTask SIGKILLs the task of container id and deletes it, behind the
+// back of whoever runs it, as `ctr tasks kill -s SIGKILL` and `ctr tasks rm`
+// do. ctx carries the namespace (Context).
+func (c *Containerd) DeleteTask(ctx context.Context, id string) error {
+	ctr, err := c.Client.LoadContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		return err
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err = task.Delete(ctx)
+	return err
+}
+
 // Restart is StopDaemon(SIGTERM) then StartDaemon.
 func (c *Containerd) Restart() error {
 	c.StopDaemon(syscall.SIGTERM)
