@@ -40,7 +40,7 @@ test: check unit integration e2e ## everything CI runs
 dist: ## versioned, reproducible release archives for linux/amd64 and arm64 with SHA256SUMS, in dist/
 	VERSION=$(VERSION) hack/dist.sh
 
-demo: ## deps, build, then run example-jobs/hello.nomad.hcl on containerd + Nomad (root)
+demo: ## deps, build, then run example-jobs/hello and service on containerd + Nomad (root)
 	bash hack/demo.sh
 
 demo-stop: ## stop what `make demo` left running

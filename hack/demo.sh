@@ -2,7 +2,9 @@
 # `make demo`: on a fresh Debian 12 machine, as root, installs the test bed,
 # builds the plugin, starts containerd, a local registry holding a busybox
 # image and a Nomad agent with the plugin (all under .work/demo), runs
-# example-jobs/hello.nomad.hcl and shows its output and the containerd view.
+# example-jobs/hello.nomad.hcl and shows its output, then starts
+# example-jobs/service.nomad.hcl and shows its logs, an exec into it and the
+# containerd view.
 # The daemons keep running for a look around; `make demo-stop` stops them.
 # Re-runnable: a previous run's daemons are stopped and started afresh.
 set -euo pipefail
@@ -44,34 +46,58 @@ mv "$work/env.tmp" "$work/env"
 export NOMAD_ADDR
 sed 's/^/    /' "$work/env"
 
+# wait_alloc JOB WANT...: the ID of JOB's first allocation once its client
+# status is one of WANT; fails (showing the allocation) on any other end state
+wait_alloc() {
+  local job=$1 alloc= status=
+  shift
+  for _ in $(seq 1 240); do
+    read -r status alloc < <(nomad job allocs -t '{{range .}}{{.ClientStatus}} {{.ID}}{{"\n"}}{{end}}' "$job" | head -n1) || true
+    for want in "$@"; do [ "$status" = "$want" ] && echo "$alloc" && return 0; done
+    case "$status" in complete | failed | lost) break ;; esac
+    sleep 0.5
+  done
+  echo "demo: allocation ${alloc:-?} of job $job is ${status:-missing}, not $*" >&2
+  [ -n "$alloc" ] && nomad alloc status "$alloc" >&2
+  return 1
+}
+
+ctr() { command ctr -a "$CONTAINERD_ADDRESS" -n nomad "$@" 2> >(grep -v DEPRECATION >&2); }
+
 say "nomad job run -var image=$IMAGE example-jobs/hello.nomad.hcl"
 nomad job run -var "image=$IMAGE" example-jobs/hello.nomad.hcl
-
-alloc= status=
-for _ in $(seq 1 240); do
-  read -r status alloc < <(nomad job allocs -t '{{range .}}{{.ClientStatus}} {{.ID}}{{"\n"}}{{end}}' hello | head -n1) || true
-  case "$status" in complete | failed | lost) break ;; esac
-  sleep 0.5
-done
-if [ "$status" != complete ]; then
-  echo "demo: allocation ${alloc:-?} of job hello is ${status:-missing}" >&2
-  [ -n "$alloc" ] && nomad alloc status "$alloc" >&2
-  exit 1
-fi
+alloc=$(wait_alloc hello complete)
 
 say "nomad alloc logs $alloc hello"
 nomad alloc logs "$alloc" hello
 
+say "nomad job run -detach -var image=$IMAGE example-jobs/service.nomad.hcl (a long-running task)"
+nomad job run -detach -var "image=$IMAGE" example-jobs/service.nomad.hcl
+svc=$(wait_alloc service running)
+for _ in $(seq 1 40); do
+  nomad alloc logs "$svc" web 2>/dev/null | grep -q beat-1 && break
+  sleep 0.5
+done
+
+say "nomad alloc logs $svc web"
+nomad alloc logs "$svc" web | head -n 3
+
+say "nomad alloc exec -task web $svc cat /local/app.conf"
+nomad alloc exec -task web "$svc" cat /local/app.conf
+
 say "ctr -n nomad containers ls"
-ctr -a "$CONTAINERD_ADDRESS" -n nomad containers ls 2> >(grep -v DEPRECATION >&2)
+ctr containers ls
+say "ctr -n nomad tasks ls"
+ctr tasks ls
 say "ctr -n nomad images ls"
-ctr -a "$CONTAINERD_ADDRESS" -n nomad images ls 2> >(grep -v DEPRECATION >&2)
+ctr images ls
 
 cat <<MSG
 
 demo: done. Still running, for a look around (addresses in .work/demo/env):
   export NOMAD_ADDR=$NOMAD_ADDR
-  nomad job status hello
+  nomad job status service
+  nomad alloc logs -f $svc web
   ctr -a $CONTAINERD_ADDRESS -n nomad containers ls
 Stop everything with: make demo-stop
 MSG
