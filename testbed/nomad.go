@@ -36,7 +36,27 @@ type NomadConfig struct {
 	PluginConfig string // HCL body of the plugin's `config { }` block
 	DataDir      string // default: a new temp dir, removed by Stop
 	Extra        string // more agent HCL, appended as is
+
+	// Role is what the agent runs; the default is a server and a client in
+	// one process, a cluster of its own.
+	Role NomadRole
+	// Servers are the RPC addresses (host:port) a NomadClientOnly agent
+	// joins.
+	Servers []string
+	// DynamicPorts is the client's min and max dynamic port; zero leaves
+	// Nomad's default (20000-32000). Clients on one host need ranges of
+	// their own: each only knows the ports its own allocations hold.
+	DynamicPorts [2]int
 }
+
+// NomadRole says whether an agent runs a server, a client or both.
+type NomadRole int
+
+const (
+	NomadServerAndClient NomadRole = iota // one agent, its own cluster
+	NomadServerOnly                       // a server that bootstraps alone
+	NomadClientOnly                       // a client joining NomadConfig.Servers
+)
 
 // NomadPorts are the agent's TCP ports on 127.0.0.1.
 type NomadPorts struct{ HTTP, RPC, Serf int }
@@ -72,6 +92,11 @@ func NomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id st
 func nomadAgentConfig(cfg NomadConfig, pluginDir string, ports NomadPorts, id string, client bool) string {
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	bridge, subnet := nomadBridge(id)
+	server := "enabled          = true\n  bootstrap_expect = 1"
+	if cfg.Role == NomadClientOnly {
+		server = "enabled = false"
+	}
+	client = client && cfg.Role != NomadServerOnly
 	return fmt.Sprintf(`name                 = %s
 data_dir             = %s
 plugin_dir           = %s
@@ -92,12 +117,11 @@ advertise {
 }
 
 server {
-  enabled          = true
-  bootstrap_expect = 1
+  %s
 }
 
 client {
-  enabled               = %t
+  enabled               = %t%s
   network_interface     = "lo"
   cni_path              = %s
   cni_config_dir        = %s
@@ -116,8 +140,25 @@ plugin %s {
 }
 %s
 `, q("ndc-"+id), q(cfg.DataDir), q(pluginDir), ports.HTTP, ports.RPC, ports.Serf,
-		client, q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q(bridge), q(subnet),
+		server, client, clientJoin(cfg), q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q(bridge), q(subnet),
 		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
+}
+
+// clientJoin is the client block's lines for cfg.Servers and
+// cfg.DynamicPorts.
+func clientJoin(cfg NomadConfig) string {
+	var b strings.Builder
+	if len(cfg.Servers) > 0 {
+		qs := make([]string, len(cfg.Servers))
+		for i, s := range cfg.Servers {
+			qs[i] = fmt.Sprintf("%q", s)
+		}
+		fmt.Fprintf(&b, "\n  servers               = [%s]", strings.Join(qs, ", "))
+	}
+	if cfg.DynamicPorts != [2]int{} {
+		fmt.Fprintf(&b, "\n  min_dynamic_port      = %d\n  max_dynamic_port      = %d", cfg.DynamicPorts[0], cfg.DynamicPorts[1])
+	}
+	return b.String()
 }
 
 func indent(s, pre string) string {
@@ -178,7 +219,15 @@ func (n *Nomad) Marker() string { return "NDC_TESTBED_NOMAD=" + n.id }
 // containerd driver healthy. Its config, log, plugin dir and (unless
 // cfg.DataDir says otherwise) data live in o.Dir, by default a new temp dir.
 // Stop undoes it; tests use StartNomad.
-func LaunchNomad(cfg NomadConfig, o LaunchOptions) (_ *Nomad, err error) {
+func LaunchNomad(cfg NomadConfig, o LaunchOptions) (*Nomad, error) {
+	var idb [3]byte
+	_, _ = rand.Read(idb[:])
+	return launchNomad(cfg, o, hex.EncodeToString(idb[:]))
+}
+
+// launchNomad is LaunchNomad for an agent id (a few hex digits: its node
+// name and group bridge derive from it).
+func launchNomad(cfg NomadConfig, o LaunchOptions, id string) (_ *Nomad, err error) {
 	bin, err := LookBin("nomad")
 	if err != nil {
 		return nil, err
@@ -186,9 +235,7 @@ func LaunchNomad(cfg NomadConfig, o LaunchOptions) (_ *Nomad, err error) {
 	if cfg.PluginDir == "" {
 		cfg.PluginDir = filepath.Join(RepoRoot(), "bin")
 	}
-	var idb [3]byte
-	_, _ = rand.Read(idb[:])
-	n := &Nomad{id: hex.EncodeToString(idb[:]), bin: bin, Config: cfg, opts: o}
+	n := &Nomad{id: id, bin: bin, Config: cfg, opts: o}
 	if n.Dir, n.ownDir, err = o.dir("ndc-nomad-"); err != nil {
 		return nil, err
 	}
@@ -231,6 +278,12 @@ func (n *Nomad) start() error {
 	defer n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	switch n.Config.Role {
+	case NomadServerOnly:
+		return n.run(ctx, "agent.hcl", waitKeyring)
+	case NomadClientOnly:
+		return n.run(ctx, "agent.hcl", func(cl *api.Client) string { return clientState(cl, n.NodeName()) })
+	}
 	if _, err := os.Stat(filepath.Join(n.Config.DataDir, "server", "raft")); err != nil {
 		if err := n.run(ctx, "bootstrap.hcl", waitKeyring); err != nil {
 			return err
@@ -308,7 +361,28 @@ func nomadState(cl *api.Client) string {
 	if err != nil || len(nodes) == 0 {
 		return fmt.Sprintf("no node (%v)", err)
 	}
-	node := nodes[0]
+	return nodeState(nodes[0])
+}
+
+// clientState is "" when the node named name is ready with a healthy
+// containerd driver, else what is missing.
+func clientState(cl *api.Client, name string) string {
+	if leader, err := cl.Status().Leader(); err != nil || leader == "" {
+		return fmt.Sprintf("no leader (%v)", err)
+	}
+	nodes, _, err := cl.Nodes().List(&api.QueryOptions{Filter: fmt.Sprintf("Name == %q", name)})
+	if err != nil || len(nodes) == 0 {
+		return fmt.Sprintf("node %s not registered (%v)", name, err)
+	}
+	if st := nodeState(nodes[0]); st != "" {
+		return name + ": " + st
+	}
+	return ""
+}
+
+// nodeState is "" when node is ready and its containerd driver detected and
+// healthy, else what is missing.
+func nodeState(node *api.NodeListStub) string {
 	if node.Status != "ready" {
 		return "node " + node.Status
 	}
@@ -321,6 +395,12 @@ func nomadState(cl *api.Client) string {
 	}
 	return ""
 }
+
+// NodeName is the agent's name, and its node's.
+func (n *Nomad) NodeName() string { return "ndc-" + n.id }
+
+// RPCAddr is the host:port a client agent joins this (server) agent at.
+func (n *Nomad) RPCAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.Ports.RPC) }
 
 // API is a client for the agent.
 func (n *Nomad) API() *api.Client {
@@ -412,6 +492,19 @@ func (n *Nomad) Stop() error {
 // StartNomad starts an agent for the test and stops it when the test ends.
 func StartNomad(t testing.TB, cfg NomadConfig) *Nomad {
 	t.Helper()
+	requireNomad(t, cfg)
+	n, err := LaunchNomad(cfg, LaunchOptions{})
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	stopAtCleanup(t, "nomad", n)
+	return n
+}
+
+// requireNomad skips the test (fails it under CI=true) without root, the
+// nomad binary or the plugin binary in cfg's plugin dir.
+func requireNomad(t testing.TB, cfg NomadConfig) {
+	t.Helper()
 	Require(t, true, "nomad")
 	pd := cfg.PluginDir
 	if pd == "" {
@@ -423,10 +516,4 @@ func StartNomad(t testing.TB, cfg NomadConfig) *Nomad {
 		}
 		t.Skipf("testbed: %s not in %s (run `make build`)", PluginBinary, pd)
 	}
-	n, err := LaunchNomad(cfg, LaunchOptions{})
-	if err != nil {
-		t.Fatalf("testbed: %v", err)
-	}
-	stopAtCleanup(t, "nomad", n)
-	return n
 }
