@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -23,14 +24,9 @@ type CNINet struct {
 func NewCNINet(t testing.TB) *CNINet {
 	t.Helper()
 	Require(t, true, "ip")
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	n := &CNINet{
-		ConfDir: t.TempDir(),
-		BinDir:  CNIBinDir(),
-		Bridge:  "ndc" + hex.EncodeToString(b[:]),
-		Subnet:  fmt.Sprintf("10.215.%d.0/24", b[0]),
-	}
+	n := &CNINet{ConfDir: t.TempDir(), BinDir: CNIBinDir()}
+	n.Bridge, n.Subnet = cniNets.take()
+	t.Cleanup(func() { cniNets.give(n.Subnet) })
 	if _, err := os.Stat(n.BinDir); err != nil {
 		if InCI() {
 			t.Fatalf("testbed: no CNI plugins in %s (run `make deps`)", n.BinDir)
@@ -46,4 +42,42 @@ func NewCNINet(t testing.TB) *CNINet {
 		}
 	})
 	return n
+}
+
+// cniNets are the subnets NewCNINet handed out in this process and not yet
+// given back, so that a test with several networks (a cluster of clients)
+// never gets one twice.
+var cniNets = &subnets{used: map[string]bool{}}
+
+type subnets struct {
+	mu   sync.Mutex
+	used map[string]bool
+}
+
+// take picks a random bridge name and a /24 under 10.215/16 not in use.
+func (s *subnets) take() (bridge, subnet string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		bridge, subnet = "ndc"+hex.EncodeToString(b[:]), fmt.Sprintf("10.215.%d.0/24", b[0])
+		if !s.used[subnet] || len(s.used) >= 256 {
+			s.used[subnet] = true
+			return bridge, subnet
+		}
+	}
+}
+
+func (s *subnets) give(subnet string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.used, subnet)
+}
+
+// PluginBlock is the plugin's `cni { }` block for n's network, with the
+// driver's netns files in netnsDir.
+func (n *CNINet) PluginBlock(netnsDir string) string {
+	return fmt.Sprintf("cni {\n  bin_dir     = %q\n  conf_dir    = %q\n  bridge_name = %q\n  subnet      = %q\n  netns_dir   = %q\n}\n",
+		n.BinDir, n.ConfDir, n.Bridge, n.Subnet, netnsDir)
 }
