@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -88,5 +89,28 @@ func TestDist(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(got)); s != "nomad-driver-containerd "+version {
 		t.Fatalf("archive binary reports %q", s)
+	}
+	checkLinks(t, filepath.Join(x, name))
+}
+
+// linkRe matches the target of a relative markdown link.
+var linkRe = regexp.MustCompile(`\]\(([^)#:]+)(#[^)]*)?\)`)
+
+// checkLinks checks that every relative link in dir's README.md names a
+// file in dir: the archive carries the docs the README sends operators to.
+func checkLinks(t *testing.T, dir string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatalf("archive has no README.md: %v", err)
+	}
+	links := linkRe.FindAllStringSubmatch(string(readme), -1)
+	if len(links) == 0 {
+		t.Fatal("README.md links no docs")
+	}
+	for _, m := range links {
+		if _, err := os.Stat(filepath.Join(dir, m[1])); err != nil {
+			t.Errorf("README.md links %s, which the archive lacks: %v", m[1], err)
+		}
 	}
 }

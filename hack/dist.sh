@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release archives into ${DIST:-dist}/:
-#   nomad-driver-containerd_<version>_linux_<arch>.tar.gz  (amd64, arm64)
+#   nomad-driver-containerd_<version>_linux_<arch>.tar.gz  (amd64, arm64):
+#     the binary, README.md and docs/
 #   SHA256SUMS
 # Reproducible: static, -trimpath, no VCS stamping, and tar/gzip entries with
 # fixed owners, order and the commit's time, so the same commit gives the
@@ -23,7 +24,8 @@ for arch in amd64 arm64; do
     -ldflags "-s -w -buildid= -X github.com/nomad-containerd/nomad-driver-containerd/driver.Version=$version" \
     -o "$work/$name/nomad-driver-containerd" .
   cp README.md "$work/$name/"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" \
+  cp -r docs "$work/$name/"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" --mode=u+rwX,go+rX,go-w \
     -C "$work" -cf - "$name" | gzip -n -9 > "$dist/$name.tar.gz"
 done
 (cd "$dist" && sha256sum nomad-driver-containerd_"${version}"_linux_*.tar.gz > SHA256SUMS)
