@@ -15,6 +15,11 @@
 //
 //	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: testbed.ContainerdPluginConfig(cd)})
 //
+// or, for several nodes, a server-only agent and one client-only agent per
+// config (give each client a containerd and a CNINet of its own):
+//
+//	c := testbed.StartNomadCluster(t, testbed.NomadConfig{PluginConfig: a}, testbed.NomadConfig{PluginConfig: b})
+//
 // Every Start* skips its test (fails it under CI=true) when a binary or root
 // is missing, and stops what it started, by PID, when the test ends. The
 // Launch* functions do the same outside tests; Stop undoes them.
