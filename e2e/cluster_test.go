@@ -346,6 +346,10 @@ func testClientRestart(t *testing.T, c *cluster, allocs []*api.AllocationListStu
 	after := c.running(t, 4)
 	must.Eq(t, placement(allocs), placement(after), must.Sprint("allocations replaced after the client restart"))
 	for id, pid := range pids {
+		// exec goes through the restarted agent to the task handle it
+		// recovered from the plugin: the recovery is done
+		out := c.e.cli(t, "alloc", "exec", "-task", "web", id, "cat", "/tmp/www/index.html")
+		must.Eq(t, fmt.Sprintf("hello from %s on %s\n", id, n.agent.NodeName()), out)
 		must.Eq(t, pid, n.taskPID(t, id), must.Sprintf("task of %s has another PID after the client restart", id))
 		a, _, err := c.api().Allocations().Info(id, nil)
 		must.NoError(t, err)
@@ -355,9 +359,6 @@ func testClientRestart(t *testing.T, c *cluster, allocs []*api.AllocationListStu
 			must.NotEq(t, api.TaskRestarting, ev.Type, must.Sprintf("task of %s restarted after the client restart: %s", id, ev.DisplayMessage))
 		}
 		must.Eq(t, uint64(0), ts.Restarts)
-		// exec goes through the restarted agent to the plugin's task handle
-		out := c.e.cli(t, "alloc", "exec", "-task", "web", id, "cat", "/tmp/www/index.html")
-		must.Eq(t, fmt.Sprintf("hello from %s on %s\n", id, n.agent.NodeName()), out)
 	}
 	c.checkServices(t, after)
 }

@@ -282,7 +282,8 @@ func (n *Nomad) start() error {
 	case NomadServerOnly:
 		return n.run(ctx, "agent.hcl", waitKeyring)
 	case NomadClientOnly:
-		return n.run(ctx, "agent.hcl", func(cl *api.Client) string { return clientState(cl, n.NodeName()) })
+		since := time.Now().Truncate(time.Second)
+		return n.run(ctx, "agent.hcl", func(cl *api.Client) string { return clientState(cl, n.NodeName(), since) })
 	}
 	if _, err := os.Stat(filepath.Join(n.Config.DataDir, "server", "raft")); err != nil {
 		if err := n.run(ctx, "bootstrap.hcl", waitKeyring); err != nil {
@@ -361,12 +362,13 @@ func nomadState(cl *api.Client) string {
 	if err != nil || len(nodes) == 0 {
 		return fmt.Sprintf("no node (%v)", err)
 	}
-	return nodeState(nodes[0])
+	return nodeState(nodes[0].Status, nodes[0].Drivers)
 }
 
-// clientState is "" when the node named name is ready with a healthy
-// containerd driver, else what is missing.
-func clientState(cl *api.Client, name string) string {
+// clientState is "" when the node named name has registered since since
+// (a restarted client's node looks ready before that, from the servers' old
+// state) and is ready with a healthy containerd driver, else what is missing.
+func clientState(cl *api.Client, name string, since time.Time) string {
 	if leader, err := cl.Status().Leader(); err != nil || leader == "" {
 		return fmt.Sprintf("no leader (%v)", err)
 	}
@@ -374,19 +376,23 @@ func clientState(cl *api.Client, name string) string {
 	if err != nil || len(nodes) == 0 {
 		return fmt.Sprintf("node %s not registered (%v)", name, err)
 	}
-	if st := nodeState(nodes[0]); st != "" {
+	node, _, err := cl.Nodes().Info(nodes[0].ID, nil)
+	if err != nil || node.StatusUpdatedAt < since.Unix() {
+		return fmt.Sprintf("node %s not registered since the agent started (%v)", name, err)
+	}
+	if st := nodeState(node.Status, node.Drivers); st != "" {
 		return name + ": " + st
 	}
 	return ""
 }
 
-// nodeState is "" when node is ready and its containerd driver detected and
-// healthy, else what is missing.
-func nodeState(node *api.NodeListStub) string {
-	if node.Status != "ready" {
-		return "node " + node.Status
+// nodeState is "" when a node's status is ready and its containerd driver
+// detected and healthy, else what is missing.
+func nodeState(status string, drivers map[string]*api.DriverInfo) string {
+	if status != "ready" {
+		return "node " + status
 	}
-	d := node.Drivers["containerd"]
+	d := drivers["containerd"]
 	switch {
 	case d == nil:
 		return "containerd driver not fingerprinted"
