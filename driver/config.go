@@ -117,6 +117,7 @@ type Config struct {
 	DefaultNetworkMode string
 	CNI                network.Config
 	Images             ImageConfig
+	Containers         ContainerGC
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -197,6 +198,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.Images, err = parseImageConfig(raw); err != nil {
+		return nil, err
+	}
+	if c.Containers, err = parseContainerGC(raw.GC); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -68,6 +68,7 @@ type Driver struct {
 	networks    *network.Manager
 	verifier    *trust.Verifier
 	gc          *image.GC
+	reconciler  *reconciler // nil with gc.container = false
 }
 
 // New returns the plugin; main passes it to plugins.Serve.
@@ -140,6 +141,10 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.reconciler != nil {
+		d.reconciler.stop()
+		d.reconciler = nil
+	}
 	if d.client != nil {
 		_ = d.client.Close()
 	}
@@ -165,6 +170,9 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		d.nomadConfig = cfg.AgentConfig.Driver
 		d.compute = cfg.AgentConfig.Compute()
 	}
+	if conf.Containers.Enabled {
+		d.reconciler = d.startReconciler(d.stateLocked())
+	}
 	return nil
 }
 
@@ -186,7 +194,11 @@ func (d *Driver) current() (state, error) {
 	if d.config == nil {
 		return state{}, fmt.Errorf("driver is not configured yet")
 	}
-	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc, d.compute}, nil
+	return d.stateLocked(), nil
+}
+
+func (d *Driver) stateLocked() state {
+	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc, d.compute}
 }
 
 // TaskEvents streams the driver's task events to Nomad.
@@ -214,6 +226,10 @@ func (d *Driver) Shutdown() {
 	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.reconciler != nil {
+		d.reconciler.stop()
+		d.reconciler = nil
+	}
 	if d.gc != nil {
 		d.gc.Stop()
 	}

@@ -130,7 +130,13 @@ func logs(t *testing.T, task *drivers.TaskConfig, stream string) string {
 // eventually waits for cond, for log files written by another process.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitFor(t, 10*time.Second, what, cond)
+}
+
+// waitFor waits up to timeout for cond.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -29,6 +29,9 @@ var (
 	gcSpec = hclspec.NewBlock("gc", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"image":       hclspec.NewDefault(hclspec.NewAttr("image", "bool", false), hclspec.NewLiteral("true")),
 		"image_delay": hclspec.NewDefault(hclspec.NewAttr("image_delay", "string", false), hclspec.NewLiteral(`"3m"`)),
+		"container":   hclspec.NewDefault(hclspec.NewAttr("container", "bool", false), hclspec.NewLiteral("true")),
+		"container_grace": hclspec.NewDefault(hclspec.NewAttr("container_grace", "string", false),
+			hclspec.NewLiteral(`"5m"`)),
 	}))
 	// taskAuthSpec is the docker driver's task auth block.
 	taskAuthSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
@@ -56,8 +59,10 @@ type rawTrustRule struct {
 }
 
 type rawGC struct {
-	Image      *bool  `codec:"image"`
-	ImageDelay string `codec:"image_delay"`
+	Image          *bool  `codec:"image"`
+	ImageDelay     string `codec:"image_delay"`
+	Container      *bool  `codec:"container"`
+	ContainerGrace string `codec:"container_grace"`
 }
 
 type rawTaskAuth struct {

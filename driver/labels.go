@@ -22,6 +22,11 @@ const (
 	labelNerdctl   = "nerdctl/name"
 )
 
+// labelNetwork is the task's driver-run CNI network ("bridge" or
+// "cni/<name>"), so that the network of a dangling container can be torn
+// down without the task's state.
+const labelNetwork = labelPrefix + "network"
+
 // maxContainerID is containerd's limit on identifier length.
 const maxContainerID = 76
 

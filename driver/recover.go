@@ -43,15 +43,21 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err != nil {
 		return err
 	}
+	// reserved first: the dangling container reconciler keeps off it
+	if err := d.tasks.Reserve(handle.Config.ID, ts.ContainerID); err != nil {
+		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
+	}
 	task, err := d.loadTask(st, ts.ContainerID)
 	if errdefs.IsNotFound(err) {
 		err = fmt.Errorf("container %s is gone: %w", ts.ContainerID, err)
 		if cerr := d.removeLost(st, ts); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		d.tasks.Delete(handle.Config.ID)
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
 	if err != nil {
+		d.tasks.Delete(handle.Config.ID)
 		return fmt.Errorf("failed to recover task %s (container %s): %w", handle.Config.ID, ts.ContainerID, err)
 	}
 	h := newHandle(handle.Config, task, ts, st.compute, d.logger)

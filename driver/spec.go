@@ -83,11 +83,15 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 	case netHost:
 		spec.HostNetwork = true
 	}
+	labels := containerLabels(cfg, id, tc.Labels)
+	if mode.kind == netCNI {
+		labels[labelNetwork] = mode.String()
+	}
 	return &plan{
 		containerID: id,
 		imageRef:    tc.Image,
 		runtime:     runtime,
-		labels:      containerLabels(cfg, id, tc.Labels),
+		labels:      labels,
 		spec:        spec,
 		net:         mode,
 		ports:       ports,

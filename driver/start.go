@@ -17,8 +17,8 @@ import (
 // make sure the image is present, create the container and start it. A
 // failure at any step leaves nothing behind.
 func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
-	if !d.tasks.Reserve(cfg.ID) {
-		return nil, nil, fmt.Errorf("task with ID %q is already started", cfg.ID)
+	if err := d.tasks.Reserve(cfg.ID, containerID(cfg.Name, cfg.AllocID)); err != nil {
+		return nil, nil, err
 	}
 	h, err := d.startTask(cfg)
 	if err != nil {

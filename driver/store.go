@@ -1,42 +1,103 @@
 package driver
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
-// taskStore maps Nomad task IDs to their handles.
+// taskStore maps Nomad task IDs to their handles, and knows which
+// containers belong to those tasks, so that the dangling container
+// reconciler never takes one that a start or a recovery is working on.
 type taskStore struct {
 	mu    sync.RWMutex
-	tasks map[string]*taskHandle
+	tasks map[string]*storeEntry
+	// removing holds the containers the reconciler is removing: no task
+	// may claim them meanwhile.
+	removing map[string]bool
 }
 
-func newTaskStore() *taskStore { return &taskStore{tasks: map[string]*taskHandle{}} }
+// storeEntry is one task: reserved (h nil) while it starts or recovers.
+type storeEntry struct {
+	containerID string
+	h           *taskHandle
+}
 
+func newTaskStore() *taskStore {
+	return &taskStore{tasks: map[string]*storeEntry{}, removing: map[string]bool{}}
+}
+
+// Set records the handle of a reserved task.
 func (s *taskStore) Set(id string, h *taskHandle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tasks[id] = h
+	s.tasks[id] = &storeEntry{containerID: h.state.ContainerID, h: h}
 }
 
-// Reserve records id only when no task holds it yet, so two concurrent
-// StartTask calls for one ID cannot both proceed.
-func (s *taskStore) Reserve(id string) bool {
+// Reserve records task id with its container before the container is made
+// or loaded. It fails when a task already holds id, so that two concurrent
+// StartTask calls for one ID cannot both proceed, and while the reconciler
+// removes that container.
+func (s *taskStore) Reserve(id, containerID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.tasks[id]; ok {
-		return false
+		return fmt.Errorf("task with ID %q is already started", id)
 	}
-	s.tasks[id] = nil
-	return true
+	if s.removing[containerID] {
+		return fmt.Errorf("container %s is being removed as dangling; try again", containerID)
+	}
+	s.tasks[id] = &storeEntry{containerID: containerID}
+	return nil
 }
 
 func (s *taskStore) Get(id string) (*taskHandle, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	h, ok := s.tasks[id]
-	return h, ok && h != nil
+	e, ok := s.tasks[id]
+	if !ok || e.h == nil {
+		return nil, false
+	}
+	return e.h, true
 }
 
 func (s *taskStore) Delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tasks, id)
+}
+
+// Known reports whether a task (running, starting, recovering or being
+// destroyed) holds containerID.
+func (s *taskStore) Known(containerID string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.knownLocked(containerID)
+}
+
+func (s *taskStore) knownLocked(containerID string) bool {
+	for _, e := range s.tasks {
+		if e.containerID == containerID {
+			return true
+		}
+	}
+	return false
+}
+
+// ClaimDangling marks containerID as being removed, unless a task holds
+// it; Reserve refuses it until ReleaseDangling.
+func (s *taskStore) ClaimDangling(containerID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.knownLocked(containerID) || s.removing[containerID] {
+		return false
+	}
+	s.removing[containerID] = true
+	return true
+}
+
+// ReleaseDangling ends a claim of ClaimDangling.
+func (s *taskStore) ReleaseDangling(containerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.removing, containerID)
 }
