@@ -1,42 +1,10 @@
 package testbed
 
-import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
-	"testing"
-)
-
-var echoOnce struct {
-	sync.Once
-	data []byte
-	err  error
-}
+import "testing"
 
 // EchoBinary builds testbed/cmd/ndc-echo statically (once per process)
 // and returns its bytes.
-func EchoBinary() ([]byte, error) {
-	echoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ndc-echo-")
-		if err != nil {
-			echoOnce.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "ndc-echo")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./testbed/cmd/ndc-echo")
-		cmd.Dir = RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			echoOnce.err = fmt.Errorf("failed to build ndc-echo: %v: %s", err, b)
-			return
-		}
-		echoOnce.data, echoOnce.err = os.ReadFile(out)
-	})
-	return echoOnce.data, echoOnce.err
-}
+func EchoBinary() ([]byte, error) { return goBuild("./testbed/cmd/ndc-echo") }
 
 // ImportEchoImage imports busybox plus /bin/ndc-echo (a TCP and UDP echo
 // server) into cd as ref.
