@@ -23,6 +23,45 @@ type taskHandle struct {
 	cpuTotal  *cpustats.Tracker
 	cpuUser   *cpustats.Tracker
 	cpuSystem *cpustats.Tracker
+
+	destroyMu  sync.Mutex // one destroy at a time: Nomad's and the retries
+	retryMu    sync.Mutex
+	retryTimer *time.Timer // armed retry of a failed destroy
+	retryDelay time.Duration
+}
+
+// Backoff of the retries of a failed destroy.
+const (
+	destroyRetryMin = 2 * time.Second
+	destroyRetryMax = 5 * time.Minute
+)
+
+// armDestroyRetry arms f after a backoff that doubles with each failure,
+// unless a retry is armed already, and returns the delay.
+func (h *taskHandle) armDestroyRetry(f func()) time.Duration {
+	h.retryMu.Lock()
+	defer h.retryMu.Unlock()
+	if h.retryTimer != nil {
+		return h.retryDelay
+	}
+	h.retryDelay = min(max(2*h.retryDelay, destroyRetryMin), destroyRetryMax)
+	h.retryTimer = time.AfterFunc(h.retryDelay, func() {
+		h.retryMu.Lock()
+		h.retryTimer = nil
+		h.retryMu.Unlock()
+		f()
+	})
+	return h.retryDelay
+}
+
+// stopDestroyRetry disarms a pending retry once the destroy succeeded.
+func (h *taskHandle) stopDestroyRetry() {
+	h.retryMu.Lock()
+	defer h.retryMu.Unlock()
+	if h.retryTimer != nil {
+		h.retryTimer.Stop()
+		h.retryTimer = nil
+	}
 }
 
 func newHandle(cfg *drivers.TaskConfig, task *executor.Task, st TaskState, compute cpustats.Compute, logger hclog.Logger) *taskHandle {

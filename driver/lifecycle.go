@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"golang.org/x/sys/unix"
 )
@@ -63,25 +64,64 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	return d.destroy(h, force)
 }
 
-// destroy removes the task's container, then its network, and forgets it.
+// destroy removes the task's process, then its network, then the container
+// with its snapshot, and forgets the task. The container record goes last:
+// while it exists, its labels say what is left to clean up. Nomad does not
+// retry a failed DestroyTask, so a failure keeps the task and arms a retry
+// with backoff; a later DestroyTask, the retry or, after a plugin restart,
+// the dangling container reconciler finishes the job.
 func (d *Driver) destroy(h *taskHandle, force bool) error {
-	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	defer cancel()
-	if err := h.task.Delete(ctx, force); err != nil {
-		return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
+	err := d.destroySteps(h, force)
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
+	if !errdefs.IsFailedPrecondition(err) && d.ctx.Err() == nil {
+		delay := h.armDestroyRetry(func() { d.retryDestroy(h, force) })
+		h.logger.Error("task not fully destroyed; trying again", "error", err, "retry_in", delay)
+	}
+	return err
+}
+
+func (d *Driver) destroySteps(h *taskHandle, force bool) error {
+	h.destroyMu.Lock()
+	defer h.destroyMu.Unlock()
+	if cur, ok := d.tasks.Get(h.cfg.ID); !ok || cur != h {
+		return nil // destroyed meanwhile
 	}
 	st, err := d.current()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	if err := h.task.DeleteProcess(ctx, force); err != nil {
+		return err
+	}
 	if a := h.state.Network; a != nil {
 		if err := d.teardownNetwork(st, *a); err != nil {
-			return fmt.Errorf("failed to destroy task %s: %w", h.cfg.ID, err)
+			return err
 		}
 	}
+	if err := h.task.Delete(ctx, force); err != nil {
+		return err
+	}
+	h.stopDestroyRetry()
 	st.gc.Release(h.state.ImageRef)
 	d.tasks.Delete(h.cfg.ID)
 	return nil
+}
+
+// retryDestroy is a retry armed by a failed destroy. After Shutdown none
+// is armed and an armed one does nothing: the next plugin's reconciler
+// takes the container.
+func (d *Driver) retryDestroy(h *taskHandle, force bool) {
+	if d.ctx.Err() != nil {
+		return
+	}
+	if err := d.destroy(h, force); err == nil {
+		h.logger.Info("destroyed task on retry")
+	}
 }
 
 // InspectTask reports the task's state and driver attributes.

@@ -139,21 +139,31 @@ func (t *Task) Running(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// Delete removes the task, then the container with its snapshot. A running
-// task is killed first when force is set, and refused otherwise. Deleting what
-// is already gone is success.
-func (t *Task) Delete(ctx context.Context, force bool) error {
+// DeleteProcess removes the task's process (its containerd task) and keeps
+// the container, so that what the container's labels describe can still be
+// cleaned up when a later step fails. A running task is killed first when
+// force is set, and refused otherwise. A task that is already gone is
+// success.
+func (t *Task) DeleteProcess(ctx context.Context, force bool) error {
 	ctx = t.rt.withNS(ctx)
 	st, err := t.task.Status(ctx)
 	switch {
 	case errdefs.IsNotFound(err):
+		return nil
 	case err != nil:
 		return fmt.Errorf("failed to get task status: %w", err)
-	default:
-		if err := t.deleteTask(ctx, st.Status, force); err != nil {
-			return err
-		}
 	}
+	return t.deleteTask(ctx, st.Status, force)
+}
+
+// Delete removes the task, then the container with its snapshot. A running
+// task is killed first when force is set, and refused otherwise. Deleting what
+// is already gone is success.
+func (t *Task) Delete(ctx context.Context, force bool) error {
+	if err := t.DeleteProcess(ctx, force); err != nil {
+		return err
+	}
+	ctx = t.rt.withNS(ctx)
 	if err := deleteContainer(ctx, t.container); err != nil {
 		return err
 	}
