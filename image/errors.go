@@ -30,6 +30,11 @@ var ErrDigestMismatch = errors.New("digest mismatch")
 // recoverable.
 var ErrPullStalled = errors.New("pull stalled")
 
+// ErrNoSpace is wrapped by the error of a pull that ran out of space in
+// containerd's root (content store or snapshots). It is recoverable: the
+// task's image is fine, the node has to free space.
+var ErrNoSpace = errors.New("containerd's root filesystem is full")
+
 // IsRecoverable reports whether a pull error is worth retrying: an unreachable
 // registry, timeouts, stalls, throttling and server errors are; a bad
 // reference, a missing image, refused credentials, a failed credential
@@ -39,7 +44,7 @@ func IsRecoverable(err error) bool {
 		return false
 	}
 	switch {
-	case errors.Is(err, ErrPullStalled):
+	case errors.Is(err, ErrPullStalled), errors.Is(err, ErrNoSpace):
 		return true
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
@@ -176,6 +181,14 @@ func describePullError(err error, pin digest.Digest) error {
 		return fmt.Errorf("%w: content served by the registry does not match its digest: %w", ErrDigestMismatch, err)
 	case pin != "" && errdefs.IsNotFound(err):
 		return fmt.Errorf("pinned digest %s not found: the registry has no manifest with that digest: %w", pin, err)
+	case isNoSpace(err):
+		return fmt.Errorf("%w: free space there for the image's content and unpacked layers: %w", ErrNoSpace, err)
 	}
 	return err
+}
+
+// isNoSpace tells whether containerd ran out of space storing or unpacking
+// content; the errno comes back from containerd as text only.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }

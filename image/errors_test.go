@@ -51,6 +51,7 @@ func TestIsRecoverable(t *testing.T) {
 		{"unexpected eof", wrap(io.ErrUnexpectedEOF), true},
 		{"containerd unavailable", wrap(fmt.Errorf("connection error: %w", errdefs.ErrUnavailable)), true},
 		{"stalled", wrap(fmt.Errorf("%w: no data received from the registry for 2m0s", ErrPullStalled)), true},
+		{"no space", wrap(fmt.Errorf("%w: write x: no space left on device", ErrNoSpace)), true},
 		{"stalled, cancelled underneath", wrap(fmt.Errorf("%w: %w", ErrPullStalled, context.Canceled)), true},
 		{"credential lookup", wrap(fmt.Errorf("%w for r: helper exited", ErrCredentialLookup)), false},
 		{"credential lookup with a network error", wrap(fmt.Errorf("%w: %w", ErrCredentialLookup, syscall.ECONNREFUSED)), false},
@@ -99,6 +100,17 @@ func TestDescribePullError(t *testing.T) {
 	for _, want := range []string{"pinned digest " + testDigest, "no manifest with that digest"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("pin not found message %q does not contain %q", err, want)
+		}
+	}
+
+	full := errors.New(`failed to extract layer (sha256:aa) to overlayfs as "extract-1": write /var/lib/containerd/x: no space left on device`)
+	err = describePullError(full, "")
+	if !errors.Is(err, ErrNoSpace) || !IsRecoverable(err) {
+		t.Fatalf("no space: %v does not wrap ErrNoSpace or is not recoverable", err)
+	}
+	for _, want := range []string{"containerd's root filesystem is full", "no space left on device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no space message %q does not contain %q", err, want)
 		}
 	}
 
