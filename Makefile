@@ -8,7 +8,7 @@ BIN     := bin/nomad-driver-containerd
 export PATH := $(CURDIR)/.deps/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build unit integration e2e test check demo demo-stop dist
+.PHONY: help deps build unit integration e2e test soak check demo demo-stop dist
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,10 @@ e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
 	$(GO) test -count=1 -p 1 -timeout 30m -tags e2e ./e2e/...
 
 test: check unit integration e2e ## everything CI runs
+
+soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and stopped, then leak, goroutine and memory checks (root)
+	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \
+		| grep -v -e '\[DEBUG\]' -e '\[TRACE\]'
 
 dist: ## versioned, reproducible release archives for linux/amd64 and arm64 with SHA256SUMS, in dist/
 	VERSION=$(VERSION) hack/dist.sh
