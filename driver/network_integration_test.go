@@ -151,7 +151,6 @@ func TestDriverNetwork(t *testing.T) {
 	t.Run("conflist from conf dir", func(t *testing.T) { testNamedConflist(t, nb) })
 	t.Run("failing plugin leaves nothing", func(t *testing.T) { testFailingPlugin(t, nb) })
 	t.Run("recover then destroy", func(t *testing.T) { testRecoverNetwork(t, nb) })
-	t.Run("start stop cycles", func(t *testing.T) { testNetworkCycles(t, nb) })
 }
 
 func testBridgePorts(t *testing.T, nb *netBed) {
@@ -309,29 +308,4 @@ func testRecoverNetwork(t *testing.T, nb *netBed) {
 	must.NoError(t, h2.DestroyTask(task.ID, true))
 	must.SliceEmpty(t, testbed.NetLeaks(nb.scope))
 	must.ErrorIs(t, h2.Impl().DestroyTask(task.ID, true), drivers.ErrTaskNotFound)
-}
-
-// testNetworkCycles starts and stops port-mapped bridge tasks and checks
-// that nothing is left after each stop.
-func testNetworkCycles(t *testing.T, nb *netBed) {
-	h := nb.harness(t, nb.pluginHCL(""))
-	const cycles = 50
-	for i := 0; i < cycles; i++ {
-		port := freePort(t)
-		task := echoTask(t, rawTaskConfig{NetworkMode: "bridge", Ports: []string{"http"}},
-			structs.AllocatedPortMapping{Label: "http", Value: port, To: 8080})
-		t.Cleanup(h.MkAllocDir(task, true)) // its cleanup closes the harness client
-		_, dnet, err := h.StartTask(task)
-		must.NoError(t, err, must.Sprintf("cycle %d", i))
-		must.NotNil(t, dnet)
-		must.NoError(t, h.StopTask(task.ID, 5*time.Second, "SIGKILL"))
-		wait(t, h, task.ID, 10*time.Second)
-		must.NoError(t, h.DestroyTask(task.ID, true))
-		if leaks := testbed.NetLeaks(nb.scope); len(leaks) > 0 {
-			t.Fatalf("cycle %d left:\n%s", i, strings.Join(leaks, "\n"))
-		}
-	}
-	entries, err := os.ReadDir(nb.netnsDir)
-	must.NoError(t, err)
-	must.SliceEmpty(t, entries)
 }
