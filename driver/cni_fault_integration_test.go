@@ -4,7 +4,6 @@ package driver
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +25,6 @@ import (
 type faultNet struct {
 	*netBed
 	name             string
-	binDirs          string
 	failAdd, failDel string
 	scope            testbed.NetScope
 }
@@ -35,8 +33,8 @@ func newFaultNet(t *testing.T) *faultNet {
 	t.Helper()
 	nb := newNetBed(t)
 	flags := t.TempDir()
+	nb.binDirs = nb.cni.BinDir + ":" + testbed.FaultCNIPlugin(t)
 	fn := &faultNet{netBed: nb, name: "fault-" + nb.cni.Bridge,
-		binDirs: nb.cni.BinDir + ":" + testbed.FaultCNIPlugin(t),
 		failAdd: filepath.Join(flags, "fail-add"), failDel: filepath.Join(flags, "fail-del")}
 	fn.scope = testbed.NetScope{Networks: []string{fn.name}, Bridges: []string{nb.cni.Bridge},
 		Subnets: []string{nb.cni.Subnet}, NetNSDirs: []string{nb.netnsDir}}
@@ -57,8 +55,7 @@ func newFaultNet(t *testing.T) *faultNet {
 
 // harness is a plugin whose cni bin_dir holds the fault plugin too.
 func (fn *faultNet) harness(t *testing.T, extra string) *dtu.DriverHarness {
-	return fn.bed.harness(t, fmt.Sprintf("cni {\n bin_dir = %q\n conf_dir = %q\n bridge_name = %q\n subnet = %q\n netns_dir = %q\n}\n%s",
-		fn.binDirs, fn.cni.ConfDir, fn.cni.Bridge, fn.cni.Subnet, fn.netnsDir, extra))
+	return fn.bed.harness(t, fn.pluginHCL(extra))
 }
 
 // task is an echo server on the fault network with two port maps.

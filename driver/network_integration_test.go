@@ -34,6 +34,7 @@ type netBed struct {
 	cni      *testbed.CNINet
 	netnsDir string
 	scope    testbed.NetScope
+	binDirs  string // cni.bin_dir when not just the reference plugins
 }
 
 func newNetBed(t *testing.T) *netBed {
@@ -50,8 +51,12 @@ func newNetBed(t *testing.T) *netBed {
 
 // pluginHCL points the cni block at the test's network.
 func (nb *netBed) pluginHCL(extra string) string {
+	binDirs := nb.binDirs
+	if binDirs == "" {
+		binDirs = nb.cni.BinDir
+	}
 	return fmt.Sprintf("cni {\n bin_dir = %q\n conf_dir = %q\n bridge_name = %q\n subnet = %q\n netns_dir = %q\n}\n%s",
-		nb.cni.BinDir, nb.cni.ConfDir, nb.cni.Bridge, nb.cni.Subnet, nb.netnsDir, extra)
+		binDirs, nb.cni.ConfDir, nb.cni.Bridge, nb.cni.Subnet, nb.netnsDir, extra)
 }
 
 // gateway is the bridge's address: the first one of the subnet.
