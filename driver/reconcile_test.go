@@ -129,7 +129,9 @@ func TestTaskStoreClaims(t *testing.T) {
 
 	must.True(t, s.ClaimDangling("web-a2"))
 	must.False(t, s.ClaimDangling("web-a2"))
-	must.ErrorContains(t, s.Reserve("t2", "web-a2"), "being removed as dangling")
+	err := s.Reserve("t2", "web-a2")
+	must.ErrorIs(t, err, errBeingRemoved)
+	must.ErrorContains(t, err, "container web-a2 is being removed as dangling")
 	s.ReleaseDangling("web-a2")
 	must.NoError(t, s.Reserve("t2", "web-a2"))
 

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 // failure at any step leaves nothing behind.
 func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
 	if err := d.tasks.Reserve(cfg.ID, containerID(cfg.Name, cfg.AllocID)); err != nil {
+		if errors.Is(err, errBeingRemoved) {
+			return nil, nil, structs.NewRecoverableError(err, true)
+		}
 		return nil, nil, err
 	}
 	h, err := d.startTask(cfg)

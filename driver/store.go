@@ -1,9 +1,14 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
+
+// errBeingRemoved is Reserve's error for a container the reconciler is
+// removing: a start can be tried again once it is gone.
+var errBeingRemoved = errors.New("is being removed as dangling; try again")
 
 // taskStore maps Nomad task IDs to their handles, and knows which
 // containers belong to those tasks, so that the dangling container
@@ -44,7 +49,7 @@ func (s *taskStore) Reserve(id, containerID string) error {
 		return fmt.Errorf("task with ID %q is already started", id)
 	}
 	if s.removing[containerID] {
-		return fmt.Errorf("container %s is being removed as dangling; try again", containerID)
+		return fmt.Errorf("container %s %w", containerID, errBeingRemoved)
 	}
 	s.tasks[id] = &storeEntry{containerID: containerID}
 	return nil
