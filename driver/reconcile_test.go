@@ -138,6 +138,11 @@ func TestTaskStoreClaims(t *testing.T) {
 	s.Delete("t1")
 	must.False(t, s.Known("web-a1"))
 	must.True(t, s.ClaimDangling("web-a1"))
+
+	// a task whose state could not be read stays untouched
+	s.Hold("web-a3")
+	must.True(t, s.Known("web-a3"))
+	must.False(t, s.ClaimDangling("web-a3"))
 }
 
 // TestReconcilerPass runs passes with a fake list and remove: only the

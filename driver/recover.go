@@ -37,6 +37,9 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	}
 	ts, err := decodeState(handle)
 	if err != nil {
+		// a task this plugin cannot read is left as it is, by the dangling
+		// container reconciler too
+		d.tasks.Hold(containerID(handle.Config.Name, handle.Config.AllocID))
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
 	st, err := d.current()

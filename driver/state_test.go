@@ -131,9 +131,14 @@ func TestTaskStateNewerVersionRefused(t *testing.T) {
 	_, err = decodeState(handleWith(raw))
 	must.ErrorContains(t, err, "task state version 99 was written by a newer plugin: this one reads versions 1 to 1")
 
-	// RecoverTask fails on it before it needs containerd
-	err = New(hclog.NewNullLogger()).RecoverTask(handleWith(raw))
+	// RecoverTask fails on it before it needs containerd, and the dangling
+	// container reconciler keeps off the task's container
+	d := New(hclog.NewNullLogger())
+	h := handleWith(raw)
+	h.Config.AllocID = "a1"
+	err = d.RecoverTask(h)
 	must.ErrorContains(t, err, "failed to recover task alloc/web/1234abcd: task state version 99")
+	must.False(t, d.tasks.ClaimDangling("web-a1"))
 }
 
 func TestTaskStateRefusals(t *testing.T) {

@@ -19,6 +19,9 @@ type taskStore struct {
 	// removing holds the containers the reconciler is removing: no task
 	// may claim them meanwhile.
 	removing map[string]bool
+	// held are containers of tasks whose state this plugin could not read:
+	// they are left as they are, and never taken as dangling.
+	held map[string]bool
 }
 
 // storeEntry is one task: reserved (h nil) while it starts or recovers.
@@ -28,7 +31,7 @@ type storeEntry struct {
 }
 
 func newTaskStore() *taskStore {
-	return &taskStore{tasks: map[string]*storeEntry{}, removing: map[string]bool{}}
+	return &taskStore{tasks: map[string]*storeEntry{}, removing: map[string]bool{}, held: map[string]bool{}}
 }
 
 // Set records the handle of a reserved task.
@@ -79,7 +82,17 @@ func (s *taskStore) Known(containerID string) bool {
 	return s.knownLocked(containerID)
 }
 
+// Hold keeps the reconciler off containerID for the plugin's lifetime.
+func (s *taskStore) Hold(containerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held[containerID] = true
+}
+
 func (s *taskStore) knownLocked(containerID string) bool {
+	if s.held[containerID] {
+		return true
+	}
 	for _, e := range s.tasks {
 		if e.containerID == containerID {
 			return true
