@@ -8,7 +8,7 @@ BIN     := bin/nomad-driver-containerd
 export PATH := $(CURDIR)/.deps/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build unit integration e2e test soak check demo demo-stop dist
+.PHONY: help deps build unit integration e2e test soak check demo demo-stop dist bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,7 @@ check: ## gofmt and go vet (all build tags)
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(GO) vet -tags e2e ./...
+	$(GO) vet -tags bench ./...
 
 unit: ## unit tests: no root, no daemons
 	$(GO) test -count=1 ./...
@@ -40,6 +41,10 @@ test: check unit integration e2e ## everything CI runs
 soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and stopped, then leak, goroutine and memory checks (root)
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \
 		| grep -v -e '\[DEBUG\]' -e '\[TRACE\]'
+
+bench: deps build ## driver vs raw containerd, go-cni and ctr in one run: table, .work/bench/results.json (root)
+	$(GO) test -count=1 -p 1 -timeout 60m -tags bench -run '^TestBench$$' -v ./e2e/bench/ 2>&1 | \
+		grep -v -e '^=== ' -e ' \[DEBUG\] ' ; exit $${PIPESTATUS[0]}
 
 dist: ## versioned, reproducible release archives for linux/amd64 and arm64 with SHA256SUMS, in dist/
 	VERSION=$(VERSION) hack/dist.sh

@@ -1,0 +1,249 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/ci"
+	"github.com/hashicorp/nomad/client/allocdir"
+	"github.com/hashicorp/nomad/client/logmon"
+	"github.com/hashicorp/nomad/client/taskenv"
+	"github.com/hashicorp/nomad/helper/pluginutils/hclspecutils"
+	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
+	"github.com/hashicorp/nomad/helper/uuid"
+	"github.com/hashicorp/nomad/nomad/mock"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
+	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+	"github.com/shoenig/test/must"
+	"github.com/zclconf/go-cty/cty"
+	ctymsgpack "github.com/zclconf/go-cty/cty/msgpack"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/driver"
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+)
+
+// busyboxRef is imported into containerd before the run: the cached image
+// of the start figures.
+const busyboxRef = "docker.io/library/busybox:bench"
+
+// bed is the hermetic containerd, the driver behind Nomad's plugin harness
+// (gRPC over a unix socket, as Nomad talks to a plugin) and a CNI network,
+// shared by every figure of the run.
+type bed struct {
+	t         *testing.T
+	cd        *testbed.Containerd
+	h         *dtu.DriverHarness
+	cni       *testbed.CNINet
+	netnsDir  string
+	allocRoot string // Nomad's client alloc_dir: <allocRoot>/<alloc id>
+	mountsDir string
+	logger    hclog.Logger
+	events    *eventLog
+	taskSpec  *hclspec.Spec
+}
+
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	testbed.Require(t, true, "containerd", "containerd-shim-runc-v2", "runc", "ctr", "docker-registry", "iptables", "ip")
+	// the harness logs at trace level to stderr unless told otherwise
+	t.Setenv("NOMAD_TEST_LOG_LEVEL", "ERROR")
+	must.NoError(t, os.MkdirAll(outDir(), 0o755))
+
+	cd := testbed.StartContainerd(t)
+	testbed.LeakCheck(t, cd)
+	testbed.ImportBusybox(t, cd, busyboxRef)
+	cni := testbed.NewCNINet(t)
+	b := &bed{t: t, cd: cd, cni: cni, netnsDir: t.TempDir(), allocRoot: t.TempDir(), mountsDir: t.TempDir()}
+	testbed.NetLeakCheck(t, cni.Scope("", b.netnsDir))
+
+	logFile, err := os.Create(filepath.Join(outDir(), "driver.log"))
+	must.NoError(t, err)
+	t.Cleanup(func() { logFile.Close() })
+	level := os.Getenv("BENCH_LOG_LEVEL")
+	if level == "" {
+		level = "info"
+	}
+	b.logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.LevelFromString(level), Output: logFile})
+
+	d := driver.New(b.logger)
+	b.h = dtu.NewDriverHarness(t, d)
+	t.Cleanup(d.Shutdown)
+	cfg := b.encode(mustSchema(b.h.ConfigSchema()), map[string]any{
+		"address": cd.Address,
+		// images stay: the cold pull figure removes its own
+		"gc": map[string]any{"image": false},
+		"cni": map[string]any{"bin_dir": cni.BinDir, "conf_dir": cni.ConfDir, "bridge_name": cni.Bridge,
+			"subnet": cni.Subnet, "netns_dir": b.netnsDir},
+	})
+	data, err := ctymsgpack.Marshal(cfg, cfg.Type())
+	must.NoError(t, err)
+	must.NoError(t, b.h.SetConfig(&base.Config{PluginConfig: data}))
+	b.taskSpec = mustSchema(b.h.TaskConfigSchema())
+	b.events = collectEvents(t, b.h)
+	return b
+}
+
+// outDir holds results.json, results.txt, the CPU profile and driver.log.
+func outDir() string { return filepath.Join(testbed.RepoRoot(), ".work", "bench") }
+
+func mustSchema(s *hclspec.Spec, err error) *hclspec.Spec {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// encode turns a config, in the shape the job parser hands Nomad's client
+// (maps, lists), into the value Nomad decodes with the plugin's schema.
+func (b *bed) encode(spec *hclspec.Spec, config map[string]any) cty.Value {
+	b.t.Helper()
+	dec, diags := hclspecutils.Convert(spec)
+	must.False(b.t, diags.HasErrors(), must.Sprint(diags))
+	val, diags, errs := hclutils.ParseHclInterface(config, dec, nil)
+	must.SliceEmpty(b.t, errs)
+	must.False(b.t, diags.HasErrors(), must.Sprint(diags))
+	return val
+}
+
+// task is one Nomad task with its allocation directory and its log fifos,
+// read by a logmon as on a Nomad client.
+type task struct {
+	cfg   *drivers.TaskConfig
+	alloc *allocdir.AllocDir
+	lm    logmon.LogMon
+}
+
+// containerID is the driver's container ID of the task.
+func (tk *task) containerID() string { return tk.cfg.Name + "-" + tk.cfg.AllocID }
+
+// newTask makes a task named name in allocation allocID ("" = a new one)
+// running config, with 128 MiB of memory and the given Nomad ports.
+func (b *bed) newTask(allocID, name string, config map[string]any, ports ...structs.AllocatedPortMapping) *task {
+	b.t.Helper()
+	if allocID == "" {
+		allocID = uuid.Generate()
+	}
+	cfg := &drivers.TaskConfig{
+		ID:            allocID + "/" + name,
+		AllocID:       allocID,
+		Name:          name,
+		JobName:       "bench",
+		JobID:         "bench",
+		TaskGroupName: "group",
+		Namespace:     "default",
+		Resources: &drivers.Resources{
+			NomadResources: &structs.AllocatedTaskResources{Memory: structs.AllocatedMemoryResources{MemoryMB: 128}},
+			LinuxResources: &drivers.LinuxResources{CPUShares: 100, MemoryLimitBytes: 128 << 20},
+		},
+	}
+	if len(ports) > 0 {
+		ap := structs.AllocatedPorts(ports)
+		cfg.Resources.Ports = &ap
+	}
+	must.NoError(b.t, cfg.EncodeDriverConfig(b.encode(b.taskSpec, config)))
+
+	ad := allocdir.NewAllocDir(b.logger, b.allocRoot, b.mountsDir, allocID)
+	must.NoError(b.t, ad.Build())
+	cfg.AllocDir = ad.AllocDir
+	st := &structs.Task{Name: name}
+	td := ad.NewTaskDir(st)
+	must.NoError(b.t, td.Build(fsisolation.Image, ci.TinyChroot, ""))
+	alloc := mock.Alloc()
+	alloc.ID = allocID
+	env := taskenv.NewBuilder(mock.Node(), alloc, st, "global")
+	dtu.SetEnvvars(env, fsisolation.Image, td)
+	cfg.Env = env.Build().Map()
+
+	lm := logmon.NewLogMon(b.logger.Named("logmon"))
+	cfg.StdoutPath = filepath.Join(td.LogDir, "."+name+".stdout.fifo")
+	cfg.StderrPath = filepath.Join(td.LogDir, "."+name+".stderr.fifo")
+	must.NoError(b.t, lm.Start(&logmon.LogConfig{
+		LogDir: td.LogDir, StdoutLogFile: name + ".stdout", StderrLogFile: name + ".stderr",
+		StdoutFifo: cfg.StdoutPath, StderrFifo: cfg.StderrPath, MaxFiles: 2, MaxFileSizeMB: 1,
+	}))
+	return &task{cfg: cfg, alloc: ad, lm: lm}
+}
+
+// cleanup stops the task's logmon and removes its allocation directory.
+func (tk *task) cleanup() {
+	_ = tk.lm.Stop()
+	_ = tk.alloc.Destroy()
+}
+
+func sleeper(image string) map[string]any {
+	return map[string]any{"image": image, "command": "sleep", "args": []string{"3600"}}
+}
+
+// startDriver starts tk through the harness and returns how long StartTask took.
+func (b *bed) startDriver(tk *task) (time.Duration, *drivers.TaskHandle, error) {
+	began := time.Now()
+	handle, _, err := b.h.StartTask(tk.cfg)
+	return time.Since(began), handle, err
+}
+
+// destroyDriver force-destroys a task the driver started and cleans it up.
+func (b *bed) destroyDriver(tk *task) {
+	b.t.Helper()
+	must.NoError(b.t, b.h.DestroyTask(tk.cfg.ID, true))
+	tk.cleanup()
+}
+
+// eventLog keeps the driver's task events, by task ID.
+type eventLog struct {
+	mu      sync.Mutex
+	byTask  map[string][]*drivers.TaskEvent
+	changed chan struct{} // closed and replaced on every event
+}
+
+func collectEvents(t *testing.T, h *dtu.DriverHarness) *eventLog {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := h.TaskEvents(ctx)
+	must.NoError(t, err)
+	l := &eventLog{byTask: map[string][]*drivers.TaskEvent{}, changed: make(chan struct{})}
+	go func() {
+		for ev := range ch {
+			l.mu.Lock()
+			l.byTask[ev.TaskID] = append(l.byTask[ev.TaskID], ev)
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+// await returns the first event of taskID whose message starts with prefix,
+// waiting up to timeout for it.
+func (l *eventLog) await(taskID, prefix string, timeout time.Duration) (*drivers.TaskEvent, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for _, ev := range l.byTask[taskID] {
+			if len(ev.Message) >= len(prefix) && ev.Message[:len(prefix)] == prefix {
+				l.mu.Unlock()
+				return ev, nil
+			}
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, fmt.Errorf("no event %q for task %s within %s", prefix, taskID, timeout)
+		}
+	}
+}

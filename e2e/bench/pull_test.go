@@ -1,0 +1,122 @@
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+)
+
+// ctrNamespace is where the baseline's `ctr pull` goes.
+const ctrNamespace = "bench-ctr"
+
+// coldImage is the pull figure's image: busybox and two filler layers of
+// incompressible data, about 60 MB in three layers, in a local registry.
+type coldImage struct {
+	ref    string
+	layers []digest.Digest
+	bytes  int64
+}
+
+func (b *bed) pushColdImage() *coldImage {
+	b.t.Helper()
+	reg := testbed.StartRegistry(b.t)
+	// busybox with a file of its own, so that no layer is the started
+	// image's
+	entries, err := testbed.BusyboxEntries()
+	must.NoError(b.t, err)
+	base, err := testbed.NewLayer(append(entries, testbed.File("etc/bench-cold", 0o644, []byte("cold\n")))...)
+	must.NoError(b.t, err)
+	a, err := testbed.FillerLayer("a", 28<<20, 1)
+	must.NoError(b.t, err)
+	c, err := testbed.FillerLayer("b", 28<<20, 2)
+	must.NoError(b.t, err)
+	img, err := testbed.BuildImage(ocispec.ImageConfig{Env: []string{"PATH=" + testbed.DefaultPath}, Cmd: []string{"sh"}}, base, a, c)
+	must.NoError(b.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, err = img.Push(ctx, reg.Host, "bench/cold:1")
+	must.NoError(b.t, err)
+	ci := &coldImage{ref: reg.Host + "/bench/cold:1"}
+	for _, l := range img.Manifest.Layers {
+		ci.layers = append(ci.layers, l.Digest)
+		ci.bytes += l.Size
+	}
+	must.Eq(b.t, 3, len(ci.layers))
+	return ci
+}
+
+// figureColdPull: a pull of the image into an empty store, through
+// StartTask (until the driver reports the image present) and with
+// `ctr pull`; after each the image is removed and containerd's GC collects
+// its content and snapshots.
+func (b *bed) figureColdPull(runs int) Row {
+	ci := b.pushColdImage()
+	ctr, err := testbed.LookBin("ctr")
+	must.NoError(b.t, err)
+	drv := func() float64 {
+		b.assertCold(ci)
+		tk := b.newTask("", "cold", sleeper(ci.ref))
+		began := time.Now()
+		_, _, err := b.h.StartTask(tk.cfg)
+		must.NoError(b.t, err)
+		ev, err := b.events.await(tk.cfg.ID, "Using image", time.Minute)
+		must.NoError(b.t, err)
+		b.destroyDriver(tk)
+		b.removeImage(b.cd.Namespace, ci.ref)
+		return ms(ev.Timestamp.Sub(began))
+	}
+	base := func() float64 {
+		b.assertCold(ci)
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, ctr, "--address", b.cd.Address, "--namespace", ctrNamespace,
+			"images", "pull", "--plain-http", ci.ref)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		began := time.Now()
+		err := cmd.Run()
+		took := time.Since(began)
+		must.NoError(b.t, err, must.Sprintf("ctr pull: %s", stderr.String()))
+		b.removeImage(ctrNamespace, ci.ref)
+		return ms(took)
+	}
+	ds, bs := interleave(runs, 1, drv, base)
+	bl := Summarize(bs)
+	return Row{Name: fmt.Sprintf("cold pull, %d MB in 3 layers", ci.bytes/1e6), Unit: "ms", Driver: Summarize(ds),
+		Baseline: &bl, BaselineName: "ctr pull", Target: Target{TargetRatio, 1.05}}
+}
+
+// removeImage deletes ref from namespace ns and waits for containerd's GC.
+func (b *bed) removeImage(ns, ref string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), callTimeout)
+	defer cancel()
+	err := b.cd.Client.ImageService().Delete(ctx, ref, images.SynchronousDelete())
+	must.NoError(b.t, err)
+}
+
+// assertCold fails unless no layer of ci is in either namespace's store.
+func (b *bed) assertCold(ci *coldImage) {
+	b.t.Helper()
+	for _, ns := range []string{b.cd.Namespace, ctrNamespace} {
+		ctx := namespaces.WithNamespace(context.Background(), ns)
+		for _, l := range ci.layers {
+			_, err := b.cd.Client.ContentStore().Info(ctx, l)
+			must.True(b.t, errdefs.IsNotFound(err), must.Sprintf("layer %s still in namespace %s (%v)", l, ns, err))
+		}
+	}
+}
