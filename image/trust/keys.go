@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ var errBadSignature = errors.New("signature does not verify")
 type publicKey struct {
 	path string
 	key  crypto.PublicKey
+	// fingerprint is the SHA-256 of the key's DER encoding, hex: the
+	// key's identity in the cache of verified digests.
+	fingerprint string
 }
 
 // loadPublicKey reads a PEM public key ("PUBLIC KEY" in PKIX form, as
@@ -87,7 +91,8 @@ func parsePublicKey(data []byte) (*publicKey, error) {
 	default:
 		return nil, fmt.Errorf("unsupported key type %T; supported keys are ECDSA P-256, Ed25519 and RSA", key)
 	}
-	return &publicKey{key: key}, nil
+	sum := sha256.Sum256(block.Bytes)
+	return &publicKey{key: key, fingerprint: hex.EncodeToString(sum[:])}, nil
 }
 
 // verify checks sig over message.

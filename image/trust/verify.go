@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/distribution/reference"
 	"github.com/hashicorp/go-hclog"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -23,6 +24,9 @@ const (
 
 // maxSignatures bounds the signature manifests examined per image.
 const maxSignatures = 32
+
+// verifiedCacheSize bounds the verified digests a Verifier remembers.
+const verifiedCacheSize = 1024
 
 // ErrNotVerified is matched (errors.Is) by every *Error.
 var ErrNotVerified = errors.New("image signature not verified")
@@ -57,11 +61,16 @@ type Result struct {
 	Warning  string // under warn: why the image is not verified
 }
 
-// Verifier checks image digests against the trust config.
+// Verifier checks image digests against the trust config. It remembers
+// the digests it verified, so that starting an image again asks the
+// registry nothing: an entry holds for the repository, digest, rule, policy
+// and the keys' contents, and a new config comes with a new Verifier, whose
+// memory is empty. Digests that did not verify are asked about every time.
 type Verifier struct {
-	cfg    *Config
-	hosts  func(refHost string) docker.RegistryHosts
-	logger hclog.Logger
+	cfg      *Config
+	hosts    func(refHost string) docker.RegistryHosts
+	logger   hclog.Logger
+	verified *lru.Cache[string, Result]
 }
 
 // NewVerifier returns a Verifier for cfg (nil: everything off). hosts gives
@@ -77,7 +86,19 @@ func NewVerifier(cfg *Config, hosts func(refHost string) docker.RegistryHosts, l
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Verifier{cfg: cfg, hosts: hosts, logger: logger.Named("trust")}
+	verified, _ := lru.New[string, Result](verifiedCacheSize) // fails only for a size <= 0
+	return &Verifier{cfg: cfg, hosts: hosts, logger: logger.Named("trust"), verified: verified}
+}
+
+// verifiedKey names a verification: what was verified, under which rule
+// and policy, with which keys.
+func verifiedKey(named reference.Named, dgst digest.Digest, rule Rule, keys []*publicKey) string {
+	var b strings.Builder
+	b.WriteString(named.Name() + "@" + dgst.String() + "\x00" + rule.Name() + "\x00" + string(rule.Policy))
+	for _, k := range keys {
+		b.WriteString("\x00" + k.path + "=" + k.fingerprint)
+	}
+	return b.String()
 }
 
 // Verify checks the signatures of dgst, the digest ref was resolved to,
@@ -112,6 +133,11 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
+	cacheKey := verifiedKey(named, dgst, rule, keys)
+	if cached, ok := v.verified.Get(cacheKey); ok {
+		logger.Debug("image signature verified before", "key", cached.KeyPath, "layout", cached.Layout)
+		return cached, nil
+	}
 	key, layout, failure := v.check(quietContext(ctx), named, dgst, keys)
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("signature verification of %s (%s) interrupted: %w", named, dgst, ctx.Err())
@@ -119,6 +145,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 	if failure == nil {
 		res.Verified, res.KeyPath, res.Layout = true, key.path, layout
 		logger.Info("image signature verified", "key", key.path, "layout", layout)
+		v.verified.Add(cacheKey, res)
 		return res, nil
 	}
 	failure.Image, failure.Digest, failure.Rule = named.String(), dgst, res.Rule
