@@ -66,7 +66,7 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
-	info, err := image.Describe(ctx, img)
+	info, err := st.images.Describe(ctx, img, tc.Platform)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
@@ -70,7 +71,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err := addNetworkFiles(cfg, tc, p, net); err != nil {
 		return nil, err
 	}
-	task, err := d.createContainer(st, cfg, p, img)
+	task, err := d.createContainer(st, cfg, p, img, info)
 	if err != nil {
 		return nil, err
 	}
@@ -104,12 +105,13 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 }
 
 // createContainer creates the container and its (not yet started) task.
-func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img client.Image) (*executor.Task, error) {
+func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info) (*executor.Task, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	task, err := st.runtime.Create(ctx, executor.ContainerConfig{
 		ID:          p.containerID,
 		Image:       img,
+		ImageConfig: &info.Config,
 		Snapshotter: st.config.Snapshotter,
 		Runtime:     p.runtime,
 		Labels:      p.labels,

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // cleanupTimeout bounds the removal of what a failed Create made; it runs on
@@ -47,6 +48,9 @@ type ContainerConfig struct {
 	ID string
 	// Image must already be unpacked for Snapshotter.
 	Image client.Image
+	// ImageConfig is Image's config when the caller has read it already;
+	// nil: Create reads it.
+	ImageConfig *ocispec.ImageConfig
 	// Snapshotter "" is containerd's default.
 	Snapshotter string
 	// Runtime "" is the client's default (io.containerd.runc.v2).
@@ -86,15 +90,19 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	}
 	logger := r.logger.With("container_id", cfg.ID)
 
-	imageSpec, err := cfg.Image.Spec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read config of image %s: %w", cfg.Image.Name(), err)
+	imgConfig := cfg.ImageConfig
+	if imgConfig == nil {
+		imageSpec, err := cfg.Image.Spec(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read config of image %s: %w", cfg.Image.Name(), err)
+		}
+		imgConfig = &imageSpec.Config
 	}
-	specOpts, err := BuildSpecOpts(imageSpec.Config, cfg.Spec)
+	specOpts, err := BuildSpecOpts(*imgConfig, cfg.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("failed to build spec: %w", err)
 	}
-	specOpts = append(specOpts, namedUserOpts(imageSpec.Config, cfg.Spec)...)
+	specOpts = append(specOpts, namedUserOpts(*imgConfig, cfg.Spec)...)
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)

@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
 	"github.com/hashicorp/go-hclog"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
@@ -40,6 +41,8 @@ const (
 	leaseGrace = 10 * time.Minute
 	// cleanupTimeout bounds lease deletion after a pull.
 	cleanupTimeout = 30 * time.Second
+	// configCacheSize bounds the image configs a Manager remembers.
+	configCacheSize = 256
 )
 
 // Config is the plugin-level image configuration.
@@ -121,6 +124,9 @@ type Manager struct {
 	logger    hclog.Logger
 	platform  platforms.MatchComparer
 	flights   flightGroup[client.Image]
+	// configs holds image configs by the digest of the image's target and
+	// the platform asked for: content-addressed, an entry never goes stale.
+	configs *lru.Cache[string, ocispec.Image]
 }
 
 // NewManager returns a Manager for images in namespace of containerd c.
@@ -140,12 +146,14 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	configs, _ := lru.New[string, ocispec.Image](configCacheSize) // fails only for a size <= 0
 	return &Manager{
 		client:    c,
 		namespace: namespace,
 		cfg:       cfg,
 		logger:    logger.Named("image"),
 		platform:  platforms.Default(),
+		configs:   configs,
 	}
 }
 
@@ -383,21 +391,4 @@ func quietLogger() *log.Entry {
 	l.SetOutput(io.Discard)
 	l.SetLevel(logrus.PanicLevel)
 	return logrus.NewEntry(l)
-}
-
-// Info is what the driver records about the image a task ran.
-type Info struct {
-	Ref    string // the image name in the store
-	Digest string // the digest of its target (manifest or index)
-	Config ocispec.ImageConfig
-}
-
-// Describe reads the image config for the image's platform. ctx must carry
-// the namespace unless the client has a default one.
-func Describe(ctx context.Context, img client.Image) (Info, error) {
-	spec, err := img.Spec(ctx)
-	if err != nil {
-		return Info{}, fmt.Errorf("failed to read config of image %q: %w", img.Name(), err)
-	}
-	return Info{Ref: img.Name(), Digest: img.Target().Digest.String(), Config: spec.Config}, nil
 }
