@@ -122,6 +122,10 @@ func TestOOMKill(t *testing.T) {
 	if !es.OOMKilled || es.Signal != 9 {
 		t.Fatalf("exit = %+v, want an OOM kill", es)
 	}
+	// the exit reads the cgroup's counter itself, not through containerd
+	if kills, err := executor.OOMKillsFromFile(task); err != nil || kills == 0 {
+		t.Fatalf("oom kill counter of the task's cgroup: %d, %v", kills, err)
+	}
 
 	outPath, stdout := fifo(t, "stdout")
 	spec := sh(termExits("0"))
@@ -133,6 +137,9 @@ func TestOOMKill(t *testing.T) {
 	}
 	if es := waitDone(t, killed, time.Minute); es.OOMKilled || es.Signal != 9 {
 		t.Fatalf("exit = %+v, want SIGKILL without OOM", es)
+	}
+	if kills, err := executor.OOMKillsFromFile(killed); err != nil || kills != 0 {
+		t.Fatalf("oom kill counter of the killed task's cgroup: %d, %v", kills, err)
 	}
 }
 

@@ -160,7 +160,10 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to create task: %w", err)
 	}
 	logger.Debug("created container and task", "pid", task.Pid(), "snapshotter", snapshotter)
-	return newTask(r, cfg.ID, container, task), nil
+	t := newTask(r, cfg.ID, container, task)
+	// the pid is the container's own now; after a reattach it may not be
+	t.oomFile = oomCounterFile(task.Pid())
+	return t, nil
 }
 
 // Load reattaches to an existing container and its task, e.g. after the

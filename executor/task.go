@@ -19,6 +19,9 @@ type Task struct {
 	container client.Container
 	task      client.Task
 	logger    hclog.Logger
+	// oomFile holds the oom_kill counter of the task's memory cgroup ("":
+	// unknown, ask containerd's metrics); see oomCounterFile.
+	oomFile string
 
 	// watchCtx lives as long as the exit is unknown and the task exists; the
 	// exit and OOM watchers run under it.

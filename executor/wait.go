@@ -129,21 +129,16 @@ func (t *Task) watchExit() {
 // oomAtExit tells whether the task was OOM killed: from the OOM event when it
 // arrived, else from the cgroup's oom_kill counter, which the kernel bumps
 // before the killed process is reaped (the OOM event and the exit travel
-// separately and the event may come second).
+// separately and the event may come second). The counter is read from the
+// cgroup file found when the task was created; a task reattached to, or
+// one whose file cannot be read, has it read through containerd's metrics.
 func (t *Task) oomAtExit() bool {
 	if t.oomSeen() {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(t.rt.withNS(context.WithoutCancel(t.watchCtx)), oomCheckTimeout)
-	defer cancel()
-	m, err := t.task.Metrics(ctx)
+	kills, err := t.oomKills()
 	if err != nil {
-		t.logger.Debug("no cgroup metrics at exit to check for oom kills", "error", err)
-		return false
-	}
-	kills, err := oomKillsFromMetric(m)
-	if err != nil {
-		t.logger.Debug("no oom kill counter in metrics", "error", err)
+		t.logger.Debug("no oom kill counter at exit", "error", err)
 		return false
 	}
 	if kills > 0 {
@@ -151,6 +146,23 @@ func (t *Task) oomAtExit() bool {
 		return true
 	}
 	return false
+}
+
+func (t *Task) oomKills() (uint64, error) {
+	if t.oomFile != "" {
+		kills, err := readOOMKills(t.oomFile)
+		if err == nil {
+			return kills, nil
+		}
+		t.logger.Debug("failed to read the oom kill counter, asking containerd", "file", t.oomFile, "error", err)
+	}
+	ctx, cancel := context.WithTimeout(t.rt.withNS(context.WithoutCancel(t.watchCtx)), oomCheckTimeout)
+	defer cancel()
+	m, err := t.task.Metrics(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("no cgroup metrics: %w", err)
+	}
+	return oomKillsFromMetric(m)
 }
 
 // subscribeOOM opens the OOM event subscription once (the stream is opened
