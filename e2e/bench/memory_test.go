@@ -33,6 +33,7 @@ func (b *bed) figureMemory(d *direct, rounds int) Row {
 		return tasks
 	}
 	var shimsDriver, shimsBase []int
+	var heapKiB []float64 // the plugin's heap growth per task
 	drv := func() float64 {
 		tasks := batch()
 		before := heapInUse()
@@ -41,6 +42,7 @@ func (b *bed) figureMemory(d *direct, rounds int) Row {
 			must.NoError(b.t, err)
 		}
 		growth := max(heapInUse()-before, 0)
+		heapKiB = append(heapKiB, float64(growth)/float64(len(tasks))/1024)
 		shims := b.cd.Shims()
 		shimsDriver = append(shimsDriver, len(shims))
 		rss := rssSum(b, shims)
@@ -72,7 +74,8 @@ func (b *bed) figureMemory(d *direct, rounds int) Row {
 	bl := Summarize(bs)
 	return Row{Name: "memory per task, 8 tasks in 2 allocs", Unit: "MiB", Driver: Summarize(ds), Baseline: &bl,
 		BaselineName: "containerd client, a shim per task", Target: Target{TargetMedian, 6},
-		Note: fmt.Sprintf("shims running: driver %v, baseline %v (per round)", shimsDriver, shimsBase)}
+		Note: fmt.Sprintf("shims running: driver %v, baseline %v (per round); plugin heap growth per task: median %.0f KiB",
+			shimsDriver, shimsBase, Summarize(heapKiB).Median)}
 }
 
 // heapInUse is the live heap after a full collection.

@@ -23,20 +23,26 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // alternating which goes first, so that load from elsewhere falls on both
 // alike. warm runs of each come first and are not kept.
 func interleave(n, warm int, drv, base func() float64) (d, b []float64) {
-	for i := 0; i < warm; i++ {
-		drv()
-		base()
-	}
-	for i := 0; i < n; i++ {
-		if i%2 == 0 {
-			d = append(d, drv())
-			b = append(b, base())
-		} else {
-			b = append(b, base())
-			d = append(d, drv())
+	s := rotate(n, warm, drv, base)
+	return s[0], s[1]
+}
+
+// rotate runs each of fns n times, round by round, each round starting
+// with the next one, after warm rounds that are not kept.
+func rotate(n, warm int, fns ...func() float64) [][]float64 {
+	for range warm {
+		for _, f := range fns {
+			f()
 		}
 	}
-	return d, b
+	out := make([][]float64, len(fns))
+	for i := range n {
+		for j := range fns {
+			k := (i + j) % len(fns)
+			out[k] = append(out[k], fns[k]())
+		}
+	}
+	return out
 }
 
 // startFigure measures StartTask against the baseline's direct start of the
