@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestCheckLogFifo(t *testing.T) {
+func TestOpenLogFifos(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "stdout.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -22,25 +23,91 @@ func TestCheckLogFifo(t *testing.T) {
 	if err := os.Symlink(fifo, link); err != nil {
 		t.Fatal(err)
 	}
+	fileLink := filepath.Join(dir, "file-link")
+	if err := os.Symlink(file, fileLink); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
-		path string
-		want string
+		stdout, stderr string
+		want           string // error
 	}{
-		{path: ""},
-		{path: fifo},
-		{path: "stdout.fifo", want: "not an absolute path"},
-		{path: file, want: "not a named pipe"},
-		{path: link, want: "not a named pipe"},
-		{path: filepath.Join(dir, "missing"), want: "no such file"},
+		{},
+		{stdout: fifo, stderr: fifo},
+		{stdout: fifo},
+		{stdout: "stdout.fifo", want: "invalid stdout: log fifo \"stdout.fifo\" is not an absolute path"},
+		{stdout: file, want: "is not a named pipe (a regular file)"},
+		{stdout: fifo, stderr: link, want: "invalid stderr: log fifo \"" + link + "\" is not a named pipe (a symlink)"},
+		{stdout: fileLink, want: "is not a named pipe (a symlink)"},
+		{stdout: dir, want: "is not a named pipe (a directory)"},
+		{stdout: filepath.Join(dir, "missing"), want: "no such file"},
 	}
 	for _, tc := range cases {
-		err := checkLogFifo(tc.path)
-		if tc.want == "" && err != nil {
-			t.Errorf("checkLogFifo(%q) = %v", tc.path, err)
+		l, err := openLogFifos(tc.stdout, tc.stderr)
+		if tc.want != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("openLogFifos(%q, %q) = %v, want %q", tc.stdout, tc.stderr, err, tc.want)
+			}
+			continue
 		}
-		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("checkLogFifo(%q) = %v, want %q", tc.path, err, tc.want)
+		if err != nil {
+			t.Errorf("openLogFifos(%q, %q) = %v", tc.stdout, tc.stderr, err)
+			continue
 		}
+		for _, got := range []string{l.stdout, l.stderr} {
+			if tc.stdout == "" && tc.stderr == "" {
+				if got != "" {
+					t.Errorf("no fifos gave %q", got)
+				}
+				continue
+			}
+			if got == os.DevNull {
+				continue
+			}
+			// the shim gets a name that reaches the checked fifo itself
+			prefix := fmt.Sprintf("/proc/%d/fd/", os.Getpid())
+			if !strings.HasPrefix(got, prefix) {
+				t.Errorf("shim path %q does not start with %q", got, prefix)
+			}
+			st, err := os.Stat(got)
+			if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+				t.Errorf("shim path %q does not reach a fifo: %v %v", got, st, err)
+			}
+		}
+		if tc.stderr == "" && tc.stdout != "" && l.stderr != os.DevNull {
+			t.Errorf("missing stderr is %q, want %s", l.stderr, os.DevNull)
+		}
+		l.Close()
+	}
+}
+
+// A fifo swapped for a symlink after it was opened cannot redirect the shim.
+func TestLogFifoSwappedAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "stdout.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	canary := filepath.Join(dir, "canary")
+	if err := os.WriteFile(canary, []byte("host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := openLogFifos(fifo, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := os.Remove(fifo); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(canary, fifo); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(l.stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("after the swap the shim's path %q reaches %s, not the fifo", l.stdout, st.Mode())
 	}
 }
 

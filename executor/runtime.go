@@ -58,7 +58,9 @@ type ContainerConfig struct {
 	Labels  map[string]string
 	Spec    SpecConfig
 	// StdoutPath and StderrPath are Nomad's log fifos, already created. The
-	// shim opens them itself. "" discards that stream.
+	// shim opens them itself, through descriptors Create holds (see
+	// logFifos): a path that is not a fifo, or is a symlink, is refused.
+	// "" discards that stream.
 	StdoutPath string
 	StderrPath string
 }
@@ -78,12 +80,11 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	if cfg.Image == nil {
 		return nil, errors.New("container image is required")
 	}
-	if err := checkLogFifo(cfg.StdoutPath); err != nil {
-		return nil, fmt.Errorf("invalid stdout: %w", err)
+	logs, err := openLogFifos(cfg.StdoutPath, cfg.StderrPath)
+	if err != nil {
+		return nil, err
 	}
-	if err := checkLogFifo(cfg.StderrPath); err != nil {
-		return nil, fmt.Errorf("invalid stderr: %w", err)
-	}
+	defer logs.Close()
 	snapshotter := cfg.Snapshotter
 	if snapshotter == "" {
 		snapshotter = defaults.DefaultSnapshotter
@@ -148,14 +149,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to create container %s: %w", cfg.ID, err)
 	}
 
-	stdout, stderr := cfg.StdoutPath, cfg.StderrPath
-	if stdout == "" && stderr != "" {
-		stdout = "/dev/null"
-	}
-	if stderr == "" && stdout != "" {
-		stderr = "/dev/null"
-	}
-	task, err := container.NewTask(ctx, logCreator(stdout, stderr))
+	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task: %w", err)
 	}

@@ -79,12 +79,24 @@ type SpecConfig struct {
 	// SeccompUnconfined for none, or the path of a JSON profile (read when the
 	// spec is generated). Ignored when Privileged (which is unconfined).
 	SeccompProfile string
+	// Seccomp, when set, is a profile the caller has already read and
+	// checked; it wins over SeccompProfile. Ignored when Privileged.
+	Seccomp *specs.LinuxSeccomp
+	// NewPrivileges clears no_new_privs (set by default), so that setuid
+	// binaries and file capabilities can raise the task's privileges
+	// within its capability bounding set.
+	NewPrivileges bool
+	// Sysctl are kernel parameters of the container's own namespaces; the
+	// caller checks that they are namespaced.
+	Sysctl map[string]string
+	// Devices are host devices made available in the container.
+	Devices []Device
 }
 
 // BuildSpecOpts turns an image config and the driver's SpecConfig into the
 // containerd spec options of a Linux container. It does no I/O itself; the
 // options it returns only read the host when Privileged (host devices,
-// current capabilities) or for a seccomp profile file.
+// current capabilities), for Devices, or for a seccomp profile file.
 //
 // The first option generates containerd's default Linux spec (namespaces,
 // masked and read-only /proc paths, default mounts and devices), so the
@@ -136,8 +148,8 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 		opts = append(opts, oci.WithHostname(cfg.Hostname))
 	}
 	for _, m := range cfg.Mounts {
-		if !path.IsAbs(m.Destination) {
-			return nil, fmt.Errorf("mount destination %q is not an absolute path", m.Destination)
+		if err := CheckMountDestination(m.Destination); err != nil {
+			return nil, err
 		}
 		m.Destination = path.Clean(m.Destination)
 		opts = append(opts, oci.WithoutMounts(m.Destination), oci.WithMounts([]specs.Mount{m}))
@@ -150,6 +162,15 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 	}
 	if cfg.ReadonlyRootfs {
 		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if cfg.NewPrivileges {
+		opts = append(opts, oci.WithNewPrivileges)
+	}
+	if len(cfg.Sysctl) > 0 {
+		opts = append(opts, withSysctl(cfg.Sysctl))
+	}
+	for _, d := range cfg.Devices {
+		opts = append(opts, oci.WithDevices(d.HostPath, d.ContainerPath, d.Permissions))
 	}
 
 	if cfg.CPUShares > 0 {
@@ -184,10 +205,12 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 
 	// The default seccomp profile depends on the capabilities, so it comes last.
 	if !cfg.Privileged {
-		switch cfg.SeccompProfile {
-		case "":
+		switch {
+		case cfg.Seccomp != nil:
+			opts = append(opts, withSeccomp(cfg.Seccomp))
+		case cfg.SeccompProfile == "":
 			opts = append(opts, seccomp.WithDefaultProfile())
-		case SeccompUnconfined:
+		case cfg.SeccompProfile == SeccompUnconfined:
 			opts = append(opts, oci.WithSeccompUnconfined)
 		default:
 			opts = append(opts, seccomp.WithProfile(cfg.SeccompProfile))
@@ -212,14 +235,24 @@ func processArgs(img ocispec.ImageConfig, cfg SpecConfig) []string {
 	return append(args, command...)
 }
 
+// workingDir is the task's or else the image's working directory. One
+// under /proc is refused: runc's CVE-2024-21626 let a working directory of
+// /proc/self/fd/<n> reach a host directory through a leaked descriptor, and
+// no real task needs to start in /proc.
 func workingDir(img ocispec.ImageConfig, cfg SpecConfig) (string, error) {
 	if cfg.Cwd != "" {
 		if !path.IsAbs(cfg.Cwd) {
 			return "", fmt.Errorf("working directory %q is not an absolute path", cfg.Cwd)
 		}
+		if underProc(cfg.Cwd) {
+			return "", fmt.Errorf("working directory %q is refused: it is under /proc", cfg.Cwd)
+		}
 		return path.Clean(cfg.Cwd), nil
 	}
 	if img.WorkingDir != "" {
+		if underProc(path.Join("/", img.WorkingDir)) {
+			return "", fmt.Errorf("image config WorkingDir %q is refused: it is under /proc", img.WorkingDir)
+		}
 		return path.Join("/", img.WorkingDir), nil
 	}
 	return "/", nil

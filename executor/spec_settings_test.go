@@ -286,3 +286,42 @@ func TestBuildSpecOptsSeccomp(t *testing.T) {
 		t.Error("default profile was computed before the capabilities were set")
 	}
 }
+
+func TestBuildSpecOptsSecuritySettings(t *testing.T) {
+	img := ocispec.ImageConfig{Cmd: []string{"sh"}}
+	s := buildSpec(t, img, SpecConfig{})
+	if !s.Process.NoNewPrivileges || len(s.Linux.Sysctl) != 0 {
+		t.Fatalf("defaults: no_new_privileges %v sysctl %v", s.Process.NoNewPrivileges, s.Linux.Sysctl)
+	}
+	s = buildSpec(t, img, SpecConfig{NewPrivileges: true, Sysctl: map[string]string{"net.core.somaxconn": "1024"}})
+	if s.Process.NoNewPrivileges {
+		t.Error("NewPrivileges kept no_new_privileges")
+	}
+	if s.Linux.Sysctl["net.core.somaxconn"] != "1024" {
+		t.Errorf("sysctl = %v", s.Linux.Sysctl)
+	}
+
+	s = buildSpec(t, img, SpecConfig{Devices: []Device{{HostPath: "/dev/zero", ContainerPath: "/dev/zero2", Permissions: "r"}}})
+	var dev *specs.LinuxDevice
+	for i, d := range s.Linux.Devices {
+		if d.Path == "/dev/zero2" {
+			dev = &s.Linux.Devices[i]
+		}
+	}
+	if dev == nil || dev.Type != "c" || dev.Major != 1 || dev.Minor != 5 {
+		t.Fatalf("device /dev/zero2 = %+v in %+v", dev, s.Linux.Devices)
+	}
+	last := s.Linux.Resources.Devices[len(s.Linux.Resources.Devices)-1]
+	if !last.Allow || last.Access != "r" || *last.Major != 1 || *last.Minor != 5 {
+		t.Errorf("device cgroup rule = %+v", last)
+	}
+
+	profile := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}}
+	s = buildSpec(t, img, SpecConfig{Seccomp: profile, SeccompProfile: SeccompUnconfined})
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(s.Linux.Seccomp.Syscalls) != 1 {
+		t.Errorf("given profile not applied: %+v", s.Linux.Seccomp)
+	}
+	if s = buildSpec(t, img, SpecConfig{Seccomp: profile, Privileged: true}); s.Linux.Seccomp != nil {
+		t.Errorf("privileged got a profile: %+v", s.Linux.Seccomp)
+	}
+}

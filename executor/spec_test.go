@@ -82,6 +82,14 @@ func TestBuildSpecOptsRejects(t *testing.T) {
 		{name: "uid out of range", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{User: "4294967296"}, want: "out of range"},
 		{name: "uid above runc's maximum", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{User: "1:2147483648"}, want: "out of range"},
 		{name: "bad image user", img: ocispec.ImageConfig{Cmd: []string{"sh"}, User: ":0"}, want: "invalid user"},
+		// CVE-2024-21626: a working directory in /proc/self/fd reaches a leaked host descriptor
+		{name: "image workdir in proc fd", img: ocispec.ImageConfig{Cmd: []string{"sh"}, WorkingDir: "/proc/self/fd/7"}, want: `image config WorkingDir "/proc/self/fd/7" is refused: it is under /proc`},
+		{name: "relative image workdir in proc", img: ocispec.ImageConfig{Cmd: []string{"sh"}, WorkingDir: "proc/1/cwd"}, want: "is under /proc"},
+		{name: "dotted image workdir in proc", img: ocispec.ImageConfig{Cmd: []string{"sh"}, WorkingDir: "/srv/../proc/thread-self/fd/8"}, want: "is under /proc"},
+		{name: "task cwd in proc", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{Cwd: "/proc/self/fd/9"}, want: `working directory "/proc/self/fd/9" is refused`},
+		{name: "mount over proc", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{Mounts: []specs.Mount{{Destination: "/proc", Type: "tmpfs", Source: "tmpfs"}}}, want: "is under /proc"},
+		{name: "mount under proc", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{Mounts: []specs.Mount{{Destination: "/proc/sys/", Type: "bind", Source: "/tmp"}}}, want: "is under /proc"},
+		{name: "mount over root", img: ocispec.ImageConfig{Cmd: []string{"sh"}}, cfg: SpecConfig{Mounts: []specs.Mount{{Destination: "/x/..", Type: "bind", Source: "/tmp"}}}, want: "would replace the root filesystem"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
