@@ -20,7 +20,7 @@ const (
 )
 
 // configSpec is the plugin block of the Nomad agent configuration.
-var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+var configSpec = hclspec.NewObject(withSpecs(securityConfigSpec, map[string]*hclspec.Spec{
 	"address":               hclspec.NewDefault(hclspec.NewAttr("address", "string", false), hclspec.NewLiteral(`"/run/containerd/containerd.sock"`)),
 	"namespace":             hclspec.NewDefault(hclspec.NewAttr("namespace", "string", false), hclspec.NewLiteral(`"nomad"`)),
 	"runtime":               hclspec.NewDefault(hclspec.NewAttr("runtime", "string", false), hclspec.NewLiteral(`"io.containerd.runc.v2"`)),
@@ -52,7 +52,15 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"subnet":      hclspec.NewDefault(hclspec.NewAttr("subnet", "string", false), hclspec.NewLiteral(`"172.31.0.0/16"`)),
 		"netns_dir":   hclspec.NewDefault(hclspec.NewAttr("netns_dir", "string", false), hclspec.NewLiteral(`"/var/run/netns"`)),
 	})),
-})
+}))
+
+// withSpecs merges the options of other concerns into a schema's options.
+func withSpecs(extra, base map[string]*hclspec.Spec) map[string]*hclspec.Spec {
+	for k, v := range extra {
+		base[k] = v
+	}
+	return base
+}
 
 // rawConfig is the plugin config as Nomad decodes it from configSpec.
 type rawConfig struct {
@@ -78,6 +86,11 @@ type rawConfig struct {
 	DefaultIPCMode      string          `codec:"default_ipc_mode"`
 	DefaultNetMode      string          `codec:"default_network_mode"`
 	CNI                 rawCNIConfig    `codec:"cni"`
+
+	AllowUnconfinedSeccomp bool     `codec:"allow_unconfined_seccomp"`
+	AllowedSeccompProfiles []string `codec:"allowed_seccomp_profiles"`
+	NoNewPrivileges        bool     `codec:"no_new_privileges"`
+	AllowedDevices         []string `codec:"allowed_devices"`
 }
 
 type rawCNIConfig struct {
@@ -118,6 +131,7 @@ type Config struct {
 	CNI                network.Config
 	Images             ImageConfig
 	Containers         ContainerGC
+	Security           SecurityConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -201,6 +215,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.Containers, err = parseContainerGC(raw.GC); err != nil {
+		return nil, err
+	}
+	if c.Security, err = parseSecurityConfig(raw); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
 
 // Container paths of Nomad's task directories.
@@ -150,15 +152,21 @@ func checkMount(m Mount) error {
 	if !filepath.IsAbs(m.Target) {
 		return fmt.Errorf("%s: target %q must be an absolute path inside the container", m.Field, m.Target)
 	}
+	if err := executor.CheckMountDestination(m.Target); err != nil {
+		return fmt.Errorf("%s: %w", m.Field, err)
+	}
 	return nil
 }
 
 // resolveMounts applies the host-path policy and turns task mounts into OCI
-// mounts. Sources are resolved through every symlink before any check, and
-// relative sources resolve inside the task directory. A source inside the
-// allocation directory is the task's own data and needs no opt-in; any
-// other host path needs volumes.enabled and, when set, an allowed prefix.
-func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config) ([]specs.Mount, error) {
+// mounts. Relative sources resolve inside the task directory. Each source
+// is opened and pinned (see pins), and the policy judges the path the
+// kernel reached through every symlink, so neither "..", a symlink planted
+// in the task dir, nor a path swapped after the check reaches the host. A
+// source inside the allocation directory is the task's own data and needs
+// no opt-in; any other host path needs volumes.enabled and, when set, an
+// allowed prefix.
+func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]specs.Mount, error) {
 	allocReal, err := filepath.EvalSymlinks(allocDir)
 	if err != nil {
 		return nil, fmt.Errorf("failed to resolve the allocation directory: %w", err)
@@ -174,16 +182,16 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config) ([]specs.Mou
 		if !filepath.IsAbs(src) {
 			src = filepath.Join(taskDir, src)
 		}
-		real, err := filepath.EvalSymlinks(src)
+		pin, err := p.open(src)
 		if err != nil {
 			return nil, fmt.Errorf("%s: source %q cannot be resolved: %w", m.Field, m.Source, err)
 		}
-		if !isUnder(real, allocReal) {
-			if err := c.allowHostPath(m.Field, m.Source, real); err != nil {
+		if !isUnder(pin.real, allocReal) {
+			if err := c.allowHostPath(m.Field, m.Source, pin.real); err != nil {
 				return nil, err
 			}
 		}
-		out = append(out, bindMount(real, m.Target, m.ReadOnly, m.Options...))
+		out = append(out, bindMount(pin.source, m.Target, m.ReadOnly, m.Options...))
 	}
 	return out, nil
 }
@@ -193,17 +201,8 @@ func (c *Config) allowHostPath(field, given, real string) error {
 	if !c.VolumesEnabled {
 		return fmt.Errorf("%s: host path %q is refused: binding host paths needs plugin option volumes.enabled = true", field, given)
 	}
-	if len(c.AllowedHostPaths) == 0 {
+	if len(c.AllowedHostPaths) == 0 || underAny(real, c.AllowedHostPaths) {
 		return nil
-	}
-	for _, p := range c.AllowedHostPaths {
-		pr, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			continue
-		}
-		if isUnder(real, pr) {
-			return nil
-		}
 	}
 	return fmt.Errorf("%s: host path %q (resolved to %q) is outside volumes.allowed_host_paths %q", field, given, real, c.AllowedHostPaths)
 }
@@ -229,19 +228,40 @@ func bindMount(src, dst string, ro bool, extra ...string) specs.Mount {
 }
 
 // nomadMounts are the task directories and the volume_mounts Nomad asks for.
-// alloc/logs is read-only so a task cannot tamper with its log files.
-func nomadMounts(cfg *drivers.TaskConfig) []specs.Mount {
+// alloc/logs is read-only so a task cannot tamper with its log files. The
+// task directories are pinned like task binds and must stay inside the
+// allocation: alloc/ is shared by the allocation's tasks, and one of them
+// swapping alloc/logs for a symlink must not bind a host directory into
+// the next. Nomad's volume_mounts (host volumes, CSI) follow Nomad's rules.
+func nomadMounts(cfg *drivers.TaskConfig, p *pins) ([]specs.Mount, error) {
 	td := cfg.TaskDir()
-	ms := []specs.Mount{
-		bindMount(td.SharedAllocDir, allocMountPath, false),
-		bindMount(td.LocalDir, localMountPath, false),
-		bindMount(td.SecretsDir, secretsMountPath, false),
-		bindMount(td.LogDir, logsMountPath, true),
+	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve the allocation directory: %w", err)
+	}
+	var ms []specs.Mount
+	for _, d := range []struct {
+		host, target string
+		ro           bool
+	}{
+		{td.SharedAllocDir, allocMountPath, false},
+		{td.LocalDir, localMountPath, false},
+		{td.SecretsDir, secretsMountPath, false},
+		{td.LogDir, logsMountPath, true},
+	} {
+		pin, err := p.open(d.host)
+		if err != nil {
+			return nil, fmt.Errorf("failed to open task directory %s: %w", d.target, err)
+		}
+		if !isUnder(pin.real, allocReal) {
+			return nil, fmt.Errorf("task directory %s: %q resolves to %q, outside the allocation directory: refused", d.target, d.host, pin.real)
+		}
+		ms = append(ms, bindMount(pin.source, d.target, d.ro))
 	}
 	for _, m := range cfg.Mounts {
 		ms = append(ms, bindMount(m.HostPath, m.TaskPath, m.Readonly, propagation(m.PropagationMode)))
 	}
-	return ms
+	return ms, nil
 }
 
 // propagation maps Nomad's volume_mount propagation modes to mount options.

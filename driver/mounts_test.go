@@ -1,10 +1,12 @@
 package driver
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/hashicorp/nomad/plugins/drivers"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/shoenig/test/must"
 )
@@ -52,7 +54,9 @@ func TestResolveMounts_HostPathGate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ms, err := resolveMounts(bind(c.src), td.Dir, cfg.AllocDir, c.conf)
+			var p pins
+			defer p.close()
+			ms, err := resolveMounts(bind(c.src), td.Dir, cfg.AllocDir, c.conf, &p)
 			if c.err != "" {
 				must.Error(t, err)
 				must.StrContains(t, err.Error(), c.err)
@@ -60,7 +64,7 @@ func TestResolveMounts_HostPathGate(t *testing.T) {
 			}
 			must.NoError(t, err)
 			must.Len(t, 1, ms)
-			must.Eq(t, c.wantSrc, ms[0].Source)
+			must.Eq(t, c.wantSrc, pinnedPath(t, ms[0].Source))
 			must.Eq(t, "/data", ms[0].Destination)
 		})
 	}
@@ -69,15 +73,21 @@ func TestResolveMounts_HostPathGate(t *testing.T) {
 func TestResolveMounts_Options(t *testing.T) {
 	cfg := testTask(t)
 	td := cfg.TaskDir()
+	var p pins
+	defer p.close()
 	ms, err := resolveMounts([]Mount{
 		{Field: "a", Type: "bind", Source: "local", Target: "/ro", ReadOnly: true},
 		{Field: "b", Type: "bind", Source: "local", Target: "/shared", Options: []string{"rshared"}},
 		{Field: "c", Type: "tmpfs", Target: "/scratch", Options: []string{"size=1024"}},
-	}, td.Dir, cfg.AllocDir, defaultConfig(t))
+	}, td.Dir, cfg.AllocDir, defaultConfig(t), &p)
 	must.NoError(t, err)
+	for i := range ms[:2] {
+		must.Eq(t, td.LocalDir, pinnedPath(t, ms[i].Source))
+		ms[i].Source = "pinned"
+	}
 	must.Eq(t, []specs.Mount{
-		{Type: "bind", Source: td.LocalDir, Destination: "/ro", Options: []string{"rbind", "ro", "rprivate"}},
-		{Type: "bind", Source: td.LocalDir, Destination: "/shared", Options: []string{"rbind", "rw", "rshared"}},
+		{Type: "bind", Source: "pinned", Destination: "/ro", Options: []string{"rbind", "ro", "rprivate"}},
+		{Type: "bind", Source: "pinned", Destination: "/shared", Options: []string{"rbind", "rw", "rshared"}},
 		{Type: "tmpfs", Source: "tmpfs", Destination: "/scratch", Options: []string{"nosuid", "nodev", "rw", "size=1024"}},
 	}, ms)
 }
@@ -95,5 +105,74 @@ func TestIsUnder(t *testing.T) {
 	}
 	for _, c := range cases {
 		must.Eq(t, c.want, isUnder(filepath.Clean(c.path), c.dir), must.Sprintf("%s under %s", c.path, c.dir))
+	}
+}
+
+// pinnedPath is the real path behind a pinned bind source
+// (/proc/<pid>/fd/<n> of this process), which must still be open.
+func pinnedPath(t *testing.T, source string) string {
+	t.Helper()
+	must.StrHasPrefix(t, fmt.Sprintf("/proc/%d/fd/", os.Getpid()), source)
+	real, err := os.Readlink(source)
+	must.NoError(t, err)
+	return real
+}
+
+// A path swapped for a symlink after the check cannot redirect the bind:
+// the source handed to runc reaches the directory that was checked.
+func TestResolveMounts_SwapAfterCheck(t *testing.T) {
+	cfg := testTask(t)
+	td := cfg.TaskDir()
+	data := filepath.Join(td.SharedAllocDir, "data")
+	must.NoError(t, os.MkdirAll(data, 0o755))
+	must.NoError(t, os.WriteFile(filepath.Join(data, "mine"), nil, 0o644))
+	host := t.TempDir()
+	var p pins
+	defer p.close()
+	ms, err := resolveMounts([]Mount{{Field: "volumes[0]", Type: "bind", Source: "../alloc/data", Target: "/data"}}, td.Dir, cfg.AllocDir, defaultConfig(t), &p)
+	must.NoError(t, err)
+	// another task of the allocation swaps the directory for a symlink
+	must.NoError(t, os.Rename(data, data+".old"))
+	must.NoError(t, os.Symlink(host, data))
+	entries, err := os.ReadDir(ms[0].Source)
+	must.NoError(t, err)
+	must.Len(t, 1, entries)
+	must.Eq(t, "mine", entries[0].Name())
+}
+
+func TestNomadMounts(t *testing.T) {
+	cfg := testTask(t)
+	host := t.TempDir()
+	// Nomad's host volumes and CSI mounts follow Nomad's rules, not volumes.*
+	cfg.Mounts = []*drivers.MountConfig{{TaskPath: "/vol", HostPath: host, Readonly: true, PropagationMode: "host-to-task"}}
+	var p pins
+	defer p.close()
+	ms, err := nomadMounts(cfg, &p)
+	must.NoError(t, err)
+	must.Len(t, 5, ms)
+	must.Eq(t, specs.Mount{Type: "bind", Source: host, Destination: "/vol", Options: []string{"rbind", "ro", "rslave"}}, ms[4])
+
+	// alloc/logs swapped for a symlink to a host directory is refused
+	td := cfg.TaskDir()
+	must.NoError(t, os.RemoveAll(td.LogDir))
+	must.NoError(t, os.Symlink(host, td.LogDir))
+	_, err = nomadMounts(cfg, &p)
+	must.ErrorContains(t, err, `task directory /alloc/logs: "`+td.LogDir+`" resolves to "`+host+`", outside the allocation directory: refused`)
+}
+
+func TestParseMounts_Targets(t *testing.T) {
+	cases := []struct {
+		body, err string
+	}{
+		{body: `volumes = ["local:/proc"]`, err: `volumes[0]: mount destination "/proc" is refused: it is under /proc`},
+		{body: `volumes = ["local:/proc/sys/kernel"]`, err: `volumes[0]: mount destination "/proc/sys/kernel" is refused`},
+		{body: `volumes = ["local:/data/../proc/1"]`, err: "is under /proc"},
+		{body: `volumes = ["local:/"]`, err: "would replace the root filesystem"},
+		{body: "mount {\n type = \"tmpfs\"\n target = \"/proc/kcore\"\n}", err: `mount[0]: mount destination "/proc/kcore" is refused`},
+		{body: `bind = { "local" = "/proc/self" }`, err: "is under /proc"},
+	}
+	for _, c := range cases {
+		_, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+c.body))
+		must.ErrorContains(t, err, c.err, must.Sprint(c.body))
 	}
 }

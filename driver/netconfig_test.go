@@ -159,7 +159,9 @@ func TestNetworkFiles(t *testing.T) {
 			cfg.DNS = c.nomadDNS
 			tc, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+c.body))
 			must.NoError(t, err)
-			ms, err := networkFiles(cfg, tc, c.mode, c.res)
+			var p pins
+			defer p.close()
+			ms, err := networkFiles(cfg, tc, c.mode, c.res, &p)
 			must.NoError(t, err)
 			dir := cfg.TaskDir().Dir
 			hosts, err := os.ReadFile(filepath.Join(dir, "hosts"))
@@ -182,5 +184,37 @@ func TestNetworkFiles(t *testing.T) {
 				must.StrNotContains(t, string(resolv), "nameserver")
 			}
 		})
+	}
+}
+
+// A symlink the task left at the hosts file's name (it can bind its task
+// directory through "..") is replaced, not written through.
+func TestNetworkFilesDoNotFollowSymlinks(t *testing.T) {
+	cfg := testTask(t)
+	host := filepath.Join(t.TempDir(), "canary")
+	must.NoError(t, os.WriteFile(host, []byte("host file\n"), 0o644))
+	dir := cfg.TaskDir().Dir
+	must.NoError(t, os.Symlink(host, filepath.Join(dir, "hosts")))
+	must.NoError(t, os.Symlink(host, filepath.Join(dir, "resolv.conf")))
+	tc, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\ndns_servers = [\"10.1.1.1\"]"))
+	must.NoError(t, err)
+	var p pins
+	defer p.close()
+	ms, err := networkFiles(cfg, tc, netMode{kind: netNone}, nil, &p)
+	must.NoError(t, err)
+	got, err := os.ReadFile(host)
+	must.NoError(t, err)
+	must.Eq(t, "host file\n", string(got))
+	for _, m := range ms {
+		real := pinnedPath(t, m.Source)
+		must.StrHasPrefix(t, dir+"/", real)
+		st, err := os.Lstat(real)
+		must.NoError(t, err)
+		must.True(t, st.Mode().IsRegular())
+	}
+	entries, err := os.ReadDir(dir)
+	must.NoError(t, err)
+	for _, e := range entries {
+		must.StrNotContains(t, e.Name(), ".tmp") // no temporary file left
 	}
 }

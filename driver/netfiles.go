@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -15,7 +16,7 @@ import (
 // task directory (never into the image, never a host file bound writable)
 // and returns the mounts for them. The hostname maps to the task's own
 // address: its CNI address, or the address Nomad gave the group.
-func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *network.Result) ([]specs.Mount, error) {
+func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *network.Result, p *pins) ([]specs.Mount, error) {
 	nc := tc.Network
 	address, gateway := "", ""
 	var fromCNI network.DNS
@@ -29,9 +30,8 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 	if err != nil {
 		return nil, err
 	}
-	dir := cfg.TaskDir().Dir
-	hosts := filepath.Join(dir, "hosts")
-	if err := os.WriteFile(hosts, network.HostsFile(hostname(cfg, tc), address, extra), 0o644); err != nil {
+	hosts, err := writeTaskFile(cfg, "hosts", network.HostsFile(hostname(cfg, tc), address, extra), p)
+	if err != nil {
 		return nil, fmt.Errorf("failed to write hosts file: %w", err)
 	}
 	ms := []specs.Mount{bindMount(hosts, "/etc/hosts", false)}
@@ -49,8 +49,8 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 			return nil, err
 		}
 	}
-	resolv := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(resolv, network.ResolvConfForNetNS(base, dns, ownNetNS), 0o644); err != nil {
+	resolv, err := writeTaskFile(cfg, "resolv.conf", network.ResolvConfForNetNS(base, dns, ownNetNS), p)
+	if err != nil {
 		return nil, fmt.Errorf("failed to write resolv.conf: %w", err)
 	}
 	return append(ms, bindMount(resolv, "/etc/resolv.conf", false)), nil
@@ -64,4 +64,51 @@ func checkExtraHosts(nc NetworkConfig, mode netMode) error {
 	}
 	_, err := network.ResolveHostGateway(nc.ExtraHosts, "")
 	return err
+}
+
+// writeTaskFile writes a file of the driver's into the task directory and
+// returns the pinned source for its bind mount. A task can reach its task
+// directory (a relative bind of ".." is inside its allocation), so a
+// symlink may wait at the file's name. The write goes through the
+// allocation directory opened as an os.Root, into a new file that is then
+// renamed over the name: a symlink there is replaced, never followed, and
+// no path component leads out of the allocation.
+func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, p *pins) (string, error) {
+	root, err := os.OpenRoot(cfg.AllocDir)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	rel, err := filepath.Rel(cfg.AllocDir, filepath.Join(cfg.TaskDir().Dir, name))
+	if err != nil {
+		return "", err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", rel, rand.Uint64())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = root.Rename(tmp, rel)
+	}
+	if werr != nil {
+		_ = root.Remove(tmp)
+		return "", werr
+	}
+	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
+	if err != nil {
+		return "", err
+	}
+	pin, err := p.open(filepath.Join(cfg.AllocDir, rel))
+	if err != nil {
+		return "", err
+	}
+	if !isUnder(pin.real, allocReal) {
+		return "", fmt.Errorf("%s resolves to %q, outside the allocation directory: refused", name, pin.real)
+	}
+	return pin.source, nil
 }

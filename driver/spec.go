@@ -22,12 +22,15 @@ type plan struct {
 	spec        executor.SpecConfig
 	net         netMode
 	ports       *portmap.Result
+	// pins hold the bind sources open until the container exists; the
+	// caller closes them (see pins).
+	pins *pins
 }
 
 // planTask applies the plugin's policy to a task's config and returns the
-// container to create. It reads the task's directories to resolve bind
-// sources but changes nothing.
-func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error) {
+// container to create. It opens the task's bind sources (held in the plan's
+// pins, which the caller closes) but changes nothing.
+func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err error) {
 	id := containerID(cfg.Name, cfg.AllocID)
 	runtime := c.Runtime
 	if tc.Runtime != "" {
@@ -51,8 +54,18 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 	if err != nil {
 		return nil, err
 	}
+	pinned := &pins{}
+	defer func() {
+		if err != nil {
+			pinned.close()
+		}
+	}()
 	td := cfg.TaskDir()
-	binds, err := resolveMounts(tc.Mounts, td.Dir, cfg.AllocDir, c)
+	mounts, err := nomadMounts(cfg, pinned)
+	if err != nil {
+		return nil, err
+	}
+	binds, err := resolveMounts(tc.Mounts, td.Dir, cfg.AllocDir, c, pinned)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +80,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		Cwd:            tc.WorkDir,
 		User:           cfg.User,
 		Hostname:       hostname(cfg, tc),
-		Mounts:         append(nomadMounts(cfg), binds...),
+		Mounts:         append(mounts, binds...),
 		Capabilities:   caps,
 		Privileged:     tc.Privileged,
 		ReadonlyRootfs: tc.ReadonlyRootfs,
@@ -77,6 +90,9 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		ShimGroup:      cfg.AllocID,
 	}
 	applyResources(&spec, cfg.Resources)
+	if err := planSecurity(c, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
+		return nil, err
+	}
 	switch mode.kind {
 	case netGroup:
 		spec.NetNSPath = cfg.NetworkIsolation.Path
@@ -95,6 +111,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (*plan, error)
 		spec:        spec,
 		net:         mode,
 		ports:       ports,
+		pins:        pinned,
 	}, nil
 }
 

@@ -36,7 +36,11 @@ func planFor(t *testing.T, c *Config, cfg *drivers.TaskConfig, body string) (*pl
 	t.Helper()
 	tc, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+body))
 	must.NoError(t, err)
-	return planTask(c, cfg, tc)
+	p, err := planTask(c, cfg, tc)
+	if p != nil {
+		t.Cleanup(p.pins.close)
+	}
+	return p, err
 }
 
 func TestPlanTask_Defaults(t *testing.T) {
@@ -58,9 +62,10 @@ func TestPlanTask_Defaults(t *testing.T) {
 		byDst[m.Destination] = m
 	}
 	td := cfg.TaskDir()
-	must.Eq(t, td.SharedAllocDir, byDst["/alloc"].Source)
-	must.Eq(t, td.LocalDir, byDst["/local"].Source)
-	must.Eq(t, td.SecretsDir, byDst["/secrets"].Source)
+	must.Eq(t, td.SharedAllocDir, pinnedPath(t, byDst["/alloc"].Source))
+	must.Eq(t, td.LocalDir, pinnedPath(t, byDst["/local"].Source))
+	must.Eq(t, td.SecretsDir, pinnedPath(t, byDst["/secrets"].Source))
+	must.Eq(t, td.LogDir, pinnedPath(t, byDst["/alloc/logs"].Source))
 	must.SliceContains(t, byDst["/alloc/logs"].Options, "ro")
 	must.SliceContains(t, byDst["/local"].Options, "rw")
 }
@@ -175,7 +180,7 @@ func TestPlanTask_GroupNetwork(t *testing.T) {
 	must.Eq(t, "abc123", p.spec.Hostname)
 	tc, err := parseTaskConfig(decodeTaskHCL(t, `image = "busybox:1"`))
 	must.NoError(t, err)
-	_, err = networkFiles(cfg, tc, p.net, nil)
+	_, err = networkFiles(cfg, tc, p.net, nil, p.pins)
 	must.NoError(t, err)
 	hosts, err := os.ReadFile(filepath.Join(cfg.TaskDir().Dir, "hosts"))
 	must.NoError(t, err)

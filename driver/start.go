@@ -53,6 +53,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	defer p.pins.close()
 	img, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
 		return nil, err
@@ -75,6 +76,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	p.pins.close() // runc has mounted the sources
 	if err := d.startContainer(task); err != nil {
 		return nil, err
 	}
@@ -169,7 +171,7 @@ func (d *Driver) teardownNetwork(st state, a network.Attachment) error {
 
 // addNetworkFiles mounts the task's hosts and resolv.conf files.
 func addNetworkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan, net *network.Result) error {
-	ms, err := networkFiles(cfg, tc, p.net, net)
+	ms, err := networkFiles(cfg, tc, p.net, net, p.pins)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ var mountSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 // taskConfigSpec is the `config` block of a task. Names follow Nomad's
 // docker driver; Roblox's containerd-driver, exec2 and rkt names are
 // accepted as aliases and folded into one field by decodeTaskConfig.
-var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+var taskConfigSpec = hclspec.NewObject(withSpecs(securityTaskSpec, map[string]*hclspec.Spec{
 	"image":              hclspec.NewAttr("image", "string", true),
 	"command":            hclspec.NewAttr("command", "string", false),
 	"args":               hclspec.NewAttr("args", "list(string)", false),
@@ -71,7 +71,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"trust_prefix":       hclspec.NewAttr("trust_prefix", "string", false),
 	"platform":           hclspec.NewAttr("platform", "string", false),
 	"load":               hclspec.NewAttr("load", "string", false),
-})
+}))
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
 type rawTaskConfig struct {
@@ -113,6 +113,11 @@ type rawTaskConfig struct {
 	TrustPrefix      string              `codec:"trust_prefix"`
 	Platform         string              `codec:"platform"`
 	Load             string              `codec:"load"`
+	Seccomp          *bool               `codec:"seccomp"`
+	SeccompProfile   string              `codec:"seccomp_profile"`
+	NoNewPrivileges  *bool               `codec:"no_new_privileges"`
+	Sysctl           []map[string]string `codec:"sysctl"`
+	Devices          []string            `codec:"devices"`
 }
 
 type rawMount struct {
@@ -160,6 +165,7 @@ type TaskConfig struct {
 	TrustPrefix      string
 	Platform         string // "os/arch[/variant]" instead of this machine's
 	Load             string // archive to load the image from, relative to the task dir
+	Security         TaskSecurity
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -243,6 +249,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		return nil, err
 	}
 	if tc.Network, err = parseNetworkConfig(raw); err != nil {
+		return nil, err
+	}
+	if tc.Security, err = parseTaskSecurity(raw); err != nil {
 		return nil, err
 	}
 	return tc, nil
