@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -57,6 +58,9 @@ type Driver struct {
 	tasks   *taskStore
 	// recovery bounds how long recoveries wait for containerd together.
 	recovery recoveryWindow
+	// runcWarning is the last runc warning of the fingerprint (a string),
+	// so that it is logged once, not every period.
+	runcWarning atomic.Value
 
 	mu          sync.RWMutex // guards the fields below, set by SetConfig
 	config      *Config

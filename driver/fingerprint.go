@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+	rspecfeatures "github.com/opencontainers/runtime-spec/specs-go/features"
 )
 
 const (
@@ -69,7 +70,8 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	if err != nil {
 		return unhealthy("containerd at %s is not answering: %v", st.config.Address, err)
 	}
-	if _, err := st.client.RuntimeInfo(ctx, st.config.Runtime, nil); err != nil {
+	rt, err := st.client.RuntimeInfo(ctx, st.config.Runtime, nil)
+	if err != nil {
 		return unhealthy("runtime %q is not available in containerd %s: %v", st.config.Runtime, v.Version, err)
 	}
 	fp := &drivers.Fingerprint{
@@ -84,6 +86,7 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		Health:            drivers.HealthStateHealthy,
 		HealthDescription: drivers.DriverHealthy,
 	}
+	d.fingerprintRunc(fp, st.config.Runtime, rt.Features)
 	// the built-in bridge network needs the reference CNI plugins; host,
 	// none and group networking work without them
 	missing := st.networks.MissingPlugins()
@@ -92,4 +95,30 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		fp.Attributes["driver.containerd.cni.missing"] = pstructs.NewStringAttribute(strings.Join(missing, ","))
 	}
 	return fp
+}
+
+// fingerprintRunc reports the version of the runc that containerd's runc
+// shim runs (from its `runc features`) and flags one that lacks a fix for a
+// known container breakout: driver.containerd.runc.warning says which, and
+// the warning is logged when it first appears or changes. The node stays
+// healthy: the operator decides.
+func (d *Driver) fingerprintRunc(fp *drivers.Fingerprint, runtime string, features any) {
+	f, _ := features.(*rspecfeatures.Features)
+	if f == nil || f.Annotations[runcVersionAnnotation] == "" {
+		if !strings.HasPrefix(runtime, "io.containerd.runc.") {
+			return // another runtime: its version is not runc's
+		}
+		f = &rspecfeatures.Features{}
+	}
+	s := checkRunc(f.Annotations[runcVersionAnnotation], f.Annotations[runcCommitAnnotation])
+	if s.version != "" {
+		fp.Attributes["driver.containerd.runc.version"] = pstructs.NewStringAttribute(s.version)
+	}
+	warning := s.warning()
+	if warning != "" {
+		fp.Attributes["driver.containerd.runc.warning"] = pstructs.NewStringAttribute(warning)
+	}
+	if old, _ := d.runcWarning.Swap(warning).(string); old != warning && warning != "" {
+		d.logger.Warn("runc lacks breakout fixes", "version", s.version, "commit", s.commit, "missing", strings.Join(s.missing, ","), "warning", warning)
+	}
 }
