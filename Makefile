@@ -8,7 +8,7 @@ BIN     := bin/nomad-driver-containerd
 export PATH := $(CURDIR)/.deps/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build unit integration e2e test soak check demo demo-stop dist bench
+.PHONY: help deps build unit fuzz integration e2e test soak check demo demo-stop dist bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,13 +30,23 @@ check: ## gofmt and go vet (all build tags)
 unit: ## unit tests: no root, no daemons
 	$(GO) test -count=1 ./...
 
+FUZZTIME ?= 3s
+fuzz: ## a short run (FUZZTIME each) of every fuzz target: task config, volumes, devices, port maps, image references
+	@set -e; files=$$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go' -not -path './.*'); \
+	for f in $$(grep -l '^func Fuzz' $$files); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz ./$$(dirname $$f) $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+	  done; \
+	done
+
 integration: deps ## driver, executor, image and test bed against a hermetic containerd (root)
 	$(GO) test -count=1 -p 1 -timeout 30m -tags integration ./...
 
 e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
 	$(GO) test -count=1 -p 1 -timeout 30m -tags e2e ./e2e/...
 
-test: check unit integration e2e ## everything CI runs
+test: check unit fuzz integration e2e ## everything CI runs
 
 soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and stopped, then leak, goroutine and memory checks (root)
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \

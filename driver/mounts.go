@@ -125,15 +125,23 @@ func parseMountBlock(field string, rm rawMount) (Mount, error) {
 		}
 		m.Options = append(m.Options, p)
 	}
-	if t := rm.TmpfsOptions; t.Size > 0 || t.Mode > 0 {
+	size, err := wholeNumber(field+": tmpfs_options.size", rm.TmpfsOptions.Size)
+	if err != nil {
+		return Mount{}, err
+	}
+	mode, err := wholeNumber(field+": tmpfs_options.mode", rm.TmpfsOptions.Mode)
+	if err != nil {
+		return Mount{}, err
+	}
+	if size > 0 || mode > 0 {
 		if m.Type != "tmpfs" {
 			return Mount{}, fmt.Errorf("%s: tmpfs_options given for a mount of type %q", field, m.Type)
 		}
-		if t.Size > 0 {
-			m.Options = append(m.Options, fmt.Sprintf("size=%d", t.Size))
+		if size > 0 {
+			m.Options = append(m.Options, fmt.Sprintf("size=%d", size))
 		}
-		if t.Mode > 0 {
-			m.Options = append(m.Options, fmt.Sprintf("mode=%o", t.Mode))
+		if mode > 0 {
+			m.Options = append(m.Options, fmt.Sprintf("mode=%o", mode))
 		}
 	}
 	return m, checkMount(m)

@@ -32,7 +32,7 @@ func TestParseNetworkConfig(t *testing.T) {
 		{name: "host_network conflicts", body: "host_network = true\nnetwork_mode = \"bridge\"", err: `host_network: asks for network "host" but the task's network mode is already "bridge"`},
 		{name: "two rkt nets", body: `net = ["a", "b"]`, err: `net: ["a" "b"] names 2 networks`},
 		{name: "bad dns server", body: `dns_servers = ["dns.example"]`, err: `dns_servers: "dns.example" is not an IP address`},
-		{name: "bad extra host", body: `extra_hosts = ["nocolon"]`, err: `extra_hosts entry "nocolon"`},
+		{name: "bad extra host", body: `extra_hosts = ["nocolon"]`, err: `extra_hosts: entry "nocolon"`},
 		{name: "port_map twice", body: "port_map = [{ http = \"80\" }, { http = \"81\" }]", err: `port_map: "http" is given twice`},
 	}
 	for _, c := range cases {

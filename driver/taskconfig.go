@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ type rawTaskConfig struct {
 	CapAdd           []string            `codec:"cap_add"`
 	CapDrop          []string            `codec:"cap_drop"`
 	ReadonlyRootfs   bool                `codec:"readonly_rootfs"`
-	PidsLimit        int64               `codec:"pids_limit"`
+	PidsLimit        any                 `codec:"pids_limit"` // see wholeNumber
 	PIDMode          string              `codec:"pid_mode"`
 	IPCMode          string              `codec:"ipc_mode"`
 	Labels           []map[string]string `codec:"labels"`
@@ -135,8 +136,8 @@ type rawBindOptions struct {
 }
 
 type rawTmpfsOptions struct {
-	Size int64 `codec:"size"`
-	Mode int64 `codec:"mode"`
+	Size any `codec:"size"` // see wholeNumber
+	Mode any `codec:"mode"`
 }
 
 // TaskConfig is a task's validated driver config with aliases folded in.
@@ -184,7 +185,6 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		CapAdd:         raw.CapAdd,
 		CapDrop:        raw.CapDrop,
 		ReadonlyRootfs: raw.ReadonlyRootfs,
-		PidsLimit:      raw.PidsLimit,
 		PIDMode:        raw.PIDMode,
 		IPCMode:        raw.IPCMode,
 		Auth:           taskAuth(raw.Auth),
@@ -219,6 +219,10 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 	}
 	if tc.Load != "" && filepath.IsAbs(tc.Load) {
 		return nil, fmt.Errorf("load: %q must be a path relative to the task directory, such as %q", tc.Load, "local/image.tar")
+	}
+	var err error
+	if tc.PidsLimit, err = wholeNumber("pids_limit", raw.PidsLimit); err != nil {
+		return nil, err
 	}
 	if tc.PidsLimit < 0 {
 		return nil, fmt.Errorf("pids_limit: %d must be zero (no limit) or positive", tc.PidsLimit)
@@ -285,4 +289,28 @@ func flattenMaps(field string, ms []map[string]string) (map[string]string, error
 		}
 	}
 	return out, nil
+}
+
+// wholeNumber reads a numeric option as Nomad's msgpack encoding delivers
+// it: an integer, a float, or a string for a number no float64 holds
+// exactly. Only a whole number fits; anything else is an error that names
+// the option, not a decoding failure of the whole config.
+func wholeNumber(field string, v any) (int64, error) {
+	switch n := v.(type) {
+	case nil:
+		return 0, nil
+	case int64:
+		return n, nil
+	case int:
+		return int64(n), nil
+	case uint64:
+		if n <= math.MaxInt64 {
+			return int64(n), nil
+		}
+	case float64:
+		if n == math.Trunc(n) && n >= math.MinInt64 && n < math.MaxInt64 {
+			return int64(n), nil
+		}
+	}
+	return 0, fmt.Errorf("%s: %v is not a whole number in range", field, v)
 }

@@ -31,6 +31,10 @@ func TestParseTaskConfig(t *testing.T) {
 			must.MapEmpty(t, tc.Labels)
 		}},
 		{name: "empty image", body: `image = " "`, err: "image: must name an image"},
+		{name: "fractional pids_limit", body: img + `pids_limit = 1.5`, err: "pids_limit: 1.5 is not a whole number"},
+		{name: "pids_limit", body: img + `pids_limit = 64`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, int64(64), tc.PidsLimit) }},
+		{name: "fractional tmpfs size", body: img + "mount {\n type = \"tmpfs\"\n target = \"/t\"\n tmpfs_options {\n size = 8.01\n }\n}",
+			err: "mount[0]: tmpfs_options.size: 8.01 is not a whole number"},
 		{name: "platform", body: img + `platform = "linux/arm64/v8"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "linux/arm64/v8", tc.Platform) }},
 		{name: "bad platform", body: img + `platform = "linux//"`, err: `platform: "linux//" is not a platform`},
 		{name: "load", body: img + `load = "local/img.tar"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "local/img.tar", tc.Load) }},

@@ -20,14 +20,14 @@ type HostEntry struct{ Name, IP string }
 func ParseExtraHost(s string) (HostEntry, error) {
 	sep := strings.IndexAny(s, ":=") // the first of them: "name=::1" splits at '='
 	if sep < 0 {
-		return HostEntry{}, fmt.Errorf("invalid extra_hosts entry %q: want \"name:ip\"", s)
+		return HostEntry{}, fmt.Errorf("extra_hosts: entry %q: want \"name:ip\"", s)
 	}
 	name, ip := strings.TrimSpace(s[:sep]), strings.TrimSpace(s[sep+1:])
 	if name == "" {
-		return HostEntry{}, fmt.Errorf("invalid extra_hosts entry %q: empty host name", s)
+		return HostEntry{}, fmt.Errorf("extra_hosts: entry %q: empty host name", s)
 	}
 	if strings.ContainsAny(name, " \t\r\n#") {
-		return HostEntry{}, fmt.Errorf("invalid extra_hosts entry %q: host name %q holds whitespace or '#'", s, name)
+		return HostEntry{}, fmt.Errorf("extra_hosts: entry %q: host name %q holds whitespace or '#'", s, name)
 	}
 	if ip == HostGateway {
 		return HostEntry{Name: name, IP: ip}, nil
@@ -37,7 +37,7 @@ func ParseExtraHost(s string) (HostEntry, error) {
 	}
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
-		return HostEntry{}, fmt.Errorf("invalid extra_hosts entry %q: %q is not an IP address or %q", s, ip, HostGateway)
+		return HostEntry{}, fmt.Errorf("extra_hosts: entry %q: %q is not an IP address or %q", s, ip, HostGateway)
 	}
 	return HostEntry{Name: name, IP: addr.String()}, nil
 }
@@ -49,7 +49,7 @@ func ResolveHostGateway(entries []HostEntry, gateway string) ([]HostEntry, error
 	for i, e := range entries {
 		if e.IP == HostGateway {
 			if gateway == "" {
-				return nil, fmt.Errorf("invalid extra_hosts entry %q: %s needs a task network with a gateway", e.Name+":"+e.IP, HostGateway)
+				return nil, fmt.Errorf("extra_hosts: entry %q: %s needs a task network with a gateway", e.Name+":"+e.IP, HostGateway)
 			}
 			e.IP = gateway
 		}
