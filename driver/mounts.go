@@ -170,7 +170,8 @@ func checkMount(m Mount) error {
 // mounts. Relative sources resolve inside the task directory. Each source
 // is opened and pinned (see pins), and the policy judges the path the
 // kernel reached through every symlink, so neither "..", a symlink planted
-// in the task dir, nor a path swapped after the check reaches the host. A
+// in the task dir, nor a path swapped after the check (pins.verify) reaches
+// the host. A
 // source inside the allocation directory is the task's own data and needs
 // no opt-in; any other host path needs volumes.enabled and, when set, an
 // allowed prefix.
@@ -199,7 +200,8 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]
 				return nil, err
 			}
 		}
-		out = append(out, bindMount(pin.source, m.Target, m.ReadOnly, m.Options...))
+		p.bind(m.Field, m.Target, pin)
+		out = append(out, bindMount(pin.real, m.Target, m.ReadOnly, m.Options...))
 	}
 	return out, nil
 }
@@ -264,7 +266,8 @@ func nomadMounts(cfg *drivers.TaskConfig, p *pins) ([]specs.Mount, error) {
 		if !isUnder(pin.real, allocReal) {
 			return nil, fmt.Errorf("task directory %s: %q resolves to %q, outside the allocation directory: refused", d.target, d.host, pin.real)
 		}
-		ms = append(ms, bindMount(pin.source, d.target, d.ro))
+		p.bind("task directory "+d.target, d.target, pin)
+		ms = append(ms, bindMount(pin.real, d.target, d.ro))
 	}
 	for _, m := range cfg.Mounts {
 		ms = append(ms, bindMount(m.HostPath, m.TaskPath, m.Readonly, propagation(m.PropagationMode)))

@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,7 +63,7 @@ func TestResolveMounts_HostPathGate(t *testing.T) {
 			}
 			must.NoError(t, err)
 			must.Len(t, 1, ms)
-			must.Eq(t, c.wantSrc, pinnedPath(t, ms[0].Source))
+			must.Eq(t, c.wantSrc, ms[0].Source)
 			must.Eq(t, "/data", ms[0].Destination)
 		})
 	}
@@ -81,13 +80,9 @@ func TestResolveMounts_Options(t *testing.T) {
 		{Field: "c", Type: "tmpfs", Target: "/scratch", Options: []string{"size=1024"}},
 	}, td.Dir, cfg.AllocDir, defaultConfig(t), &p)
 	must.NoError(t, err)
-	for i := range ms[:2] {
-		must.Eq(t, td.LocalDir, pinnedPath(t, ms[i].Source))
-		ms[i].Source = "pinned"
-	}
 	must.Eq(t, []specs.Mount{
-		{Type: "bind", Source: "pinned", Destination: "/ro", Options: []string{"rbind", "ro", "rprivate"}},
-		{Type: "bind", Source: "pinned", Destination: "/shared", Options: []string{"rbind", "rw", "rshared"}},
+		{Type: "bind", Source: td.LocalDir, Destination: "/ro", Options: []string{"rbind", "ro", "rprivate"}},
+		{Type: "bind", Source: td.LocalDir, Destination: "/shared", Options: []string{"rbind", "rw", "rshared"}},
 		{Type: "tmpfs", Source: "tmpfs", Destination: "/scratch", Options: []string{"nosuid", "nodev", "rw", "size=1024"}},
 	}, ms)
 }
@@ -108,36 +103,37 @@ func TestIsUnder(t *testing.T) {
 	}
 }
 
-// pinnedPath is the real path behind a pinned bind source
-// (/proc/<pid>/fd/<n> of this process), which must still be open.
-func pinnedPath(t *testing.T, source string) string {
-	t.Helper()
-	must.StrHasPrefix(t, fmt.Sprintf("/proc/%d/fd/", os.Getpid()), source)
-	real, err := os.Readlink(source)
-	must.NoError(t, err)
-	return real
-}
-
-// A path swapped for a symlink after the check cannot redirect the bind:
-// the source handed to runc reaches the directory that was checked.
-func TestResolveMounts_SwapAfterCheck(t *testing.T) {
+// A path swapped for a symlink after the check is caught when the binds
+// are verified: here the "container" is this process, whose root is the
+// host's, and each bind's destination is its own source path.
+func TestPinsVerify(t *testing.T) {
 	cfg := testTask(t)
 	td := cfg.TaskDir()
 	data := filepath.Join(td.SharedAllocDir, "data")
 	must.NoError(t, os.MkdirAll(data, 0o755))
-	must.NoError(t, os.WriteFile(filepath.Join(data, "mine"), nil, 0o644))
 	host := t.TempDir()
 	var p pins
 	defer p.close()
 	ms, err := resolveMounts([]Mount{{Field: "volumes[0]", Type: "bind", Source: "../alloc/data", Target: "/data"}}, td.Dir, cfg.AllocDir, defaultConfig(t), &p)
 	must.NoError(t, err)
+	must.Eq(t, data, ms[0].Source)
+	must.Len(t, 1, p.binds)
+	p.binds[0].dest = data
+	must.NoError(t, p.verify(uint32(os.Getpid())))
+
 	// another task of the allocation swaps the directory for a symlink
 	must.NoError(t, os.Rename(data, data+".old"))
 	must.NoError(t, os.Symlink(host, data))
-	entries, err := os.ReadDir(ms[0].Source)
+	err = p.verify(uint32(os.Getpid()))
+	must.ErrorContains(t, err, `volumes[0]: what is mounted at `+data+` is not the checked source "`+data+`" (the host path changed while the container was created): refused`)
+
+	// of two binds at one destination only the last one counts
+	p.bind("volumes[1]", data, p.binds[0].source)
+	must.Error(t, p.verify(uint32(os.Getpid())))
+	other, err := p.open(host)
 	must.NoError(t, err)
-	must.Len(t, 1, entries)
-	must.Eq(t, "mine", entries[0].Name())
+	p.bind("volumes[2]", data, other)
+	must.NoError(t, p.verify(uint32(os.Getpid())))
 }
 
 func TestNomadMounts(t *testing.T) {

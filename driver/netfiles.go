@@ -30,11 +30,11 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := writeTaskFile(cfg, "hosts", network.HostsFile(hostname(cfg, tc), address, extra), p)
+	hosts, err := writeTaskFile(cfg, "hosts", network.HostsFile(hostname(cfg, tc), address, extra), "/etc/hosts", p)
 	if err != nil {
 		return nil, fmt.Errorf("failed to write hosts file: %w", err)
 	}
-	ms := []specs.Mount{bindMount(hosts, "/etc/hosts", false)}
+	ms := []specs.Mount{hosts}
 	dns := effectiveDNS(nc, cfg.DNS, fromCNI)
 	if nc.NoDNS {
 		dns.Servers = nil
@@ -49,11 +49,11 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 			return nil, err
 		}
 	}
-	resolv, err := writeTaskFile(cfg, "resolv.conf", network.ResolvConfForNetNS(base, dns, ownNetNS), p)
+	resolv, err := writeTaskFile(cfg, "resolv.conf", network.ResolvConfForNetNS(base, dns, ownNetNS), "/etc/resolv.conf", p)
 	if err != nil {
 		return nil, fmt.Errorf("failed to write resolv.conf: %w", err)
 	}
-	return append(ms, bindMount(resolv, "/etc/resolv.conf", false)), nil
+	return append(ms, resolv), nil
 }
 
 // checkExtraHosts refuses host-gateway entries where the task has no
@@ -67,26 +67,26 @@ func checkExtraHosts(nc NetworkConfig, mode netMode) error {
 }
 
 // writeTaskFile writes a file of the driver's into the task directory and
-// returns the pinned source for its bind mount. A task can reach its task
+// returns its bind mount at dest, pinned. A task can reach its task
 // directory (a relative bind of ".." is inside its allocation), so a
 // symlink may wait at the file's name. The write goes through the
 // allocation directory opened as an os.Root, into a new file that is then
 // renamed over the name: a symlink there is replaced, never followed, and
 // no path component leads out of the allocation.
-func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, p *pins) (string, error) {
+func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, dest string, p *pins) (specs.Mount, error) {
 	root, err := os.OpenRoot(cfg.AllocDir)
 	if err != nil {
-		return "", err
+		return specs.Mount{}, err
 	}
 	defer root.Close()
 	rel, err := filepath.Rel(cfg.AllocDir, filepath.Join(cfg.TaskDir().Dir, name))
 	if err != nil {
-		return "", err
+		return specs.Mount{}, err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", rel, rand.Uint64())
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return "", err
+		return specs.Mount{}, err
 	}
 	_, werr := f.Write(data)
 	if cerr := f.Close(); werr == nil {
@@ -97,18 +97,19 @@ func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, p *pins) (
 	}
 	if werr != nil {
 		_ = root.Remove(tmp)
-		return "", werr
+		return specs.Mount{}, werr
 	}
 	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
 	if err != nil {
-		return "", err
+		return specs.Mount{}, err
 	}
 	pin, err := p.open(filepath.Join(cfg.AllocDir, rel))
 	if err != nil {
-		return "", err
+		return specs.Mount{}, err
 	}
 	if !isUnder(pin.real, allocReal) {
-		return "", fmt.Errorf("%s resolves to %q, outside the allocation directory: refused", name, pin.real)
+		return specs.Mount{}, fmt.Errorf("%s resolves to %q, outside the allocation directory: refused", name, pin.real)
 	}
-	return pin.source, nil
+	p.bind(name, dest, pin)
+	return bindMount(pin.real, dest, false), nil
 }

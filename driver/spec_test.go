@@ -62,10 +62,15 @@ func TestPlanTask_Defaults(t *testing.T) {
 		byDst[m.Destination] = m
 	}
 	td := cfg.TaskDir()
-	must.Eq(t, td.SharedAllocDir, pinnedPath(t, byDst["/alloc"].Source))
-	must.Eq(t, td.LocalDir, pinnedPath(t, byDst["/local"].Source))
-	must.Eq(t, td.SecretsDir, pinnedPath(t, byDst["/secrets"].Source))
-	must.Eq(t, td.LogDir, pinnedPath(t, byDst["/alloc/logs"].Source))
+	must.Eq(t, td.SharedAllocDir, byDst["/alloc"].Source)
+	must.Eq(t, td.LocalDir, byDst["/local"].Source)
+	must.Eq(t, td.SecretsDir, byDst["/secrets"].Source)
+	must.Eq(t, td.LogDir, byDst["/alloc/logs"].Source)
+	var pinned []string
+	for _, b := range p.pins.binds {
+		pinned = append(pinned, b.dest)
+	}
+	must.Eq(t, []string{"/alloc", "/local", "/secrets", "/alloc/logs"}, pinned)
 	must.SliceContains(t, byDst["/alloc/logs"].Options, "ro")
 	must.SliceContains(t, byDst["/local"].Options, "rw")
 }

@@ -76,7 +76,11 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p.pins.close() // runc has mounted the sources
+	if err := p.pins.verify(task.PID()); err != nil {
+		d.discard(task)
+		return nil, err
+	}
+	p.pins.close()
 	if err := d.startContainer(task); err != nil {
 		return nil, err
 	}
@@ -132,14 +136,19 @@ func (d *Driver) startContainer(task *executor.Task) error {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	if err := task.Start(ctx); err != nil {
-		dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
-		defer dcancel()
-		if derr := task.Delete(dctx, true); derr != nil {
-			d.logger.Error("failed to remove container after a failed start", "container_id", task.ID(), "error", derr)
-		}
+		d.discard(task)
 		return fmt.Errorf("failed to start container %s: %w", task.ID(), err)
 	}
 	return nil
+}
+
+// discard removes a container whose start failed.
+func (d *Driver) discard(task *executor.Task) {
+	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
+	defer cancel()
+	if err := task.Delete(ctx, true); err != nil {
+		d.logger.Error("failed to remove container after a failed start", "container_id", task.ID(), "error", err)
+	}
 }
 
 // setupNetwork creates the task's netns on a driver-run CNI network with
