@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
 )
 
@@ -204,6 +205,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 	}
 	if tc.WorkDir != "" && !strings.HasPrefix(tc.WorkDir, "/") {
 		return nil, fmt.Errorf("work_dir: %q must be an absolute path inside the container", tc.WorkDir)
+	}
+	if tc.WorkDir != "" && executor.UnderProc(tc.WorkDir) {
+		return nil, fmt.Errorf("work_dir: %q is refused: it is under /proc", tc.WorkDir)
 	}
 	if raw.ImagePullTimeout != "" {
 		d, err := positiveDuration("image_pull_timeout", raw.ImagePullTimeout)

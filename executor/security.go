@@ -22,8 +22,8 @@ type Device struct {
 	Permissions string
 }
 
-// underProc reports whether an absolute container path is /proc or below.
-func underProc(p string) bool {
+// UnderProc reports whether an absolute container path is /proc or below.
+func UnderProc(p string) bool {
 	p = path.Clean(p)
 	return p == "/proc" || strings.HasPrefix(p, "/proc/")
 }
@@ -39,7 +39,7 @@ func CheckMountDestination(dst string) error {
 	if path.Clean(dst) == "/" {
 		return fmt.Errorf("mount destination %q is refused: it would replace the root filesystem", dst)
 	}
-	if underProc(dst) {
+	if UnderProc(dst) {
 		return fmt.Errorf("mount destination %q is refused: it is under /proc, whose masked and read-only paths must stay", dst)
 	}
 	return nil

@@ -244,13 +244,13 @@ func workingDir(img ocispec.ImageConfig, cfg SpecConfig) (string, error) {
 		if !path.IsAbs(cfg.Cwd) {
 			return "", fmt.Errorf("working directory %q is not an absolute path", cfg.Cwd)
 		}
-		if underProc(cfg.Cwd) {
+		if UnderProc(cfg.Cwd) {
 			return "", fmt.Errorf("working directory %q is refused: it is under /proc", cfg.Cwd)
 		}
 		return path.Clean(cfg.Cwd), nil
 	}
 	if img.WorkingDir != "" {
-		if underProc(path.Join("/", img.WorkingDir)) {
+		if UnderProc(path.Join("/", img.WorkingDir)) {
 			return "", fmt.Errorf("image config WorkingDir %q is refused: it is under /proc", img.WorkingDir)
 		}
 		return path.Join("/", img.WorkingDir), nil

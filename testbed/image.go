@@ -120,15 +120,20 @@ func NewLayer(entries ...Entry) (Layer, error) {
 	if err := tw.Close(); err != nil {
 		return Layer{}, err
 	}
+	return gzipLayer(raw.Bytes())
+}
+
+// gzipLayer compresses an uncompressed tar into a layer.
+func gzipLayer(raw []byte) (Layer, error) {
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	if _, err := zw.Write(raw.Bytes()); err != nil {
+	if _, err := zw.Write(raw); err != nil {
 		return Layer{}, err
 	}
 	if err := zw.Close(); err != nil {
 		return Layer{}, err
 	}
-	return Layer{Blob: gz.Bytes(), DiffID: digest.FromBytes(raw.Bytes())}, nil
+	return Layer{Blob: gz.Bytes(), DiffID: digest.FromBytes(raw)}, nil
 }
 
 // BuildImage assembles an image for this machine's platform from cfg and
