@@ -10,6 +10,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
 )
 
 func TestParseSecurityConfig(t *testing.T) {
@@ -237,4 +238,19 @@ func TestAllowDeviceResolvesSymlinks(t *testing.T) {
 	d, err := sc.allowDevice(DeviceRequest{Field: "devices[0]", HostPath: "/dev/zero", ContainerPath: "/dev/x", Permissions: "r"})
 	must.NoError(t, err)
 	must.Eq(t, "/dev/zero", d.HostPath)
+}
+
+// Insecure registries come only from the plugin's registry_config_dir: no
+// task option turns TLS off or names registry hosts, and an image
+// reference cannot carry a scheme.
+func TestNoTaskOptionMakesRegistriesInsecure(t *testing.T) {
+	for name := range taskConfigSpec.GetObject().GetAttributes() {
+		for _, w := range []string{"insecure", "tls", "registry", "mirror", "hosts_dir", "skip_verify"} {
+			must.StrNotContains(t, name, w, must.Sprintf("task option %q", name))
+		}
+	}
+	for _, ref := range []string{"http://registry.example.com/app:1", "registry.example.com/app:1?insecure=true"} {
+		_, err := image.Normalize(ref)
+		must.ErrorIs(t, err, image.ErrInvalidReference)
+	}
 }
