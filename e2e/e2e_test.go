@@ -62,6 +62,7 @@ func setup(t *testing.T) *env {
 	testbed.NetLeakCheck(t, cni.Scope(""))
 	plugin := testbed.ContainerdPluginConfig(cd) + fmt.Sprintf("registry_config_dir = %q\n", hostsDir) +
 		fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir) +
+		fmt.Sprintf("allowed_seccomp_profiles = [%q]\nno_new_privileges = true\n", seccompDir()) +
 		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
 		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
@@ -169,6 +170,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
 	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
+	t.Run("hardened", func(t *testing.T) { testHardened(t, e) })
 }
 
 func testVerified(t *testing.T, e *env) {
