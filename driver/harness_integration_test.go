@@ -161,3 +161,16 @@ func (b *bed) snapshotExists(t *testing.T, id string) bool {
 	_, err := b.cd.Client.SnapshotService("overlayfs").Stat(ctx, id)
 	return err == nil
 }
+
+// nothingLeft checks that a refused task left no container, snapshot or
+// lease.
+func (b *bed) nothingLeft(t *testing.T, task *drivers.TaskConfig) {
+	t.Helper()
+	id := containerID(task.Name, task.AllocID)
+	must.False(t, b.containerExists(t, id))
+	must.False(t, b.snapshotExists(t, id))
+	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
+	ls, err := b.cd.Client.LeasesService().List(ctx)
+	must.NoError(t, err)
+	must.SliceEmpty(t, ls)
+}

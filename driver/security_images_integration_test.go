@@ -90,13 +90,11 @@ func testHostileImages(t *testing.T, b *bed) {
 		t.Run("layer "+name, func(t *testing.T) {
 			raw := sh(attack)
 			raw.Image = push("hostile/"+name+":1", nil, layers[name])
-			h := b.harness(t, "")
 			task := newTask(t, raw)
-			t.Cleanup(h.MkAllocDir(task, true))
-			_, _, err := h.StartTask(task)
+			h, err := startWith(t, b, "", task, nil)
 			if err != nil {
 				t.Logf("refused: %v", err)
-				must.False(t, b.containerExists(t, containerID(task.Name, task.AllocID)))
+				b.nothingLeft(t, task)
 			} else {
 				impl := h.Impl()
 				t.Cleanup(func() { _ = impl.DestroyTask(task.ID, true) })

@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/plugins/drivers"
+	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
@@ -65,10 +66,9 @@ func (c canary) check(t *testing.T) {
 	must.Eq(t, os.FileMode(0o644), st.Mode().Perm())
 }
 
-// refuse starts task, which must fail with an error containing want and
-// leave no container, snapshot or lease behind. prep runs once the task's
-// directories exist.
-func refuse(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig), want string) {
+// startWith starts task under a harness with pluginHCL; prep runs once
+// the task's directories exist.
+func startWith(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig)) (*dtu.DriverHarness, error) {
 	t.Helper()
 	h := b.harness(t, pluginHCL)
 	t.Cleanup(h.MkAllocDir(task, true))
@@ -76,26 +76,22 @@ func refuse(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, pr
 		prep(task)
 	}
 	_, _, err := h.StartTask(task)
-	must.ErrorContains(t, err, want)
-	id := containerID(task.Name, task.AllocID)
-	must.False(t, b.containerExists(t, id))
-	must.False(t, b.snapshotExists(t, id))
-	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
-	ls, err := b.cd.Client.LeasesService().List(ctx)
-	must.NoError(t, err)
-	must.SliceEmpty(t, ls)
+	return h, err
 }
 
-// runWith runs a batch task to its end (prep runs once its directories
-// exist) and returns its stdout.
+// refuse starts task, which must fail with an error containing want and
+// leave nothing behind.
+func refuse(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig), want string) {
+	t.Helper()
+	_, err := startWith(t, b, pluginHCL, task, prep)
+	must.ErrorContains(t, err, want)
+	b.nothingLeft(t, task)
+}
+
+// runWith runs a batch task to its end and returns its stdout.
 func runWith(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig)) string {
 	t.Helper()
-	h := b.harness(t, pluginHCL)
-	t.Cleanup(h.MkAllocDir(task, true))
-	if prep != nil {
-		prep(task)
-	}
-	_, _, err := h.StartTask(task)
+	h, err := startWith(t, b, pluginHCL, task, prep)
 	must.NoError(t, err)
 	impl := h.Impl()
 	t.Cleanup(func() { _ = impl.DestroyTask(task.ID, true) })

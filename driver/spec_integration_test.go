@@ -3,14 +3,12 @@
 package driver
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 )
@@ -132,13 +130,7 @@ func testRefusals(t *testing.T, b *bed) {
 			_, _, err := h.StartTask(task)
 			must.Error(t, err)
 			must.StrContains(t, err.Error(), c.err)
-			id := "web-" + task.AllocID
-			must.False(t, b.containerExists(t, id))
-			must.False(t, b.snapshotExists(t, id))
-			ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
-			ls, err := b.cd.Client.LeasesService().List(ctx)
-			must.NoError(t, err)
-			must.SliceEmpty(t, ls)
+			b.nothingLeft(t, task)
 			_, err = h.InspectTask(task.ID)
 			must.Error(t, err)
 		})
