@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -162,6 +163,13 @@ func checkMount(m Mount) error {
 	}
 	if err := executor.CheckMountDestination(m.Target); err != nil {
 		return fmt.Errorf("%s: %w", m.Field, err)
+	}
+	// A mount at /alloc (or /) is mounted after /alloc/logs and hides its
+	// read-only bind: with the allocation's alloc dir as source, the task
+	// would get alloc/logs writable and could plant symlinks for whatever
+	// writes logs there.
+	if t := path.Clean(m.Target); t == allocMountPath || t == logsMountPath || strings.HasPrefix(t, logsMountPath+"/") {
+		return fmt.Errorf("%s: target %q is refused: it would cover %s, which stays read-only", m.Field, m.Target, logsMountPath)
 	}
 	return nil
 }

@@ -166,9 +166,19 @@ func TestParseMounts_Targets(t *testing.T) {
 		{body: `volumes = ["local:/"]`, err: "would replace the root filesystem"},
 		{body: "mount {\n type = \"tmpfs\"\n target = \"/proc/kcore\"\n}", err: `mount[0]: mount destination "/proc/kcore" is refused`},
 		{body: `bind = { "local" = "/proc/self" }`, err: "is under /proc"},
+		{body: `volumes = ["../alloc:/alloc"]`, err: `volumes[0]: target "/alloc" is refused: it would cover /alloc/logs, which stays read-only`},
+		{body: `volumes = ["local:/alloc/logs/"]`, err: "would cover /alloc/logs"},
+		{body: "mount {\n type = \"tmpfs\"\n target = \"/alloc/logs/x\"\n}", err: `mount[0]: target "/alloc/logs/x" is refused`},
 	}
 	for _, c := range cases {
 		_, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+c.body))
 		must.ErrorContains(t, err, c.err, must.Sprint(c.body))
+	}
+}
+
+func TestParseMounts_TargetsNextToTaskDirs(t *testing.T) {
+	for _, target := range []string{"/alloc/data", "/local/conf", "/secrets", "/allocations", "/alloc/logsx"} {
+		_, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\nvolumes = [\"local:"+target+"\"]"))
+		must.NoError(t, err, must.Sprint(target))
 	}
 }

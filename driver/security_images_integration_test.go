@@ -39,6 +39,13 @@ func testLogFifos(t *testing.T, b *bed) {
 		})
 	}
 
+	t.Run("alloc/logs cannot be covered", func(t *testing.T) {
+		raw := sh("ln -sf " + c.file + " /alloc/logs/web.stdout.0; echo END")
+		raw.Volumes = []string{"../alloc:/alloc"}
+		refuse(t, b, "", newTask(t, raw), nil, `volumes[0]: target "/alloc" is refused: it would cover /alloc/logs`)
+		c.check(t)
+	})
+
 	t.Run("alloc/logs is read-only inside", func(t *testing.T) {
 		task := newTask(t, sh("ln -sf "+c.file+" /alloc/logs/.web.stdout.fifo 2>/dev/null || echo link-refused; "+
 			"rm -f /alloc/logs/.web.stderr.fifo 2>/dev/null || echo rm-refused; touch /alloc/logs/x 2>/dev/null || echo touch-refused; "+
