@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -56,9 +57,7 @@ var configSpec = hclspec.NewObject(withSpecs(securityConfigSpec, map[string]*hcl
 
 // withSpecs merges the options of other concerns into a schema's options.
 func withSpecs(extra, base map[string]*hclspec.Spec) map[string]*hclspec.Spec {
-	for k, v := range extra {
-		base[k] = v
-	}
+	maps.Copy(base, extra)
 	return base
 }
 
