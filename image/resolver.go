@@ -23,22 +23,32 @@ func newResolver(ctx context.Context, hostsDir, refHost string, auth *Auth) remo
 }
 
 func registryHosts(ctx context.Context, hostsDir, refHost string, auth *Auth) docker.RegistryHosts {
+	opts := hostOptions(hostsDir)
+	// Always set, so that a registry asking for basic auth without
+	// credentials fails as an authorization error.
+	opts.Credentials = credentialsFor(auth, refHost, endpoints(ctx, hostsDir, refHost))
+	return config.ConfigureHosts(ctx, opts)
+}
+
+func hostOptions(hostsDir string) config.HostOptions {
 	var opts config.HostOptions
 	if hostsDir != "" {
 		opts.HostDir = config.HostDirFromRoot(hostsDir)
 	}
-	// The endpoints configured for the image's registry; an error here
-	// (a bad hosts.toml) comes back from the resolver itself.
-	var endpoints []string
-	if hosts, err := config.ConfigureHosts(ctx, opts)(refHost); err == nil {
-		for _, h := range hosts {
-			endpoints = append(endpoints, h.Host)
+	return opts
+}
+
+// endpoints are the hosts configured for registry refHost: mirrors and
+// servers from the hosts.toml tree, or containerd's default for it. An
+// error here (a bad hosts.toml) comes back from the pull itself.
+func endpoints(ctx context.Context, hostsDir, refHost string) []string {
+	var hosts []string
+	if rh, err := config.ConfigureHosts(ctx, hostOptions(hostsDir))(refHost); err == nil {
+		for _, h := range rh {
+			hosts = append(hosts, h.Host)
 		}
 	}
-	// Always set, so that a registry asking for basic auth without
-	// credentials fails as an authorization error.
-	opts.Credentials = credentialsFor(auth, refHost, endpoints)
-	return config.ConfigureHosts(ctx, opts)
+	return hosts
 }
 
 // credentialsFor returns the credential callback of the resolver, which is
