@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -116,6 +118,63 @@ func isContentMismatch(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "unexpected commit digest") || strings.Contains(msg, "unexpected commit size")
+}
+
+// transferError is an error of containerd's transfer service. It crossed
+// the daemon's API as a code (kept: errdefs classes, cancellation) and a
+// message; the causes IsRecoverable looks for that the code does not carry
+// (a registry's HTTP status, a refused authorization, a failed connection)
+// are read back from the message.
+type transferError struct {
+	err    error
+	causes []error
+}
+
+func (e *transferError) Error() string   { return e.err.Error() }
+func (e *transferError) Unwrap() []error { return append([]error{e.err}, e.causes...) }
+
+var (
+	// unexpectedStatus is how remotes/errors.ErrUnexpectedStatus reads.
+	unexpectedStatus = regexp.MustCompile(`unexpected status from ([A-Z]+) request to (\S+): (\d{3})\b`)
+	// httpRequest is how a *url.Error of Go's HTTP client reads.
+	httpRequest = regexp.MustCompile(`\b(Get|Head|Post|Put|Patch|Delete) "([^"]+)": (.+)$`)
+	// remoteErrnos are the network errors that make a pull recoverable.
+	remoteErrnos = []syscall.Errno{
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
+		syscall.EPIPE, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
+	}
+)
+
+// reviveTransferError returns err, an error of client.Transfer, with the
+// causes its message names added to its chain.
+func reviveTransferError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var causes []error
+	if m := unexpectedStatus.FindStringSubmatch(msg); m != nil {
+		code, _ := strconv.Atoi(m[3])
+		causes = append(causes, remoteerrors.ErrUnexpectedStatus{Status: m[3], StatusCode: code, RequestMethod: m[1], RequestURL: m[2]})
+	}
+	if strings.Contains(msg, docker.ErrInvalidAuthorization.Error()) {
+		causes = append(causes, docker.ErrInvalidAuthorization)
+	}
+	if m := httpRequest.FindStringSubmatch(msg); m != nil {
+		causes = append(causes, &url.Error{Op: m[1], URL: m[2], Err: errors.New(m[3])})
+	}
+	for _, errno := range remoteErrnos {
+		if strings.Contains(msg, errno.Error()) {
+			causes = append(causes, errno)
+		}
+	}
+	if strings.Contains(msg, io.ErrUnexpectedEOF.Error()) {
+		causes = append(causes, io.ErrUnexpectedEOF)
+	}
+	if len(causes) == 0 {
+		return err
+	}
+	return &transferError{err: err, causes: causes}
 }
 
 // redactedError hides credentials in the message of an error while keeping

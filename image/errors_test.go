@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 )
 
 func status(code int) error {
@@ -147,5 +149,75 @@ func TestRedact(t *testing.T) {
 	short := redact(errors.New("failed for al"), &Auth{Username: "al", Password: "longpassword"})
 	if short.Error() != "failed for al" {
 		t.Errorf("short user name garbled the message: %q", short)
+	}
+}
+
+// overTransferAPI is err as client.Transfer returns it when the daemon's
+// transfer service failed with err: a gRPC status and back.
+func overTransferAPI(err error) error {
+	return reviveTransferError(errgrpc.ToNative(errgrpc.ToGRPC(err)))
+}
+
+func TestRevivedTransferErrors(t *testing.T) {
+	dial := func() error {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		_, err = http.Head("http://" + addr + "/v2/")
+		if err == nil {
+			t.Fatalf("request to closed %s succeeded", addr)
+		}
+		return fmt.Errorf("failed to resolve image: failed to do request: %w", err)
+	}
+	statusErr := func(code int) error {
+		return fmt.Errorf("failed to resolve image: %w", remoteerrors.ErrUnexpectedStatus{
+			Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), StatusCode: code, RequestMethod: "HEAD", RequestURL: "http://r/v2/app/manifests/1"})
+	}
+	cases := []struct {
+		name        string
+		err         error
+		recoverable bool
+		is          error
+	}{
+		{"no credentials", fmt.Errorf("failed to resolve image: pull access denied, repository does not exist or may require authorization: %w", fmt.Errorf("%w: no basic auth credentials", docker.ErrInvalidAuthorization)), false, docker.ErrInvalidAuthorization},
+		{"status 401", statusErr(401), false, nil},
+		{"status 404", statusErr(404), false, nil},
+		{"status 429", statusErr(429), true, nil},
+		{"status 502", statusErr(502), true, nil},
+		{"connection refused", dial(), true, syscall.ECONNREFUSED},
+		{"dns failure", fmt.Errorf("failed to do request: %w", &url.Error{Op: "Head", URL: "https://registry.invalid/v2/", Err: &net.DNSError{Err: "no such host", Name: "registry.invalid", IsNotFound: true}}), true, nil},
+		{"short read", fmt.Errorf("failed to copy: %w", fmt.Errorf("short read: expected 10 bytes but got 5: %w", io.ErrUnexpectedEOF)), true, io.ErrUnexpectedEOF},
+		{"not found", fmt.Errorf("failed to resolve image: r/app:1: %w", errdefs.ErrNotFound), false, errdefs.ErrNotFound},
+		{"cancelled", context.Canceled, false, context.Canceled},
+		{"deadline", context.DeadlineExceeded, true, context.DeadlineExceeded},
+		{"commit mismatch", fmt.Errorf("failed commit on ref %q: unexpected commit digest sha256:aa, expected %s: %w", "layer-x", testDigest, errdefs.ErrFailedPrecondition), false, errdefs.ErrFailedPrecondition},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := overTransferAPI(tc.err)
+			if got.Error() != errgrpc.ToNative(errgrpc.ToGRPC(tc.err)).Error() {
+				t.Errorf("message changed: %q", got)
+			}
+			if IsRecoverable(got) != tc.recoverable || IsRecoverable(got) != IsRecoverable(tc.err) {
+				t.Errorf("IsRecoverable(%v) = %v, want %v as before the API", got, IsRecoverable(got), tc.recoverable)
+			}
+			if tc.is != nil && !errors.Is(got, tc.is) {
+				t.Errorf("%v is not %v", got, tc.is)
+			}
+		})
+	}
+	// The classes that describePullError tells apart hold too.
+	if err := describePullError(overTransferAPI(cases[len(cases)-1].err), ""); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("content mismatch over the API: %v", err)
+	}
+	full := errors.New(`failed to extract layer (sha256:aa) to overlayfs as "extract-1": write /var/lib/containerd/x: no space left on device`)
+	if err := describePullError(overTransferAPI(full), ""); !errors.Is(err, ErrNoSpace) || !IsRecoverable(err) {
+		t.Errorf("no space over the API: %v", err)
+	}
+	if err := overTransferAPI(fmt.Errorf("%s: %w", "r/app@"+testDigest, errdefs.ErrNotFound)); !errdefs.IsNotFound(describePullError(err, testDigest)) {
+		t.Errorf("pin not found over the API: %v", err)
 	}
 }
