@@ -28,11 +28,23 @@ func (m *Manager) platformMatcher(p string) (platforms.MatchComparer, error) {
 	if p == "" {
 		return m.platform, nil
 	}
-	spec, err := platforms.Parse(p)
+	spec, err := platformSpec(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q is not a platform such as %q: %w", ErrInvalidPlatform, p, "linux/arm64", err)
+		return nil, err
 	}
 	return platforms.Only(spec), nil
+}
+
+// platformSpec is the platform p names, this machine's when empty.
+func platformSpec(p string) (ocispec.Platform, error) {
+	if p == "" {
+		return platforms.DefaultSpec(), nil
+	}
+	spec, err := platforms.Parse(p)
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("%w: %q is not a platform such as %q: %w", ErrInvalidPlatform, p, "linux/arm64", err)
+	}
+	return spec, nil
 }
 
 // checkPlatform refuses an image whose config names another platform

@@ -1,6 +1,7 @@
 // Package image resolves, pulls and unpacks the OCI images tasks run, through
-// containerd: local first, one pull per reference at a time, each pull inside
-// a containerd lease that is removed when it ends.
+// containerd: local first, one pull per reference at a time, fetched by
+// containerd's transfer service inside the daemon, each pull inside a
+// containerd lease that is removed when it ends.
 package image
 
 import (
@@ -211,7 +212,11 @@ func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error)
 	if req.Archive != "" {
 		return m.loadShared(ctx, logger, req, ref, pm, timeout)
 	}
-	job := pullJob{platform: pm, ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
+	spec, err := platformSpec(req.Platform)
+	if err != nil {
+		return nil, err
+	}
+	job := pullJob{platform: pm, platforms: platformsFor(spec), ref: ref, host: host, pin: pin, auth: req.Auth, softFail: req.AuthSoftFail,
 		tryLocal: !req.ForcePull, stall: req.ActivityTimeout, verify: req.Verify}
 	if job.stall == 0 {
 		job.stall = m.cfg.ActivityTimeout
@@ -265,6 +270,7 @@ type pullJob struct {
 	stall     time.Duration // activity timeout; <= 0 = none
 	verify    VerifyFunc
 	platform  platforms.MatchComparer
+	platforms []ocispec.Platform // platform and those it accepts, best first
 }
 
 // pull fetches and unpacks job.ref inside a lease that is deleted when it
@@ -314,7 +320,7 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 		return nil, err
 	}
 
-	tracker := newPullTracker()
+	tracker := newPullTracker(m.manifestLayers(ctx))
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -326,34 +332,18 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 
 	start := time.Now()
 	logger.Info("pulling image", "snapshotter", m.cfg.Snapshotter)
-	resolver, err := resolveVerified(pctx, trackingResolver{Resolver: newResolver(pctx, m.cfg.HostsDir, job.host, auth), t: tracker}, job.verify, job.ref)
-	if err != nil {
-		close(stop)
-		<-monitored
-		if !errors.Is(err, ErrNotVerified) {
-			err = redact(describePullError(err, job.pin), auth)
-		}
-		return nil, err
-	}
-	img, err := m.client.Pull(pctx, job.ref,
-		client.WithResolver(resolver),
-		client.WithImageHandlerWrapper(tracker.wrapHandler),
-		client.WithPlatformMatcher(job.platform),
-		client.WithPullUnpack,
-		client.WithPullSnapshotter(m.cfg.Snapshotter),
-	)
+	img, err := m.pullVerified(pctx, logger, job, auth, tracker)
 	close(stop)
 	<-monitored
 	if err != nil {
 		if cause := context.Cause(pctx); errors.Is(cause, ErrPullStalled) {
 			err = cause
 		}
-		err = redact(describePullError(err, job.pin), auth)
-		logger.Warn("image pull failed", "error", err, "duration", time.Since(start))
+		if !errors.Is(err, ErrNotVerified) {
+			err = redact(describePullError(err, job.pin), auth)
+			logger.Warn("image pull failed", "error", err, "duration", time.Since(start))
+		}
 		return nil, err
-	}
-	if job.pin != "" && img.Target().Digest != job.pin {
-		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, job.pin)
 	}
 	tracker.complete()
 	p := tracker.snapshot()
@@ -361,6 +351,32 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 		publish(p)
 	}
 	logger.Info("pulled image", "digest", img.Target().Digest, "bytes", p.Total, "layers", p.Layers, "duration", time.Since(start))
+	return img, nil
+}
+
+// pullVerified resolves and verifies job.ref when the job verifies, then
+// fetches and unpacks it (exactly the verified digest) through the transfer
+// service or, for a short activity timeout, the client, and returns the
+// image stored under job.ref.
+func (m *Manager) pullVerified(ctx context.Context, logger hclog.Logger, job pullJob, auth *Auth, t *pullTracker) (client.Image, error) {
+	resolver, desc, err := resolveVerified(ctx, trackingResolver{Resolver: newResolver(ctx, m.cfg.HostsDir, job.host, auth), t: t}, job.verify, job.ref)
+	if err != nil {
+		return nil, err
+	}
+	var img client.Image
+	if viaTransfer(job.stall) {
+		logger.Debug("fetching through containerd's transfer service")
+		img, err = m.fetchTransfer(ctx, logger, job, auth, desc, t)
+	} else {
+		logger.Debug("fetching through the plugin: the activity timeout is shorter than the transfer service's progress can judge", "activity_timeout", job.stall)
+		img, err = m.fetchClient(ctx, job, resolver, t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if job.pin != "" && img.Target().Digest != job.pin {
+		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, job.pin)
+	}
 	return img, nil
 }
 

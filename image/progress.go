@@ -23,16 +23,25 @@ type Progress struct {
 	Layers, LayersDone int   // layers in the manifest, and those complete
 }
 
-// pullTracker follows one pull: it counts the bytes that the pull's fetcher
-// hands to the content store, per layer, and notes when data last arrived.
-// Counting happens in the fetch path itself (a wrapped resolver and fetcher)
-// and in a wrapper of the pull's image handlers, which learns the layers
-// from the manifest and marks the ones the handlers complete.
+// pullTracker follows one pull: it counts the layer bytes that reach the
+// content store and notes when data last arrived from the registry. When
+// the plugin fetches, counting happens in the fetch path itself (a wrapped
+// resolver and fetcher) and in a wrapper of the pull's image handlers, which
+// learns the layers from the manifest and marks the ones the handlers
+// complete. When containerd's transfer service fetches, its progress events
+// say the same per descriptor (see event).
 type pullTracker struct {
-	mu     sync.Mutex
-	layers map[digest.Digest]*layerState
+	mu        sync.Mutex
+	layers    map[digest.Digest]*layerState
+	manifests map[digest.Digest]bool // manifests whose layers are known
+	pending   map[digest.Digest]bool // descriptors the transfer service is fetching
+	fetched   map[digest.Digest]bool // descriptors it has in the store
+	transfer  bool                   // a transfer is under way
+	resolved  bool                   // it has begun on a first descriptor
+	// manifestLayers reads the layers of a manifest in the content store.
+	manifestLayers func(digest.Digest) ([]ocispec.Descriptor, error)
 
-	active atomic.Int64 // requests in flight: resolves and open fetches
+	active atomic.Int64 // requests in flight here: resolves and open fetches
 	last   atomic.Int64 // unix nanos when data last arrived
 }
 
@@ -41,8 +50,14 @@ type layerState struct {
 	done      bool
 }
 
-func newPullTracker() *pullTracker {
-	t := &pullTracker{layers: map[digest.Digest]*layerState{}}
+func newPullTracker(manifestLayers func(digest.Digest) ([]ocispec.Descriptor, error)) *pullTracker {
+	t := &pullTracker{
+		layers:         map[digest.Digest]*layerState{},
+		manifests:      map[digest.Digest]bool{},
+		pending:        map[digest.Digest]bool{},
+		fetched:        map[digest.Digest]bool{},
+		manifestLayers: manifestLayers,
+	}
 	t.touch()
 	return t
 }
@@ -57,10 +72,15 @@ func (t *pullTracker) begin() func() {
 	return func() { once.Do(func() { t.active.Add(-1) }) }
 }
 
-// idle is how long no data has arrived while a request was in flight; 0
-// when none is in flight (the pull is between fetches or unpacking).
+// idle is how long no data has arrived while something was expected from
+// the registry: a request in flight here, or the transfer service resolving
+// or fetching a descriptor. It is 0 when nothing is (the pull is between
+// fetches or unpacking).
 func (t *pullTracker) idle(now time.Time) time.Duration {
-	if t.active.Load() == 0 {
+	t.mu.Lock()
+	waiting := t.transfer && (!t.resolved || len(t.pending) > 0)
+	t.mu.Unlock()
+	if !waiting && t.active.Load() == 0 {
 		return 0
 	}
 	return now.Sub(time.Unix(0, t.last.Load()))

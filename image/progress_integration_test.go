@@ -93,46 +93,115 @@ func (l *progressLog) check(t *testing.T, who string, total int64, layers int) (
 	return partial
 }
 
-func TestEnsureReportsProgress(t *testing.T) {
-	b := newBed(t)
-	img, ref := b.fillerImage(t, "test/filler", 3<<20, 2<<20, 4<<20)
-	total := layerBytes(img)
-	// About 1.5s of transfer: longer than the activity timeout, which a
-	// slow but steady pull must not trip.
-	b.proxy.set(func(p *registryProxy) { p.rate = int(total) * 2 / 3 })
-	const interval = 100 * time.Millisecond
-	mgr := b.manager(t, image.Config{ProgressInterval: interval, ActivityTimeout: 500 * time.Millisecond})
+// fetchPath is one way a pull fetches: through the plugin, which sees every
+// read, or through containerd's transfer service, whose progress comes a
+// mebibyte of a layer at a time. Which one a pull takes follows from its
+// activity timeout; a test moves the bound to pick one.
+type fetchPath struct {
+	name     string
+	minStall time.Duration // image.SetMinTransferStall
+	logged   string        // what the manager logs when it takes this path
+}
 
-	var log progressLog
-	start := time.Now()
-	if _, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, Progress: log.record}); err != nil {
-		t.Fatalf("pull: %v", err)
-	}
-	took := time.Since(start)
-	t.Logf("pull took %s, %d reports: %+v", took, len(log.reports), log.reports)
-	if took < time.Second {
-		t.Fatalf("the throttled pull took only %s", took)
-	}
-	if partial := log.check(t, "caller", total, 3); partial < 3 {
-		t.Errorf("only %d reports while the pull was under way: bytes are not counted as they arrive", partial)
-	}
-	// Throttled: no two reports closer than the interval, but the last
-	// (all layers in) which may come at any time.
-	for i := 1; i < len(log.at)-1; i++ {
-		if gap := log.at[i].Sub(log.at[i-1]); gap < interval*3/4 {
-			t.Errorf("reports %d and %d only %s apart", i-1, i, gap)
+var fetchPaths = []fetchPath{
+	{"plugin", time.Hour, "fetching through the plugin"},
+	{"transfer service", 0, "fetching through containerd's transfer service"},
+}
+
+// use makes the test's pulls take p, and returns a manager whose log the
+// returned func checks for p.
+func (p fetchPath) use(t *testing.T, b *bed, cfg image.Config) (*image.Manager, func()) {
+	t.Helper()
+	t.Cleanup(image.SetMinTransferStall(p.minStall))
+	rec := &logRecorder{t: t}
+	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: rec})
+	return image.NewManager(b.cd.Client, b.cd.Namespace, cfg, logger), func() {
+		t.Helper()
+		if !rec.contains(p.logged) {
+			t.Errorf("the pull did not log %q: it did not fetch through the %s", p.logged, p.name)
 		}
 	}
-	b.requireNoLeases(t)
-	requireNoIngests(t, b.cd)
+}
 
-	// A local image is not pulled: no progress.
-	var again progressLog
-	if _, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, Progress: again.record}); err != nil {
-		t.Fatal(err)
-	}
-	if len(again.reports) != 0 {
-		t.Errorf("progress for a local image: %+v", again.reports)
+// logRecorder passes a manager's log on to the test and keeps it.
+type logRecorder struct {
+	t   *testing.T
+	mu  sync.Mutex
+	log strings.Builder
+}
+
+func (r *logRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.log.Write(p)
+	r.mu.Unlock()
+	return testWriter{r.t}.Write(p)
+}
+
+func (r *logRecorder) contains(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Contains(r.log.String(), s)
+}
+
+func TestEnsureReportsProgress(t *testing.T) {
+	for _, tc := range []struct {
+		path fetchPath
+		// The link's rate for an image of total bytes, the activity
+		// timeout, the least time the pull takes at that rate and the
+		// reports wanted while bytes are on the way.
+		rate       func(total int64) int
+		stall      time.Duration
+		minTook    time.Duration
+		minPartial int
+	}{
+		// About 1.5s of transfer: longer than the activity timeout, which
+		// a slow but steady pull must not trip.
+		{fetchPaths[0], func(total int64) int { return int(total) * 2 / 3 }, 500 * time.Millisecond, time.Second, 3},
+		// The transfer service reports a layer's bytes a mebibyte at a
+		// time: about 3s for three layers at about 1 MB/s each.
+		{fetchPaths[1], func(total int64) int { return int(total) / 3 }, 2 * time.Second, 5 * time.Second / 2, 2},
+	} {
+		t.Run(tc.path.name, func(t *testing.T) {
+			b := newBed(t)
+			img, ref := b.fillerImage(t, "test/filler", 3<<20, 2<<20, 4<<20)
+			total := layerBytes(img)
+			b.proxy.set(func(p *registryProxy) { p.rate = tc.rate(total) })
+			const interval = 100 * time.Millisecond
+			mgr, checkPath := tc.path.use(t, b, image.Config{ProgressInterval: interval, ActivityTimeout: tc.stall})
+
+			var log progressLog
+			start := time.Now()
+			if _, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, Progress: log.record}); err != nil {
+				t.Fatalf("pull: %v", err)
+			}
+			took := time.Since(start)
+			t.Logf("pull took %s, %d reports: %+v", took, len(log.reports), log.reports)
+			checkPath()
+			if took < tc.minTook {
+				t.Fatalf("the throttled pull took only %s", took)
+			}
+			if partial := log.check(t, "caller", total, 3); partial < tc.minPartial {
+				t.Errorf("only %d reports while the pull was under way: bytes are not counted as they arrive", partial)
+			}
+			// Throttled: no two reports closer than the interval, but the
+			// last (all layers in) which may come at any time.
+			for i := 1; i < len(log.at)-1; i++ {
+				if gap := log.at[i].Sub(log.at[i-1]); gap < interval*3/4 {
+					t.Errorf("reports %d and %d only %s apart", i-1, i, gap)
+				}
+			}
+			b.requireNoLeases(t)
+			requireNoIngests(t, b.cd)
+
+			// A local image is not pulled: no progress.
+			var again progressLog
+			if _, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, Progress: again.record}); err != nil {
+				t.Fatal(err)
+			}
+			if len(again.reports) != 0 {
+				t.Errorf("progress for a local image: %+v", again.reports)
+			}
+		})
 	}
 }
 
@@ -178,55 +247,60 @@ func TestEnsureSharedPullReportsToEveryCaller(t *testing.T) {
 }
 
 func TestEnsureStalledPullIsCancelled(t *testing.T) {
-	b := newBed(t)
-	img, ref := b.fillerImage(t, "test/stall", 1<<20, 4<<20)
-	big := img.Manifest.Layers[1]
-	b.proxy.set(func(p *registryProxy) {
-		p.stallBlob, p.stallAfter = "/v2/test/stall/blobs/"+big.Digest.String(), 1<<20
-	})
-	// The plugin default (2m) stays; the task asks for 1s.
-	mgr := b.manager(t, image.Config{PullTimeout: time.Minute, ProgressInterval: 50 * time.Millisecond})
+	for _, path := range fetchPaths {
+		t.Run(path.name, func(t *testing.T) {
+			b := newBed(t)
+			img, ref := b.fillerImage(t, "test/stall", 1<<20, 4<<20)
+			big := img.Manifest.Layers[1]
+			b.proxy.set(func(p *registryProxy) {
+				p.stallBlob, p.stallAfter = "/v2/test/stall/blobs/"+big.Digest.String(), 1<<20
+			})
+			// The plugin default (2m) stays; the task asks for 1s.
+			mgr, checkPath := path.use(t, b, image.Config{PullTimeout: time.Minute, ProgressInterval: 50 * time.Millisecond})
 
-	var log progressLog
-	start := time.Now()
-	_, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second, Progress: log.record})
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("a stalled pull succeeded")
-	}
-	t.Logf("stalled after %s: %v", took, err)
-	if took < time.Second || took > 15*time.Second {
-		t.Errorf("stall detected after %s, want a little over the 1s activity timeout", took)
-	}
-	if !errors.Is(err, image.ErrPullStalled) || !image.IsRecoverable(err) || !strings.Contains(err.Error(), "stalled") {
-		t.Errorf("stalled pull: err %v, recoverable %v; want a recoverable stall", err, image.IsRecoverable(err))
-	}
-	if !strings.Contains(err.Error(), `failed to pull image "`+ref+`"`) {
-		t.Errorf("error %q does not name the image", err)
-	}
-	log.mu.Lock()
-	if n := len(log.reports); n == 0 || log.reports[n-1].Done < 1<<20 {
-		t.Errorf("progress before the stall: %+v, want the bytes that came", log.reports)
-	}
-	log.mu.Unlock()
-	if n := b.proxy.count("GET", "/v2/test/stall/blobs/"+big.Digest.String()); n != 1 {
-		t.Errorf("stalled blob requested %d times", n)
-	}
-	// Nothing of the cancelled pull is left: no lease, no partial ingest,
-	// no image.
-	b.requireNoLeases(t)
-	requireNoIngests(t, b.cd)
-	b.requireNoImage(t, ref)
+			var log progressLog
+			start := time.Now()
+			_, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second, Progress: log.record})
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("a stalled pull succeeded")
+			}
+			t.Logf("stalled after %s: %v", took, err)
+			checkPath()
+			if took < time.Second || took > 15*time.Second {
+				t.Errorf("stall detected after %s, want a little over the 1s activity timeout", took)
+			}
+			if !errors.Is(err, image.ErrPullStalled) || !image.IsRecoverable(err) || !strings.Contains(err.Error(), "stalled") {
+				t.Errorf("stalled pull: err %v, recoverable %v; want a recoverable stall", err, image.IsRecoverable(err))
+			}
+			if !strings.Contains(err.Error(), `failed to pull image "`+ref+`"`) {
+				t.Errorf("error %q does not name the image", err)
+			}
+			log.mu.Lock()
+			if n := len(log.reports); n == 0 || log.reports[n-1].Done < 1<<20 {
+				t.Errorf("progress before the stall: %+v, want the bytes that came", log.reports)
+			}
+			log.mu.Unlock()
+			if n := b.proxy.count("GET", "/v2/test/stall/blobs/"+big.Digest.String()); n != 1 {
+				t.Errorf("stalled blob requested %d times", n)
+			}
+			// Nothing of the cancelled pull is left: no lease, no partial ingest,
+			// no image.
+			b.requireNoLeases(t)
+			requireNoIngests(t, b.cd)
+			b.requireNoImage(t, ref)
 
-	// The registry recovers: the same pull goes through.
-	b.proxy.set(func(p *registryProxy) { p.stallBlob = "" })
-	got, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second})
-	if err != nil {
-		t.Fatalf("pull after the stall: %v", err)
+			// The registry recovers: the same pull goes through.
+			b.proxy.set(func(p *registryProxy) { p.stallBlob = "" })
+			got, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second})
+			if err != nil {
+				t.Fatalf("pull after the stall: %v", err)
+			}
+			if got.Target().Digest != img.Digest() {
+				t.Fatalf("got %s, pushed %s", got.Target().Digest, img.Digest())
+			}
+			b.requireNoLeases(t)
+			requireNoIngests(t, b.cd)
+		})
 	}
-	if got.Target().Digest != img.Digest() {
-		t.Fatalf("got %s, pushed %s", got.Target().Digest, img.Digest())
-	}
-	b.requireNoLeases(t)
-	requireNoIngests(t, b.cd)
 }

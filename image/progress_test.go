@@ -63,7 +63,7 @@ func TestTrackerCountsLayerBytes(t *testing.T) {
 	manifest := blobDesc(ocispec.MediaTypeImageManifest, []byte("manifest"))
 	res := &fakeResolver{blobs: map[digest.Digest][]byte{l1.Digest: layer1, l2.Digest: layer2, cfg.Digest: config}}
 
-	tr := newPullTracker()
+	tr := newPullTracker(nil)
 	// The manifest's handler yields its children: the layers are learnt.
 	h := tr.wrapHandler(images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if desc.Digest == manifest.Digest {
@@ -143,7 +143,7 @@ func TestMonitorCancelsStalledPull(t *testing.T) {
 	layer := bytes.Repeat([]byte("x"), 1000)
 	l := blobDesc(ocispec.MediaTypeImageLayerGzip, layer)
 	res := &fakeResolver{hang: map[digest.Digest]bool{l.Digest: true}}
-	tr := newPullTracker()
+	tr := newPullTracker(nil)
 	tr.addLayers([]ocispec.Descriptor{l})
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -170,6 +170,13 @@ func TestMonitorCancelsStalledPull(t *testing.T) {
 	if err == nil {
 		t.Fatal("read of a hanging fetch returned")
 	}
+	checkStalled(t, ctx, start)
+}
+
+// checkStalled asserts that ctx was cancelled as stalled about 100ms after
+// start, with none of a 1000-byte layer fetched.
+func checkStalled(t *testing.T, ctx context.Context, start time.Time) {
+	t.Helper()
 	if waited := time.Since(start); waited < 100*time.Millisecond || waited > 2*time.Second {
 		t.Errorf("stall detected after %s, want about 100ms", waited)
 	}
@@ -182,11 +189,12 @@ func TestMonitorCancelsStalledPull(t *testing.T) {
 	}
 }
 
-func TestMonitorSlowButSteadyIsNoStall(t *testing.T) {
-	layer := bytes.Repeat([]byte("x"), 20)
-	l := blobDesc(ocispec.MediaTypeImageLayerGzip, layer)
-	tr := newPullTracker()
-	tr.addLayers([]ocispec.Descriptor{l})
+// checkSteadyIsNoStall runs the monitor (30ms interval, 100ms stall
+// timeout) on tr, which follows a pull of one 20-byte layer, while feed
+// brings the bytes in over about 800ms, and asserts that the pull was not
+// cancelled and its reports rose to all 20 bytes.
+func checkSteadyIsNoStall(t *testing.T, tr *pullTracker, feed func(ctx context.Context)) {
+	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -196,17 +204,7 @@ func TestMonitorSlowButSteadyIsNoStall(t *testing.T) {
 		defer close(done)
 		tr.monitor(stop, 30*time.Millisecond, 100*time.Millisecond, func(p Progress) { published = append(published, p) }, cancel)
 	}()
-
-	f, _ := trackingResolver{Resolver: &fakeResolver{blobs: map[digest.Digest][]byte{l.Digest: layer}}, t: tr}.Fetcher(ctx, "x")
-	rc, _ := f.Fetch(ctx, l)
-	buf := make([]byte, 1)
-	for i := 0; i < 20; i++ { // 20 bytes over about 800ms, well past the stall timeout
-		if _, err := rc.Read(buf); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(40 * time.Millisecond)
-	}
-	rc.Close()
+	feed(ctx)
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	<-done
@@ -224,6 +222,25 @@ func TestMonitorSlowButSteadyIsNoStall(t *testing.T) {
 	if last := published[len(published)-1]; last.Done != 20 {
 		t.Errorf("last report %+v, want all 20 bytes", last)
 	}
+}
+
+func TestMonitorSlowButSteadyIsNoStall(t *testing.T) {
+	layer := bytes.Repeat([]byte("x"), 20)
+	l := blobDesc(ocispec.MediaTypeImageLayerGzip, layer)
+	tr := newPullTracker(nil)
+	tr.addLayers([]ocispec.Descriptor{l})
+	checkSteadyIsNoStall(t, tr, func(ctx context.Context) {
+		f, _ := trackingResolver{Resolver: &fakeResolver{blobs: map[digest.Digest][]byte{l.Digest: layer}}, t: tr}.Fetcher(ctx, "x")
+		rc, _ := f.Fetch(ctx, l)
+		buf := make([]byte, 1)
+		for i := 0; i < 20; i++ { // 20 bytes over about 800ms, well past the stall timeout
+			if _, err := rc.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+		rc.Close()
+	})
 }
 
 func TestFlightPublishesToEveryWatcher(t *testing.T) {
@@ -294,7 +311,7 @@ func (r *optionsResolver) SetOptions(options ...transfer.ImageResolverOption) { 
 
 func TestTrackingResolverPassesOptionsOn(t *testing.T) {
 	inner := &optionsResolver{}
-	var r remotes.Resolver = trackingResolver{Resolver: inner, t: newPullTracker()}
+	var r remotes.Resolver = trackingResolver{Resolver: inner, t: newPullTracker(nil)}
 	ro, ok := r.(remotes.ResolverWithOptions)
 	if !ok {
 		t.Fatal("the wrapper hides SetOptions from client.Pull")

@@ -183,6 +183,7 @@ func TestEnsureCancelledAndTimedOutPullsLeaveNoLease(t *testing.T) {
 	}
 	b.requireNoImage(t, ref)
 	b.requireNoLeases(t)
+	requireNoIngests(t, b.cd)
 
 	// A caller alone that gives up abandons the pull: its lease goes too.
 	alone, giveUp := context.WithTimeout(b.ctx, 300*time.Millisecond)

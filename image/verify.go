@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/transfer"
+	"github.com/distribution/reference"
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -34,20 +35,34 @@ func verify(ctx context.Context, fn VerifyFunc, ref string, dgst digest.Digest) 
 }
 
 // resolveVerified resolves ref once, verifies the digest it names and
-// returns a resolver that hands out exactly that resolution to the pull, so
-// a tag moved after the check cannot change what is fetched.
-func resolveVerified(ctx context.Context, r remotes.Resolver, fn VerifyFunc, ref string) (remotes.Resolver, error) {
+// returns that resolution, and a resolver that hands it out to the pull, so
+// a tag moved after the check cannot change what is fetched. Without fn it
+// asks nothing and returns r and no descriptor.
+func resolveVerified(ctx context.Context, r remotes.Resolver, fn VerifyFunc, ref string) (remotes.Resolver, *ocispec.Descriptor, error) {
 	if fn == nil {
-		return r, nil
+		return r, nil, nil
 	}
 	name, desc, err := r.Resolve(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := verify(ctx, fn, ref, desc.Digest); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pinnedResolver{Resolver: r, ref: ref, name: name, desc: desc}, nil
+	return pinnedResolver{Resolver: r, ref: ref, name: name, desc: desc}, &desc, nil
+}
+
+// pinnedRef is ref's repository at exactly digest d.
+func pinnedRef(ref string, d digest.Digest) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %v", ErrInvalidReference, ref, err)
+	}
+	pinned, err := reference.WithDigest(reference.TrimNamed(named), d)
+	if err != nil {
+		return "", fmt.Errorf("failed to pin %s to %s: %w", ref, d, err)
+	}
+	return pinned.String(), nil
 }
 
 // pinnedResolver answers Resolve for its ref with a resolution made before.
