@@ -198,6 +198,9 @@ func TestMonitorSteadyTransferIsNoStall(t *testing.T) {
 func TestPlatformsFor(t *testing.T) {
 	cases := []struct{ spec, want string }{
 		{"linux/amd64", "[linux/amd64 linux/386]"},
+		{"linux/amd64/v3", "[linux/amd64/v3 linux/amd64/v2 linux/amd64 linux/386]"},
+		{"linux/arm64", "[linux/arm64 linux/arm/v8 linux/arm/v7 linux/arm/v6 linux/arm/v5]"},
+		{"linux/arm64/v8.2", "[linux/arm64/v8.2 linux/arm64/v8.1 linux/arm64 linux/arm/v8 linux/arm/v7 linux/arm/v6 linux/arm/v5]"},
 		{"linux/arm/v7", "[linux/arm/v7 linux/arm/v6 linux/arm/v5]"},
 		{"linux/arm/v5", "[linux/arm/v5]"},
 		{"linux/s390x", "[linux/s390x]"},
@@ -209,7 +212,7 @@ func TestPlatformsFor(t *testing.T) {
 			got := platformsFor(spec)
 			var names []string
 			for _, p := range got {
-				names = append(names, platforms.Format(p))
+				names = append(names, platforms.FormatAll(p))
 			}
 			if fmt.Sprint(names) != tc.want {
 				t.Fatalf("platformsFor(%s) = %v, want %s", tc.spec, names, tc.want)
