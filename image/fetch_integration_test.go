@@ -175,3 +175,32 @@ func TestPlatformFromIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestTransferForAnotherSnapshotter pulls for a snapshotter that the
+// transfer service does not unpack for (the test bed's containerd unpacks
+// only for overlayfs, its default): the image is unpacked after the fetch.
+func TestTransferForAnotherSnapshotter(t *testing.T) {
+	b := newBed(t)
+	path := fetchPath{"transfer service, unpacked after", 0, "unpacking through the client"}
+	mgr, checkPath := path.use(t, b, image.Config{Snapshotter: "native"})
+	img, err := mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+	if err != nil {
+		t.Fatalf("pull for native: %v", err)
+	}
+	checkPath()
+	if ok, err := img.IsUnpacked(b.cd.Context(), "native"); err != nil || !ok {
+		t.Fatalf("not unpacked for native: %v %v", ok, err)
+	}
+	// The manager remembers: the next pull asks for no unpack it would
+	// refuse, and resolves the tag once.
+	tag := tagPath("test/busybox", "1")
+	before := b.proxy.count("HEAD", tag) + b.proxy.count("GET", tag)
+	if _, err := mgr.Ensure(b.ctx, image.Request{Ref: b.ref, ForcePull: true}); err != nil {
+		t.Fatalf("second pull for native: %v", err)
+	}
+	if n := b.proxy.count("HEAD", tag) + b.proxy.count("GET", tag) - before; n != 1 {
+		t.Errorf("second pull resolved the tag %d times, want once", n)
+	}
+	b.requireNoLeases(t)
+	requireNoIngests(t, b.cd)
+}

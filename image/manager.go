@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -128,6 +129,10 @@ type Manager struct {
 	// configs holds image configs by the digest of the image's target and
 	// the platform asked for: content-addressed, an entry never goes stale.
 	configs *lru.Cache[string, ocispec.Image]
+	// noTransferUnpack holds the platforms (formatted) for which
+	// containerd's transfer service has no unpack configuration for the
+	// snapshotter; their pulls are unpacked through the client.
+	noTransferUnpack sync.Map
 }
 
 // NewManager returns a Manager for images in namespace of containerd c.

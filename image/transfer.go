@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/transfer"
 	transferimage "github.com/containerd/containerd/v2/core/transfer/image"
 	"github.com/containerd/containerd/v2/core/transfer/registry"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
@@ -73,16 +74,18 @@ func (m *Manager) fetchTransfer(ctx context.Context, logger hclog.Logger, job pu
 	if err != nil {
 		return nil, err
 	}
-	// One manifest, the best match for the platforms, as client.Pull
-	// picks it.
-	store := transferimage.NewStore(job.ref,
-		transferimage.WithPlatforms(job.platforms...),
-		transferimage.WithManifestLimit(1),
-		transferimage.WithUnpack(job.platforms[0], m.cfg.Snapshotter),
-	)
-	end := t.beginTransfer()
-	err = m.client.Transfer(ctx, reg, store, transfer.WithProgress(t.event))
-	end()
+	unpackKey := platforms.FormatAll(job.platforms[0])
+	_, noUnpack := m.noTransferUnpack.Load(unpackKey)
+	err = m.transfer(ctx, reg, job, !noUnpack, t)
+	if !noUnpack && errdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "no unpack platforms defined") {
+		// The transfer service unpacks only for the snapshotters (and,
+		// with check_platform_supported, platforms) its unpack_config
+		// names, by default containerd's default snapshotter, and refuses
+		// to pull when asked for another: fetch only, and unpack below.
+		m.noTransferUnpack.Store(unpackKey, true)
+		logger.Debug("containerd's transfer service does not unpack for this snapshotter and platform", "snapshotter", m.cfg.Snapshotter, "platform", unpackKey)
+		err = m.transfer(ctx, reg, job, false, t)
+	}
 	if err != nil {
 		return nil, reviveTransferError(err)
 	}
@@ -97,15 +100,24 @@ func (m *Manager) fetchTransfer(ctx context.Context, logger hclog.Logger, job pu
 		return nil, fmt.Errorf("failed to check the unpacked image: %w", err)
 	}
 	if !unpacked {
-		// The transfer service unpacks only for the snapshotters its
-		// unpack_config names (by default containerd's default one); for
-		// another the content is in, and the unpack is asked for here.
-		logger.Debug("unpacking through the client: containerd's transfer service does not unpack for this snapshotter", "snapshotter", m.cfg.Snapshotter)
+		logger.Debug("unpacking through the client", "snapshotter", m.cfg.Snapshotter)
 		if err := img.Unpack(ctx, m.cfg.Snapshotter); err != nil {
 			return nil, fmt.Errorf("failed to unpack image: %w", err)
 		}
 	}
 	return img, nil
+}
+
+// transfer has the transfer service pull from reg into job.ref, one
+// manifest (the best match for the platforms, as client.Pull picks it),
+// unpacked for the snapshotter when unpack is set.
+func (m *Manager) transfer(ctx context.Context, reg *registry.OCIRegistry, job pullJob, unpack bool, t *pullTracker) error {
+	opts := []transferimage.StoreOpt{transferimage.WithPlatforms(job.platforms...), transferimage.WithManifestLimit(1)}
+	if unpack {
+		opts = append(opts, transferimage.WithUnpack(job.platforms[0], m.cfg.Snapshotter))
+	}
+	defer t.beginTransfer()()
+	return m.client.Transfer(ctx, reg, transferimage.NewStore(job.ref, opts...), transfer.WithProgress(t.event))
 }
 
 // credentialHelper hands the transfer service the credentials a pull
