@@ -359,32 +359,6 @@ func (m *Manager) pull(ctx context.Context, logger hclog.Logger, job pullJob, pu
 	return img, nil
 }
 
-// pullVerified resolves and verifies job.ref when the job verifies, then
-// fetches and unpacks it (exactly the verified digest) through the transfer
-// service or, for a short activity timeout, the client, and returns the
-// image stored under job.ref.
-func (m *Manager) pullVerified(ctx context.Context, logger hclog.Logger, job pullJob, auth *Auth, t *pullTracker) (client.Image, error) {
-	resolver, desc, err := resolveVerified(ctx, trackingResolver{Resolver: newResolver(ctx, m.cfg.HostsDir, job.host, auth), t: t}, job.verify, job.ref)
-	if err != nil {
-		return nil, err
-	}
-	var img client.Image
-	if viaTransfer(job.stall) {
-		logger.Debug("fetching through containerd's transfer service")
-		img, err = m.fetchTransfer(ctx, logger, job, auth, desc, t)
-	} else {
-		logger.Debug("fetching through the plugin: the activity timeout is shorter than the transfer service's progress can judge", "activity_timeout", job.stall)
-		img, err = m.fetchClient(ctx, job, resolver, t)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if job.pin != "" && img.Target().Digest != job.pin {
-		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, job.pin)
-	}
-	return img, nil
-}
-
 // unpackLocal unpacks an image whose content is already in the store; it
 // returns nil when that is not possible and a pull is needed.
 func (m *Manager) unpackLocal(ctx context.Context, logger hclog.Logger, ref string, pin digest.Digest, pm platforms.MatchComparer) client.Image {

@@ -36,6 +36,32 @@ func viaTransfer(stall time.Duration) bool {
 	return stall <= 0 || stall >= minTransferStall
 }
 
+// pullVerified resolves and verifies job.ref when the job verifies, then
+// fetches and unpacks it (exactly the verified digest) through the transfer
+// service or, for a short activity timeout, the client, and returns the
+// image stored under job.ref.
+func (m *Manager) pullVerified(ctx context.Context, logger hclog.Logger, job pullJob, auth *Auth, t *pullTracker) (client.Image, error) {
+	resolver, desc, err := resolveVerified(ctx, trackingResolver{Resolver: newResolver(ctx, m.cfg.HostsDir, job.host, auth), t: t}, job.verify, job.ref)
+	if err != nil {
+		return nil, err
+	}
+	var img client.Image
+	if viaTransfer(job.stall) {
+		logger.Debug("fetching through containerd's transfer service")
+		img, err = m.fetchTransfer(ctx, logger, job, auth, desc, t)
+	} else {
+		logger.Debug("fetching through the plugin: the activity timeout is shorter than the transfer service's progress can judge", "activity_timeout", job.stall)
+		img, err = m.fetchClient(ctx, job, resolver, t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if job.pin != "" && img.Target().Digest != job.pin {
+		return nil, fmt.Errorf("%w: registry returned %s for pinned %s", ErrDigestMismatch, img.Target().Digest, job.pin)
+	}
+	return img, nil
+}
+
 // fetchClient pulls and unpacks job.ref through the containerd client with
 // resolver (tracking, and pinned to a verified resolution): the plugin
 // fetches from the registry and writes containerd's content store, and t
