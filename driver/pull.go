@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	"github.com/nomad-containerd/nomad-driver-containerd/image/trust"
 )
 
 // pullImage makes the image present locally (local first unless
@@ -36,9 +37,14 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	}
 	st.gc.Use(ref) // a removal pending for this image is off
 	var verified atomic.Bool
-	verify := func(ctx context.Context, ref string, dgst digest.Digest) error {
-		verified.Store(true)
-		return d.verifyImage(ctx, st, cfg, ref, dgst)
+	var verify image.VerifyFunc
+	if rule, _ := st.config.Images.Trust.Match(ref); rule.Policy != trust.PolicyOff {
+		// Under off there is nothing to check: the pull need not resolve
+		// the reference before containerd fetches it.
+		verify = func(ctx context.Context, ref string, dgst digest.Digest) error {
+			verified.Store(true)
+			return d.verifyImage(ctx, st, cfg, ref, dgst)
+		}
 	}
 	img, err := st.images.Ensure(d.ctx, image.Request{
 		Ref:          ref,
