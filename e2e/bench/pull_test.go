@@ -99,7 +99,7 @@ func (b *bed) figureColdPull(runs int) []Row {
 	transfer, local := Summarize(s[1]), Summarize(s[2])
 	return []Row{
 		{Name: name, Unit: "ms", Driver: Summarize(s[0]), Baseline: &transfer, BaselineName: "ctr pull",
-			Target: Target{TargetRatio, 1.05}, Note: "ctr pull fetches inside containerd (transfer service); the driver fetches through its client, as ctr pull --local does"},
+			Target: Target{TargetRatio, 1.05}, Note: "the driver and ctr pull fetch inside containerd (transfer service); ctr pull --local fetches through its client"},
 		{Name: name + ", client-side", Unit: "ms", Driver: Summarize(s[0]), Baseline: &local, BaselineName: "ctr pull --local"},
 	}
 }
