@@ -27,18 +27,18 @@ func interleave(n, warm int, drv, base func() float64) (d, b []float64) {
 	return s[0], s[1]
 }
 
-// rotate runs each of fns n times, round by round, each round starting
-// with the next one, after warm rounds that are not kept.
+// rotate runs each of fns n times, round by round, each round taking the
+// next of every order of fns (Orders), after warm rounds that are not kept.
 func rotate(n, warm int, fns ...func() float64) [][]float64 {
 	for range warm {
 		for _, f := range fns {
 			f()
 		}
 	}
+	orders := Orders(len(fns))
 	out := make([][]float64, len(fns))
 	for i := range n {
-		for j := range fns {
-			k := (i + j) % len(fns)
+		for _, k := range orders[i%len(orders)] {
 			out[k] = append(out[k], fns[k]())
 		}
 	}

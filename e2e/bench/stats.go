@@ -226,3 +226,27 @@ func (rep *Report) Write(path string) error {
 	}
 	return nil
 }
+
+// Orders lists every order of n measurements (n! of them), so that rounds
+// taking them in turn give each measurement every place and every
+// predecessor equally often: what one run leaves behind (dirty pages, a
+// garbage collection under way) then weighs on all of them alike.
+func Orders(n int) [][]int {
+	if n <= 0 {
+		return nil
+	}
+	if n == 1 {
+		return [][]int{{0}}
+	}
+	var out [][]int
+	for _, rest := range Orders(n - 1) {
+		for pos := 0; pos <= len(rest); pos++ {
+			o := make([]int, 0, n)
+			o = append(o, rest[:pos]...)
+			o = append(o, n-1)
+			o = append(o, rest[pos:]...)
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,32 @@ func TestReportTableAndJSON(t *testing.T) {
 	txt, err := os.ReadFile(filepath.Join(filepath.Dir(path), "results.txt"))
 	if err != nil || string(txt) != out {
 		t.Fatalf("results.txt differs from the table (%v):\n%s", err, txt)
+	}
+}
+
+func TestOrders(t *testing.T) {
+	for n, want := range map[int]int{0: 0, 1: 1, 2: 2, 3: 6, 4: 24} {
+		orders := Orders(n)
+		if len(orders) != want {
+			t.Fatalf("Orders(%d): %d orders, want %d", n, len(orders), want)
+		}
+		seen := map[string]bool{}
+		for _, o := range orders {
+			if len(o) != n {
+				t.Fatalf("Orders(%d): order %v has %d places", n, o, len(o))
+			}
+			in := make([]bool, n)
+			for _, k := range o {
+				if k < 0 || k >= n || in[k] {
+					t.Fatalf("Orders(%d): %v is not an order of 0..%d", n, o, n-1)
+				}
+				in[k] = true
+			}
+			key := fmt.Sprint(o)
+			if seen[key] {
+				t.Fatalf("Orders(%d): %v twice", n, o)
+			}
+			seen[key] = true
+		}
 	}
 }
