@@ -25,7 +25,7 @@ import (
 // TestBench measures every figure, prints the table and writes
 // .work/bench/results.json (and results.txt). BENCH_RUNS (default 40) sets
 // the runs of the one-task figures, BENCH_ROUNDS (default 6) those of the
-// concurrency figure (twice as many pulls, half as many memory rounds, at
+// concurrency figure (four times as many pulls, half as many memory rounds, at
 // least 3); BENCH_ONLY (comma-separated: start,
 // bridge, concurrent, exit, memory, pull, profile) picks figures;
 // BENCH_ENFORCE=1 fails the run when a target is missed.
@@ -59,7 +59,7 @@ func TestBench(t *testing.T) {
 	})
 	measure("exit", func() []Row { return []Row{b.figureExit(d, runs)} })
 	measure("memory", func() []Row { return []Row{b.figureMemory(d, max(rounds/2, 3))} })
-	measure("pull", func() []Row { return b.figureColdPull(2 * rounds) })
+	measure("pull", func() []Row { return b.figureColdPull(4 * rounds) })
 	measure("profile", func() []Row {
 		rep.Findings = append(rep.Findings, b.profileStarts(runs/2))
 		return nil

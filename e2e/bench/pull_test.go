@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
@@ -62,13 +63,15 @@ func (b *bed) pushColdImage() *coldImage {
 // figureColdPull: a pull of the image into an empty store, through
 // StartTask (until the driver reports the image present) and with
 // `ctr pull`; after each the image is removed and containerd's GC collects
-// its content and snapshots.
+// its content and snapshots. Dirty pages are written back before each run
+// (sync, not timed), so that no run pays for the writes of the one before.
 func (b *bed) figureColdPull(runs int) []Row {
 	ci := b.pushColdImage()
 	ctr, err := testbed.LookBin("ctr")
 	must.NoError(b.t, err)
 	drv := func() float64 {
 		b.assertCold(ci)
+		syscall.Sync()
 		tk := b.newTask("", "cold", sleeper(ci.ref))
 		began := time.Now()
 		_, _, err := b.h.StartTask(tk.cfg)
@@ -81,6 +84,7 @@ func (b *bed) figureColdPull(runs int) []Row {
 	}
 	ctrPull := func(extra ...string) float64 {
 		b.assertCold(ci)
+		syscall.Sync()
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
 		args := append([]string{"--address", b.cd.Address, "--namespace", ctrNamespace, "images", "pull", "--plain-http"}, extra...)
