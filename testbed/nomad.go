@@ -257,11 +257,23 @@ func (n *Nomad) PID() int {
 	return n.proc.pid()
 }
 
-// LogTail is the last size bytes of the agent's log, without the HTTP
-// request lines.
+// LogTail is the agent's last warnings and errors (the cause of a failure
+// often lies far before the end of its debug log), then the last size bytes
+// of its log, without the HTTP request lines.
 func (n *Nomad) LogTail(size int64) string {
-	var keep []string
-	for _, l := range strings.Split(fileTail(filepath.Join(n.Dir, "nomad.log"), 4*size), "\n") {
+	path := filepath.Join(n.Dir, "nomad.log")
+	var problems, keep []string
+	if b, err := os.ReadFile(path); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "[ERROR]") || strings.Contains(l, "[WARN]") {
+				problems = append(problems, l)
+			}
+		}
+	}
+	if len(problems) > 30 {
+		problems = problems[len(problems)-30:]
+	}
+	for _, l := range strings.Split(fileTail(path, 4*size), "\n") {
 		if !strings.Contains(l, "http: request complete") {
 			keep = append(keep, l)
 		}
@@ -270,7 +282,7 @@ func (n *Nomad) LogTail(size int64) string {
 	if len(out) > int(size) {
 		out = out[len(out)-int(size):]
 	}
-	return out
+	return "warnings and errors:\n" + strings.Join(problems, "\n") + "\n...\n" + out
 }
 
 // Kill SIGKILLs the agent alone: its plugins and tasks keep running, as after
