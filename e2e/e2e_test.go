@@ -150,7 +150,13 @@ func (e *env) taskPID(t *testing.T, task, allocID string) uint32 {
 // until retries cond (which reads CLI output) for up to 30s.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	untilWithin(t, 30*time.Second, what, cond)
+}
+
+// untilWithin retries cond for up to timeout.
+func untilWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

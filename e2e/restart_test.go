@@ -101,7 +101,7 @@ func TestRestartMatrix(t *testing.T) {
 
 		must.NoError(t, e.nomad.Restart())
 		var a *api.Allocation
-		until(t, "the web task running again", func() bool {
+		untilWithin(t, agentBack, "the web task running again", func() bool {
 			a = e.allocNamed(t, "restarts", web.alloc.Name)
 			ts := a.TaskStates[web.task]
 			return ts != nil && ts.State == "running" && hasEvent(ts, api.TaskStarted, 2)
@@ -118,6 +118,11 @@ func TestRestartMatrix(t *testing.T) {
 	})
 	until(t, "no network leftovers", func() bool { return len(testbed.NetLeaks(e.cni.Scope(""))) == 0 })
 }
+
+// agentBack bounds the waits for what needs the client, after its agent
+// restarted, registered with the server again: an attempt made before the
+// server is leader again is refused, and Nomad tries again 15 to 30s later.
+const agentBack = 90 * time.Second
 
 // hasEvent tells whether ts has n events of type typ.
 func hasEvent(ts *api.TaskState, typ string, n int) bool {
@@ -201,7 +206,7 @@ func (e *restartEnv) logs(t *testing.T, allocID, task string) string {
 func (e *restartEnv) checkSurvivors(t *testing.T, web *survivor, port int, workers ...*survivor) {
 	t.Helper()
 	for _, s := range append([]*survivor{web}, workers...) {
-		until(t, "an exec into "+s.alloc.Name, func() bool {
+		untilWithin(t, agentBack, "an exec into "+s.alloc.Name, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			return e.nomad.Command(ctx, "alloc", "exec", "-task", s.task, s.alloc.ID, "true").Run() == nil
@@ -241,7 +246,7 @@ func (e *restartEnv) exitWorker(t *testing.T, w *survivor, code int) {
 func (e *restartEnv) checkExit(t *testing.T, w *survivor, code int, message string) {
 	t.Helper()
 	var a *api.Allocation
-	until(t, w.alloc.Name+" failed", func() bool {
+	untilWithin(t, agentBack, w.alloc.Name+" failed", func() bool {
 		a = e.allocNamed(t, "restarts", w.alloc.Name)
 		return a.ClientStatus == "failed"
 	})
