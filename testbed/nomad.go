@@ -76,6 +76,11 @@ func launchNomad(cfg NomadConfig, o LaunchOptions, id string) (_ *Nomad, err err
 	if n.Ports, err = FreeNomadPorts(); err != nil {
 		return nil, err
 	}
+	// the agent and the plugins it launches keep their temporary files
+	// (go-plugin's sockets among them) in the agent's directory
+	if err := os.MkdirAll(n.tmpDir(), 0o700); err != nil {
+		return nil, err
+	}
 	plugins := filepath.Join(n.Dir, "plugins")
 	if err := LinkPlugin(n.Config.PluginDir, plugins); err != nil {
 		return nil, err
@@ -117,8 +122,11 @@ func (n *Nomad) start() error {
 	return n.run(ctx, "agent.hcl", nomadState)
 }
 
+// tmpDir is the agent's temporary directory.
+func (n *Nomad) tmpDir() string { return filepath.Join(n.Dir, "tmp") }
+
 func (n *Nomad) run(ctx context.Context, config string, ready func(*api.Client) string) error {
-	p, err := n.opts.start(n.Dir, "nomad", cleanEnv(n.Marker()),
+	p, err := n.opts.start(n.Dir, "nomad", cleanEnv(n.Marker(), "TMPDIR="+n.tmpDir()),
 		n.bin, "agent", "-config="+filepath.Join(n.Dir, config))
 	if err != nil {
 		return err
