@@ -16,12 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/client/allocdir"
-	"github.com/hashicorp/nomad/client/logmon"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -93,22 +89,11 @@ func vmRSS(t *testing.T) int64 {
 // connected, so that one harness serves every cycle.
 func churnAllocDir(t *testing.T, parent string, task *drivers.TaskConfig) func() {
 	t.Helper()
-	logger := hclog.NewNullLogger()
 	dir, err := os.MkdirTemp(parent, "alloc-")
 	must.NoError(t, err)
-	ad := allocdir.NewAllocDir(logger, filepath.Join(dir, "data"), filepath.Join(dir, "mounts"), task.AllocID)
-	must.NoError(t, ad.Build())
-	task.AllocDir = ad.AllocDir
-	td := ad.NewTaskDir(&structs.Task{Name: task.Name})
-	must.NoError(t, td.Build(fsisolation.Image, nil, ""))
-	task.StdoutPath = filepath.Join(td.LogDir, "."+task.Name+".stdout.fifo")
-	task.StderrPath = filepath.Join(td.LogDir, "."+task.Name+".stderr.fifo")
-	lm := logmon.NewLogMon(logger)
-	must.NoError(t, lm.Start(&logmon.LogConfig{LogDir: td.LogDir, StdoutLogFile: task.Name + ".stdout", StderrLogFile: task.Name + ".stderr",
-		StdoutFifo: task.StdoutPath, StderrFifo: task.StderrPath, MaxFiles: 2, MaxFileSizeMB: 1}))
+	td := testbed.PrepareTask(t, hclog.NewNullLogger(), dir, task, true)
 	return func() {
-		_ = lm.Stop()
-		_ = ad.Destroy()
+		td.Cleanup()
 		_ = os.RemoveAll(dir)
 	}
 }
@@ -210,7 +195,7 @@ func TestChurn(t *testing.T) {
 
 // stopAndDestroy ends a running task the two ways Nomad does: StopTask
 // then DestroyTask, or a forced DestroyTask of the running task.
-func stopAndDestroy(t *testing.T, h *dtu.DriverHarness, taskID string, stopFirst bool) {
+func stopAndDestroy(t *testing.T, h *testbed.Harness, taskID string, stopFirst bool) {
 	t.Helper()
 	if stopFirst {
 		must.NoError(t, h.StopTask(taskID, 5*time.Second, "SIGKILL"))

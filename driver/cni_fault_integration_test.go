@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
@@ -54,7 +53,7 @@ func newFaultNet(t *testing.T) *faultNet {
 }
 
 // harness is a plugin whose cni bin_dir holds the fault plugin too.
-func (fn *faultNet) harness(t *testing.T, extra string) *dtu.DriverHarness {
+func (fn *faultNet) harness(t *testing.T, extra string) *testbed.Harness {
 	return fn.bed.harness(t, fn.pluginHCL(extra))
 }
 
@@ -90,7 +89,7 @@ func (fn *faultNet) nothingLeft(t *testing.T, task *drivers.TaskConfig) {
 // failDestroy starts a task and destroys it while DEL fails: the error
 // names the plugin's, and the container record and netns stay as the
 // record of what is left, while the task's process is gone.
-func (fn *faultNet) failDestroy(t *testing.T, h *dtu.DriverHarness) *drivers.TaskConfig {
+func (fn *faultNet) failDestroy(t *testing.T, h *testbed.Harness) *drivers.TaskConfig {
 	t.Helper()
 	task := fn.task(t)
 	startNet(t, h, task)

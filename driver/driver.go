@@ -12,11 +12,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/client/lib/cpustats"
 	"github.com/hashicorp/nomad/drivers/shared/eventer"
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
@@ -41,7 +39,7 @@ var Version = "0.1.0-dev"
 var driverCapabilities = &drivers.Capabilities{
 	SendSignals: true,
 	Exec:        true,
-	FSIsolation: fsisolation.Image,
+	FSIsolation: drivers.FSIsolationImage,
 	NetIsolationModes: []drivers.NetIsolationMode{
 		drivers.NetIsolationModeHost,
 		drivers.NetIsolationModeGroup,
@@ -65,7 +63,6 @@ type Driver struct {
 	mu          sync.RWMutex // guards the fields below, set by SetConfig
 	config      *Config
 	nomadConfig *base.ClientDriverConfig
-	compute     cpustats.Compute
 	client      *client.Client
 	images      *image.Manager
 	runtime     *executor.Runtime
@@ -170,9 +167,9 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	d.runtime = executor.New(c, conf.Namespace, d.logger)
 	d.networks = networks
 	d.verifier = verifier
+	initCompute(d.logger)
 	if cfg.AgentConfig != nil {
 		d.nomadConfig = cfg.AgentConfig.Driver
-		d.compute = cfg.AgentConfig.Compute()
 	}
 	if conf.Containers.Enabled {
 		d.reconciler = d.startReconciler(d.stateLocked())
@@ -189,7 +186,6 @@ type state struct {
 	networks *network.Manager
 	verifier *trust.Verifier
 	gc       *image.GC
-	compute  cpustats.Compute
 }
 
 func (d *Driver) current() (state, error) {
@@ -202,7 +198,7 @@ func (d *Driver) current() (state, error) {
 }
 
 func (d *Driver) stateLocked() state {
-	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc, d.compute}
+	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc}
 }
 
 // TaskEvents streams the driver's task events to Nomad.

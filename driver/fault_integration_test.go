@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/shoenig/test/must"
 
@@ -28,7 +27,7 @@ const startDeadline = 90 * time.Second
 
 // startWithin runs StartTask and fails the test when it has not returned
 // within startDeadline.
-func startWithin(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) error {
+func startWithin(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {

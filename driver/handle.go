@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/client/lib/cpustats"
+	"github.com/hashicorp/nomad/helper/stats"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
@@ -20,9 +20,9 @@ type taskHandle struct {
 	logger hclog.Logger
 
 	statsMu   sync.Mutex
-	cpuTotal  *cpustats.Tracker
-	cpuUser   *cpustats.Tracker
-	cpuSystem *cpustats.Tracker
+	cpuTotal  *stats.CpuStats
+	cpuUser   *stats.CpuStats
+	cpuSystem *stats.CpuStats
 
 	destroyMu  sync.Mutex // one destroy at a time: Nomad's and the retries
 	retryMu    sync.Mutex
@@ -64,15 +64,15 @@ func (h *taskHandle) stopDestroyRetry() {
 	}
 }
 
-func newHandle(cfg *drivers.TaskConfig, task *executor.Task, st TaskState, compute cpustats.Compute, logger hclog.Logger) *taskHandle {
+func newHandle(cfg *drivers.TaskConfig, task *executor.Task, st TaskState, logger hclog.Logger) *taskHandle {
 	return &taskHandle{
 		cfg:       cfg,
 		task:      task,
 		state:     st,
 		logger:    logger.With("task_id", cfg.ID, "container_id", st.ContainerID),
-		cpuTotal:  cpustats.New(compute),
-		cpuUser:   cpustats.New(compute),
-		cpuSystem: cpustats.New(compute),
+		cpuTotal:  newCPUStats(),
+		cpuUser:   newCPUStats(),
+		cpuSystem: newCPUStats(),
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -41,13 +40,13 @@ func newBed(t *testing.T) *bed {
 
 // harness starts the driver behind Nomad's plugin harness with the given
 // extra plugin config lines.
-func (b *bed) harness(t *testing.T, pluginHCL string) *dtu.DriverHarness {
+func (b *bed) harness(t *testing.T, pluginHCL string) *testbed.Harness {
 	t.Helper()
 	raw := decodePluginHCL(t, "address = \""+b.cd.Address+"\"\n"+pluginHCL)
 	var data []byte
 	must.NoError(t, base.MsgPackEncode(&data, raw))
 	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}}))
-	h := dtu.NewDriverHarness(t, d)
+	h := testbed.NewHarness(t, d)
 	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: data}))
 	t.Cleanup(d.Shutdown)
 	return h
@@ -89,7 +88,7 @@ func sh(script string) rawTaskConfig {
 
 // start runs task under h with its alloc dir and log fifos; it registers
 // a forced destroy for cleanup.
-func start(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) *drivers.TaskHandle {
+func start(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) *drivers.TaskHandle {
 	t.Helper()
 	cleanup := h.MkAllocDir(task, true)
 	t.Cleanup(cleanup)
@@ -103,7 +102,7 @@ func start(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) *driver
 }
 
 // wait returns the task's exit, failing after timeout.
-func wait(t *testing.T, h *dtu.DriverHarness, taskID string, timeout time.Duration) *drivers.ExitResult {
+func wait(t *testing.T, h *testbed.Harness, taskID string, timeout time.Duration) *drivers.ExitResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -17,7 +17,6 @@ import (
 	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -82,7 +81,7 @@ type events struct {
 	msgs []string
 }
 
-func collectEvents(t *testing.T, h *dtu.DriverHarness, taskID string) *events {
+func collectEvents(t *testing.T, h *testbed.Harness, taskID string) *events {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ch, err := h.TaskEvents(ctx)
@@ -112,7 +111,7 @@ func (ev *events) has(sub string) bool {
 }
 
 // runImage starts a task on image and waits for it to exit 0.
-func runImage(t *testing.T, h *dtu.DriverHarness, raw rawTaskConfig) (*drivers.TaskConfig, *events) {
+func runImage(t *testing.T, h *testbed.Harness, raw rawTaskConfig) (*drivers.TaskConfig, *events) {
 	t.Helper()
 	raw.Command, raw.Args = "sh", []string{"-c", "echo ran"}
 	task := newTask(t, raw)
@@ -123,7 +122,7 @@ func runImage(t *testing.T, h *dtu.DriverHarness, raw rawTaskConfig) (*drivers.T
 }
 
 // refused starts a task that must fail and leave no container.
-func refused(t *testing.T, ib *imageBed, h *dtu.DriverHarness, raw rawTaskConfig) error {
+func refused(t *testing.T, ib *imageBed, h *testbed.Harness, raw rawTaskConfig) error {
 	t.Helper()
 	task := newTask(t, raw)
 	t.Cleanup(h.MkAllocDir(task, true))

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -150,13 +149,13 @@ func testExec(t *testing.T, b *bed) {
 	must.Eq(t, "oops\n", string(res.Stderr))
 	must.Eq(t, 4, res.ExitResult.ExitCode)
 
-	code, stdout, _ := dtu.ExecTask(t, h, task.ID, "tty && echo has-tty", true, "")
-	must.Eq(t, 0, code)
-	must.StrContains(t, stdout, "has-tty")
-	code, stdout, _ = dtu.ExecTask(t, h, task.ID, "cat", false, "piped stdin")
-	must.Eq(t, 0, code)
-	must.Eq(t, "piped stdin", stdout)
-	dtu.TestExecTaskStreamingBasicResponses(t, h, task.ID)
+	r := h.Exec(t, task.ID, "tty && echo has-tty", true, "")
+	must.Eq(t, 0, r.Code)
+	must.StrContains(t, r.Stdout, "has-tty")
+	r = h.Exec(t, task.ID, "cat", false, "piped stdin")
+	must.Eq(t, 0, r.Code)
+	must.Eq(t, "piped stdin", r.Stdout)
+	h.ExecConformance(t, task.ID)
 }
 
 func testSignal(t *testing.T, b *bed) {

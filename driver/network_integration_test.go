@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
@@ -88,7 +87,7 @@ func echoTask(t *testing.T, raw rawTaskConfig, ports ...structs.AllocatedPortMap
 }
 
 // startNet starts task and returns the DriverNetwork it got.
-func startNet(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
+func startNet(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork) {
 	t.Helper()
 	t.Cleanup(h.MkAllocDir(task, true))
 	handle, dnet, err := h.StartTask(task)

@@ -12,7 +12,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -20,13 +19,13 @@ import (
 
 // abandon ends the plugin behind h the way a crash does: its tasks keep
 // running and nobody destroys them.
-func abandon(h *dtu.DriverHarness) {
+func abandon(h *testbed.Harness) {
 	h.Impl().(*Driver).Shutdown()
 }
 
 // startAbandoned starts task under a plugin that then goes away, and
 // returns the task's handle.
-func startAbandoned(t *testing.T, h *dtu.DriverHarness, task *drivers.TaskConfig) *drivers.TaskHandle {
+func startAbandoned(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) *drivers.TaskHandle {
 	t.Helper()
 	t.Cleanup(h.MkAllocDir(task, true))
 	handle, _, err := h.StartTask(task)

@@ -63,7 +63,7 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 		d.tasks.Delete(handle.Config.ID)
 		return fmt.Errorf("failed to recover task %s (container %s): %w", handle.Config.ID, ts.ContainerID, err)
 	}
-	h := newHandle(handle.Config, task, ts, st.compute, d.logger)
+	h := newHandle(handle.Config, task, ts, d.logger)
 	d.tasks.Set(handle.Config.ID, h)
 	h.logger.Info("recovered task", "pid", task.PID())
 	return nil

@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -65,7 +64,7 @@ func runs(t *testing.T, task *drivers.TaskConfig) int {
 }
 
 // taskPID is the PID InspectTask reports for a running task.
-func taskPID(t *testing.T, h *dtu.DriverHarness, taskID string) string {
+func taskPID(t *testing.T, h *testbed.Harness, taskID string) string {
 	t.Helper()
 	st, err := h.InspectTask(taskID)
 	must.NoError(t, err)
@@ -80,7 +79,7 @@ func gone(t *testing.T, pid string) {
 }
 
 // waitCh opens a WaitTask that the test reads later.
-func waitCh(t *testing.T, h *dtu.DriverHarness, taskID string) <-chan *drivers.ExitResult {
+func waitCh(t *testing.T, h *testbed.Harness, taskID string) <-chan *drivers.ExitResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -101,7 +100,7 @@ func noExitYet(t *testing.T, ch <-chan *drivers.ExitResult, when string) {
 
 // cueExit makes a cueTask exit and checks that its exit is reported once
 // with code, that it ran once, and that its destroy leaves nothing.
-func cueExit(t *testing.T, nb *netBed, h *dtu.DriverHarness, task *drivers.TaskConfig, ch <-chan *drivers.ExitResult, code int) {
+func cueExit(t *testing.T, nb *netBed, h *testbed.Harness, task *drivers.TaskConfig, ch <-chan *drivers.ExitResult, code int) {
 	t.Helper()
 	cue(t, task)
 	res := exitOnce(t, ch)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
@@ -68,7 +67,7 @@ func (c canary) check(t *testing.T) {
 
 // startWith starts task under a harness with pluginHCL; prep runs once
 // the task's directories exist.
-func startWith(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig)) (*dtu.DriverHarness, error) {
+func startWith(t *testing.T, b *bed, pluginHCL string, task *drivers.TaskConfig, prep func(*drivers.TaskConfig)) (*testbed.Harness, error) {
 	t.Helper()
 	h := b.harness(t, pluginHCL)
 	t.Cleanup(h.MkAllocDir(task, true))

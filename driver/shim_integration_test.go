@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/helper/uuid"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -47,7 +46,7 @@ func TestShimPerAllocation(t *testing.T) {
 }
 
 // shimOf is the parent of the task's process: the shim that runs it.
-func shimOf(t *testing.T, h *dtu.DriverHarness, taskID string) int {
+func shimOf(t *testing.T, h *testbed.Harness, taskID string) int {
 	t.Helper()
 	st, err := h.InspectTask(taskID)
 	must.NoError(t, err)

@@ -98,7 +98,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		state.PortMap = p.ports.PortMap
 	}
 	d.emit(cfg, fmt.Sprintf("Started container %s", p.containerID), map[string]string{"image_digest": info.Digest})
-	return newHandle(cfg, task, state, st.compute, d.logger), nil
+	return newHandle(cfg, task, state, d.logger), nil
 }
 
 // decodeTaskConfig reads the task's driver config into its typed form.

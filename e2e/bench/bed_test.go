@@ -12,19 +12,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/ci"
-	"github.com/hashicorp/nomad/client/allocdir"
-	"github.com/hashicorp/nomad/client/logmon"
-	"github.com/hashicorp/nomad/client/taskenv"
 	"github.com/hashicorp/nomad/helper/pluginutils/hclspecutils"
 	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/hashicorp/nomad/helper/uuid"
-	"github.com/hashicorp/nomad/nomad/mock"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
-	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
-	dtu "github.com/hashicorp/nomad/plugins/drivers/testutils"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 	"github.com/shoenig/test/must"
 	"github.com/zclconf/go-cty/cty"
@@ -44,11 +37,10 @@ const busyboxRef = "docker.io/library/busybox:bench"
 type bed struct {
 	t         *testing.T
 	cd        *testbed.Containerd
-	h         *dtu.DriverHarness
+	h         *testbed.Harness
 	cni       *testbed.CNINet
 	netnsDir  string
 	allocRoot string // Nomad's client alloc_dir: <allocRoot>/<alloc id>
-	mountsDir string
 	logger    hclog.Logger
 	events    *eventLog
 	taskSpec  *hclspec.Spec
@@ -65,7 +57,7 @@ func newBed(t *testing.T) *bed {
 	testbed.LeakCheck(t, cd)
 	testbed.ImportBusybox(t, cd, busyboxRef)
 	cni := testbed.NewCNINet(t)
-	b := &bed{t: t, cd: cd, cni: cni, netnsDir: t.TempDir(), allocRoot: t.TempDir(), mountsDir: t.TempDir()}
+	b := &bed{t: t, cd: cd, cni: cni, netnsDir: t.TempDir(), allocRoot: t.TempDir()}
 	testbed.NetLeakCheck(t, cni.Scope("", b.netnsDir))
 
 	logFile, err := os.Create(filepath.Join(outDir(), "driver.log"))
@@ -78,7 +70,7 @@ func newBed(t *testing.T) *bed {
 	b.logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.LevelFromString(level), Output: logFile})
 
 	d := driver.New(b.logger)
-	b.h = dtu.NewDriverHarness(t, d)
+	b.h = testbed.NewHarness(t, d)
 	t.Cleanup(d.Shutdown)
 	cfg := b.encode(mustSchema(b.h.ConfigSchema()), map[string]any{
 		"address": cd.Address,
@@ -120,9 +112,8 @@ func (b *bed) encode(spec *hclspec.Spec, config map[string]any) cty.Value {
 // task is one Nomad task with its allocation directory and its log fifos,
 // read by a logmon as on a Nomad client.
 type task struct {
-	cfg   *drivers.TaskConfig
-	alloc *allocdir.AllocDir
-	lm    logmon.LogMon
+	cfg  *drivers.TaskConfig
+	dirs *testbed.TaskDirs
 }
 
 // containerID is the driver's container ID of the task.
@@ -154,32 +145,12 @@ func (b *bed) newTask(allocID, name string, config map[string]any, ports ...stru
 	}
 	must.NoError(b.t, cfg.EncodeDriverConfig(b.encode(b.taskSpec, config)))
 
-	ad := allocdir.NewAllocDir(b.logger, b.allocRoot, b.mountsDir, allocID)
-	must.NoError(b.t, ad.Build())
-	cfg.AllocDir = ad.AllocDir
-	st := &structs.Task{Name: name}
-	td := ad.NewTaskDir(st)
-	must.NoError(b.t, td.Build(fsisolation.Image, ci.TinyChroot, ""))
-	alloc := mock.Alloc()
-	alloc.ID = allocID
-	env := taskenv.NewBuilder(mock.Node(), alloc, st, "global")
-	dtu.SetEnvvars(env, fsisolation.Image, td)
-	cfg.Env = env.Build().Map()
-
-	lm := logmon.NewLogMon(b.logger.Named("logmon"))
-	cfg.StdoutPath = filepath.Join(td.LogDir, "."+name+".stdout.fifo")
-	cfg.StderrPath = filepath.Join(td.LogDir, "."+name+".stderr.fifo")
-	must.NoError(b.t, lm.Start(&logmon.LogConfig{
-		LogDir: td.LogDir, StdoutLogFile: name + ".stdout", StderrLogFile: name + ".stderr",
-		StdoutFifo: cfg.StdoutPath, StderrFifo: cfg.StderrPath, MaxFiles: 2, MaxFileSizeMB: 1,
-	}))
-	return &task{cfg: cfg, alloc: ad, lm: lm}
+	return &task{cfg: cfg, dirs: testbed.PrepareTask(b.t, b.logger, b.allocRoot, cfg, true)}
 }
 
 // cleanup stops the task's logmon and removes its allocation directory.
 func (tk *task) cleanup() {
-	_ = tk.lm.Stop()
-	_ = tk.alloc.Destroy()
+	tk.dirs.Cleanup()
 }
 
 func sleeper(image string) map[string]any {
@@ -207,7 +178,7 @@ type eventLog struct {
 	changed chan struct{} // closed and replaced on every event
 }
 
-func collectEvents(t *testing.T, h *dtu.DriverHarness) *eventLog {
+func collectEvents(t *testing.T, h *testbed.Harness) *eventLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ch, err := h.TaskEvents(ctx)
