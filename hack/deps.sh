@@ -79,8 +79,9 @@ build_cosign2() {
 build_nomad() {
   built nomad "$NOMAD_VERSION" && return 0
   log "building nomad $NOMAD_VERSION"
-  # Nomad's module replaces its api submodule with a local path, so it is
-  # built through a small wrapper module that pins the same replacements.
+  # Nomad v1.6.1 (the last MPL-2.0 release) replaces its api submodule with a
+  # local path, so it is built through a small wrapper module that pins its
+  # other replaces and the api at the v1.6.1 commit.
   (cd "$root/hack/tools/nomad" && go build -o "$bin/nomad" github.com/hashicorp/nomad)
   mark nomad "$NOMAD_VERSION"
 }
