@@ -8,7 +8,7 @@ BIN     := bin/nomad-driver-containerd
 export PATH := $(CURDIR)/.deps/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build unit fuzz integration e2e test soak check demo demo-stop dist bench
+.PHONY: help deps build unit fuzz integration e2e test soak check licenses demo demo-stop dist bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,10 @@ check: ## gofmt and go vet (all build tags)
 	$(GO) vet -tags integration ./...
 	$(GO) vet -tags e2e ./...
 	$(GO) vet -tags bench ./...
+
+licenses: ## licence gate: every module compiled into the plugin, its tests and the test bed's tools is open source (exceptions: hack/licenses.allow)
+	$(GO) run ./hack/licenses -tags integration -tags e2e -tags bench
+	$(GO) run ./hack/licenses -tools hack/versions.env
 
 unit: ## unit tests: no root, no daemons
 	$(GO) test -count=1 ./...
@@ -46,7 +50,7 @@ integration: deps ## driver, executor, image and test bed against a hermetic con
 e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
 	$(GO) test -count=1 -p 1 -timeout 30m -tags e2e ./e2e/...
 
-test: check unit fuzz integration e2e ## everything CI runs
+test: check licenses unit fuzz integration e2e ## everything CI runs
 
 soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and stopped, then leak, goroutine and memory checks (root)
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \
