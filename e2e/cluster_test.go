@@ -318,7 +318,7 @@ func TestCluster(t *testing.T) {
 	t.Run("client killed and restarted", func(t *testing.T) { testClientRestart(t, c, allocs) })
 	t.Run("drain", func(t *testing.T) { testDrain(t, c) })
 
-	c.e.cli(t, "job", "stop", "-purge", clusterJob)
+	c.e.stopJob(t, clusterJob)
 	for _, n := range c.nodes {
 		eventually(t, time.Minute, "nothing left on "+n.agent.NodeName()+" after the job stopped", func() string {
 			return strings.Join(n.leftovers(), "; ")

@@ -112,6 +112,24 @@ func (e *env) purge(t *testing.T, jobID string) {
 	}
 }
 
+// stopJob stops and purges a job and waits until none of its allocations
+// runs. It does not use the CLI's own wait: Nomad 1.6's `job stop` exits 1
+// when it sees the job's deployment end "cancelled", which stopping a
+// service job always does.
+func (e *env) stopJob(t *testing.T, jobID string) {
+	t.Helper()
+	cl := e.nomad.API()
+	allocs, _, err := cl.Jobs().Allocations(jobID, true, nil)
+	must.NoError(t, err)
+	e.cli(t, "job", "stop", "-purge", "-detach", jobID)
+	for _, a := range allocs {
+		until(t, "allocation "+a.ID+" of "+jobID+" stopped", func() bool {
+			info, _, err := cl.Allocations().Info(a.ID, nil)
+			return err == nil && info.ClientTerminalStatus()
+		})
+	}
+}
+
 // alloc waits until the job's allocation reaches status and returns it.
 func (e *env) alloc(t *testing.T, jobID, status string) *api.Allocation {
 	t.Helper()
@@ -185,7 +203,7 @@ func testVerified(t *testing.T, e *env) {
 	a := e.alloc(t, "verified", "complete")
 	must.StrContains(t, e.cli(t, "alloc", "logs", a.ID), "running a verified image")
 	must.StrContains(t, e.cli(t, "alloc", "status", a.ID), "Image signature verified")
-	e.cli(t, "job", "stop", "-purge", "verified")
+	e.stopJob(t, "verified")
 
 	// the unsigned image under the same prefix fails before a container exists
 	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/demo/unsigned:1", "-var", prefix,
@@ -197,7 +215,7 @@ func testVerified(t *testing.T, e *env) {
 	ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
 	_, err := e.cd.Client.LoadContainer(ctx, "app-"+a.ID)
 	must.Error(t, err)
-	e.cli(t, "job", "stop", "-purge", "verified")
+	e.stopJob(t, "verified")
 }
 
 func testBatch(t *testing.T, e *env) {
@@ -206,7 +224,7 @@ func testBatch(t *testing.T, e *env) {
 	out := e.cli(t, "alloc", "logs", a.ID)
 	must.StrContains(t, out, "Hello")
 	must.Eq(t, 0, exitCode(t, a))
-	e.cli(t, "job", "stop", "-purge", "hello")
+	e.stopJob(t, "hello")
 }
 
 func testBinds(t *testing.T, e *env) {
@@ -218,7 +236,7 @@ func testBinds(t *testing.T, e *env) {
 	got, err := os.ReadFile(filepath.Join(e.hostDir, "output"))
 	must.NoError(t, err)
 	must.Eq(t, "written-by-task\n", string(got))
-	e.cli(t, "job", "stop", "-purge", "binds")
+	e.stopJob(t, "binds")
 }
 
 func testService(t *testing.T, e *env) {
@@ -253,7 +271,7 @@ func testService(t *testing.T, e *env) {
 	// alloc stop delivers kill_signal; the trap exits 0 and the container is removed
 	e.cli(t, "alloc", "stop", a.ID)
 	until(t, "graceful stop", func() bool { return strings.Contains(e.cli(t, "alloc", "logs", a.ID, "web"), "bye") })
-	e.cli(t, "job", "stop", "-purge", "service")
+	e.stopJob(t, "service")
 	until(t, "container removed", func() bool {
 		ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
 		_, err := e.cd.Client.LoadContainer(ctx, "web-"+a.ID)

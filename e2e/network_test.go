@@ -87,7 +87,7 @@ func testBridgePorts(t *testing.T, e *env) {
 	must.Eq(t, static, hostPort(t, a, "admin").Value)
 	must.StrContains(t, get(t, fmt.Sprintf("http://127.0.0.1:%d/", static)), "hello from web")
 
-	e.cli(t, "job", "stop", "-purge", "bridge-ports")
+	e.stopJob(t, "bridge-ports")
 	until(t, "the host port closed", func() bool {
 		_, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", static), time.Second)
 		return err != nil
@@ -104,7 +104,7 @@ func testGroupBridge(t *testing.T, e *env) {
 	out := e.cli(t, "alloc", "exec", "-task", "web", a.ID, "ip", "-o", "-4", "addr", "show", "eth0")
 	must.StrContains(t, out, "10.213.")
 	must.StrNotContains(t, out, strings.TrimSuffix(e.cni.Subnet, "0/24"))
-	e.cli(t, "job", "stop", "-purge", "group-bridge")
+	e.stopJob(t, "group-bridge")
 	until(t, "Nomad tore its network down", func() bool {
 		for _, l := range testbed.NetLeaks(e.groupNet) {
 			if !strings.Contains(l, "NOMAD-ADMIN") { // Nomad keeps one rule per bridge

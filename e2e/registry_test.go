@@ -94,7 +94,7 @@ func testPrivateRegistry(t *testing.T, e *env) {
 	a := e.alloc(t, "private-registry", "complete")
 	must.StrContains(t, e.cli(t, "alloc", "logs", a.ID), "pulled with credentials")
 	must.StrNotContains(t, e.cli(t, "alloc", "status", a.ID), e.private.Password)
-	e.cli(t, "job", "stop", "-purge", "private-registry")
+	e.stopJob(t, "private-registry")
 
 	const wrong = "Wrong-pw-4711"
 	e.runWith(t, "private-registry.nomad.hcl", "image="+image, "username="+e.private.User, "password="+wrong)
@@ -107,7 +107,7 @@ func testPrivateRegistry(t *testing.T, e *env) {
 	ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)
 	_, err := e.cd.Client.LoadContainer(ctx, "app-"+a.ID)
 	must.Error(t, err)
-	e.cli(t, "job", "stop", "-purge", "private-registry")
+	e.stopJob(t, "private-registry")
 }
 
 func testMirror(t *testing.T, e *env) {
@@ -119,7 +119,7 @@ func testMirror(t *testing.T, e *env) {
 		a := e.alloc(t, "mirror", "complete")
 		must.StrContains(t, e.cli(t, "alloc", "logs", a.ID), "pulled through the mirror")
 		must.Greater(t, before, e.mirror.manifests.Load(), must.Sprintf("run %d: no manifest request reached the mirror", run))
-		e.cli(t, "job", "stop", "-purge", "mirror")
+		e.stopJob(t, "mirror")
 	}
 	// the image is the mirror's content (Docker Hub's busybox has another digest)
 	ctx := namespaces.WithNamespace(context.Background(), e.cd.Namespace)

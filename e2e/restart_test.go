@@ -111,7 +111,7 @@ func TestRestartMatrix(t *testing.T) {
 		must.StrContains(t, get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "hello from web")
 	})
 
-	e.cli(t, "job", "stop", "-purge", "restarts")
+	e.stopJob(t, "restarts")
 	until(t, "the containers removed", func() bool {
 		cs, err := e.cd.Client.Containers(e.cd.Context())
 		return err == nil && len(cs) == 0

@@ -33,5 +33,5 @@ func testHardened(t *testing.T, e *env) {
 	must.StrContains(t, out, "rootfs read-only")
 	must.StrContains(t, out, "mkfifo: /local/fifo: Operation not permitted")
 	must.StrContains(t, get(t, fmt.Sprintf("http://127.0.0.1:%d/", hostPort(t, a, "http").Value)), "hardened")
-	e.cli(t, "job", "stop", "-purge", "hardened")
+	e.stopJob(t, "hardened")
 }

@@ -17,10 +17,10 @@ import (
 // still share is the host: /var/run/netns for Nomad's group namespaces
 // (named by alloc ID), /var/lib/cni (keyed by network name and container
 // ID), the iptables chains CNI plugins and Nomad share (rules in them name
-// a bridge, subnet or container), and on cgroup v1 Nomad's /nomad cgroups,
-// which Nomad 1.11 does not let a client rename (cgroup_parent is read but
-// not applied): both clients write the same full core set there, and only
-// tasks of Nomad's executor drivers with reserved cores ever change it.
+// a bridge, subnet or container), and on cgroup v1 Nomad's /nomad cgroups
+// (the default cgroup_parent): both clients write the same full core set
+// there, and only tasks of Nomad's executor drivers with reserved cores ever
+// change it.
 type NomadCluster struct {
 	Server  *Nomad
 	Clients []*Nomad
