@@ -45,7 +45,7 @@ var configSpec = hclspec.NewObject(withSpecs(securityConfigSpec, map[string]*hcl
 	"no_pivot_root":        hclspec.NewDefault(hclspec.NewAttr("no_pivot_root", "bool", false), hclspec.NewLiteral("false")),
 	"default_pid_mode":     hclspec.NewDefault(hclspec.NewAttr("default_pid_mode", "string", false), hclspec.NewLiteral(`"private"`)),
 	"default_ipc_mode":     hclspec.NewDefault(hclspec.NewAttr("default_ipc_mode", "string", false), hclspec.NewLiteral(`"private"`)),
-	"default_network_mode": hclspec.NewDefault(hclspec.NewAttr("default_network_mode", "string", false), hclspec.NewLiteral(`"host"`)),
+	"default_network_mode": hclspec.NewDefault(hclspec.NewAttr("default_network_mode", "string", false), hclspec.NewLiteral(`"bridge"`)),
 	"cni": hclspec.NewBlock("cni", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"bin_dir":     hclspec.NewDefault(hclspec.NewAttr("bin_dir", "string", false), hclspec.NewLiteral(`"/opt/cni/bin"`)),
 		"conf_dir":    hclspec.NewDefault(hclspec.NewAttr("conf_dir", "string", false), hclspec.NewLiteral(`"/etc/cni/net.d"`)),
@@ -125,7 +125,9 @@ type Config struct {
 	DefaultPIDMode    string
 	DefaultIPCMode    string
 	// DefaultNetworkMode is the mode of a task that names none and is not
-	// in a group network namespace: host, none, bridge or cni/<name>.
+	// in a group network namespace: host, none, bridge (the default: a task
+	// is isolated unless the job or the operator asks for the host) or
+	// cni/<name>.
 	DefaultNetworkMode string
 	CNI                network.Config
 	Images             ImageConfig
@@ -202,7 +204,7 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, fmt.Errorf("default_ipc_mode: %q needs allow_host_ipc = true", modeHost)
 	}
 	if c.DefaultNetworkMode == "" {
-		c.DefaultNetworkMode = netHost
+		c.DefaultNetworkMode = network.BuiltinNetwork
 	}
 	if _, err := parseNetMode("default_network_mode", c.DefaultNetworkMode); err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ func TestParseConfig_Defaults(t *testing.T) {
 	must.False(t, c.AllowHostIPC)
 	must.Eq(t, "private", c.DefaultPIDMode)
 	must.Eq(t, "private", c.DefaultIPCMode)
-	must.Eq(t, "host", c.DefaultNetworkMode)
+	must.Eq(t, "bridge", c.DefaultNetworkMode)
 	must.Eq(t, "nomadctr0", c.CNI.BridgeName)
 	must.Eq(t, "172.31.0.0/16", c.CNI.Subnet)
 	must.Eq(t, []string{"/opt/cni/bin"}, c.CNI.BinDirs)

@@ -38,10 +38,14 @@ func newBed(t *testing.T) *bed {
 	return &bed{cd: cd}
 }
 
-// harness starts the driver behind Nomad's plugin harness with the given
-// extra plugin config lines.
+// harness starts the driver behind the plugin harness with the given extra
+// plugin config lines. A config without a cni block runs its tasks on the
+// host network, as it has no CNI network for the default bridge.
 func (b *bed) harness(t *testing.T, pluginHCL string) *testbed.Harness {
 	t.Helper()
+	if !strings.Contains(pluginHCL, "cni {") && !strings.Contains(pluginHCL, "default_network_mode") {
+		pluginHCL = "default_network_mode = \"host\"\n" + pluginHCL
+	}
 	raw := decodePluginHCL(t, "address = \""+b.cd.Address+"\"\n"+pluginHCL)
 	var data []byte
 	must.NoError(t, base.MsgPackEncode(&data, raw))
@@ -84,6 +88,13 @@ func newTask(t *testing.T, raw rawTaskConfig) *drivers.TaskConfig {
 
 func sh(script string) rawTaskConfig {
 	return rawTaskConfig{Command: "sh", Args: []string{"-c", script}}
+}
+
+// onHost puts a task on the host network instead of the plugin's default,
+// for tests whose network checks count only the other tasks' networks.
+func onHost(raw rawTaskConfig) rawTaskConfig {
+	raw.NetworkMode = "host"
+	return raw
 }
 
 // start runs task under h with its alloc dir and log fifos; it registers

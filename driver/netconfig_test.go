@@ -81,17 +81,19 @@ func TestPlanNetwork(t *testing.T) {
 		portMap            map[string]int
 		err                string
 	}{
-		{name: "plugin default host", mode: "host"},
+		{name: "default is the built-in bridge", mode: "bridge"},
+		{name: "plugin default host", plugin: `default_network_mode = "host"`, mode: "host"},
 		{name: "plugin default bridge", plugin: `default_network_mode = "bridge"`, mode: "bridge"},
 		{name: "group wins", plugin: `default_network_mode = "bridge"`, iso: group, mode: "group"},
 		{name: "bridge with ports", body: "network_mode = \"bridge\"\nports = [\"http\"]", mode: "bridge", portMap: map[string]int{"http": 8080}},
 		{name: "cni with port_map", body: "network_mode = \"cni/x\"\nport_map { http = 9090 }", mode: "cni/x", portMap: map[string]int{"http": 9090}},
-		{name: "ports on host", body: `ports = ["http"]`, err: `port maps are not allowed with network mode "host"`},
+		{name: "ports on the default network", body: `ports = ["http"]`, mode: "bridge", portMap: map[string]int{"http": 8080}},
+		{name: "ports on host", body: "network_mode = \"host\"\nports = [\"http\"]", err: `port maps are not allowed with network mode "host"`},
 		{name: "ports on none", body: "network_mode = \"none\"\nports = [\"http\"]", err: `network mode "none"`},
 		{name: "ports in group", iso: group, body: `ports = ["http"]`, err: `network mode "group"`},
 		{name: "mode in group", iso: group, body: `network_mode = "bridge"`, err: `network_mode: "bridge" cannot be used when the task group has its own network namespace`},
 		{name: "unknown label", body: "network_mode = \"bridge\"\nports = [\"admin\"]", err: `"admin"`},
-		{name: "host-gateway on host", body: `extra_hosts = ["gw:host-gateway"]`, err: "host-gateway needs a task network with a gateway"},
+		{name: "host-gateway on host", body: "network_mode = \"host\"\nextra_hosts = [\"gw:host-gateway\"]", err: "host-gateway needs a task network with a gateway"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -207,8 +207,10 @@ func testBridgePorts(t *testing.T, nb *netBed) {
 	must.Error(t, err)
 }
 
+// testBridgePeers runs two tasks that name no network: the plugin's
+// default puts each on the built-in bridge, where they reach each other.
 func testBridgePeers(t *testing.T, nb *netBed) {
-	h := nb.harness(t, nb.pluginHCL(`default_network_mode = "bridge"`))
+	h := nb.harness(t, nb.pluginHCL(""))
 	server := echoTask(t, rawTaskConfig{})
 	_, dnet := startNet(t, h, server)
 	must.NotNil(t, dnet)

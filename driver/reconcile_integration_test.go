@@ -52,7 +52,7 @@ func TestDanglingContainers(t *testing.T) {
 		structs.AllocatedPortMapping{Label: "dns", Value: freePort(t), To: 9000})
 	orphan.Name = "orphan"
 	startAbandoned(t, old, orphan)
-	recovered := newTask(t, sh("sleep 300"))
+	recovered := newTask(t, onHost(sh("sleep 300")))
 	recovered.Name = "recovered"
 	recoveredHandle := startAbandoned(t, old, recovered)
 	abandon(old)
@@ -75,7 +75,7 @@ func TestDanglingContainers(t *testing.T) {
 	time.Sleep(grace)
 	began := time.Now()
 	h := nb.harness(t, nb.pluginHCL(fmt.Sprintf("gc {\n container_grace = %q\n}", grace)))
-	own := newTask(t, sh("sleep 300"))
+	own := newTask(t, onHost(sh("sleep 300")))
 	own.Name = "own"
 	start(t, h, own)
 	time.Sleep(grace / 3) // Nomad recovers its tasks some time after SetConfig
@@ -99,7 +99,7 @@ func TestDanglingContainers(t *testing.T) {
 
 	// an orphan younger than the grace stays, then goes
 	another := nb.harness(t, noGC)
-	young := newTask(t, sh("sleep 300"))
+	young := newTask(t, onHost(sh("sleep 300")))
 	young.Name = "young"
 	born := time.Now()
 	startAbandoned(t, another, young)

@@ -185,7 +185,7 @@ func TestPlanTask_SecurityGates(t *testing.T) {
 		{name: "profile without default action", body: `seccomp_profile = "` + noDefault + `"`, enable: profilesAllowed, err: "has no defaultAction"},
 		{name: "missing profile", body: `seccomp_profile = "/nonexistent/p.json"`, enable: unconfined, err: `seccomp_profile: "/nonexistent/p.json" cannot be opened`},
 		{name: "profile is a directory", body: `seccomp_profile = "` + profiles + `"`, enable: profilesAllowed, err: "is not a regular file"},
-		{name: "net sysctl on host network", body: `sysctl = { "net.core.somaxconn" = "1024" }`, err: "uses the host's network namespace"},
+		{name: "net sysctl on host network", body: "network_mode = \"host\"\nsysctl = { \"net.core.somaxconn\" = \"1024\" }", err: "uses the host's network namespace"},
 		{name: "net sysctl in own netns", body: "network_mode = \"none\"\nsysctl = { \"net.core.somaxconn\" = \"1024\" }",
 			check: func(t *testing.T, p *plan) { must.Eq(t, "1024", p.spec.Sysctl["net.core.somaxconn"]) }},
 		{name: "ipc sysctl with host ipc", body: "ipc_mode = \"host\"\nsysctl = { \"kernel.shmmax\" = \"1\" }", enable: func(c *Config) { c.AllowHostIPC = true },

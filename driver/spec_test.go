@@ -51,7 +51,8 @@ func TestPlanTask_Defaults(t *testing.T) {
 	must.Eq(t, "io.containerd.runc.v2", p.runtime)
 	must.Eq(t, capabilities.NomadDefaults().Slice(true), p.spec.Capabilities)
 	must.SliceNotContains(t, p.spec.Capabilities, "CAP_NET_RAW")
-	must.True(t, p.spec.HostNetwork)
+	must.False(t, p.spec.HostNetwork) // the built-in bridge, not the host's
+	must.Eq(t, "bridge", p.net.String())
 	must.False(t, p.spec.Privileged)
 	must.False(t, p.spec.HostPID)
 	must.Eq(t, testAllocID, p.spec.ShimGroup)

@@ -191,6 +191,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("bridge ports", func(t *testing.T) { testBridgePorts(t, e) })
 	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })
 	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
+	t.Run("default network", func(t *testing.T) { testDefaultNetwork(t, e) })
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
 	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })

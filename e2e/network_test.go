@@ -121,5 +121,24 @@ func testHostNetwork(t *testing.T, e *env) {
 	reg := e.service(t, "host-web")
 	must.Eq(t, hostPort(t, a, "http").Value, reg.Port)
 	must.StrContains(t, get(t, fmt.Sprintf("http://127.0.0.1:%d/", reg.Port)), "hello from the host network")
-	e.cli(t, "job", "stop", "-purge", "host-network")
+	e.stopJob(t, "host-network")
+}
+
+// testDefaultNetwork runs a job that names no network: the task is on the
+// driver's bridge, not the host's network, and answers on its mapped port.
+func testDefaultNetwork(t *testing.T, e *env) {
+	e.run(t, "default-network.nomad.hcl")
+	a := e.alloc(t, "default-network", "running")
+	port := hostPort(t, a, "http")
+	body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port.Value))
+	must.StrHasPrefix(t, "hello from ", body)
+	addr, err := netip.ParsePrefix(strings.TrimSpace(strings.TrimPrefix(body, "hello from ")))
+	must.NoError(t, err)
+	must.True(t, netip.MustParsePrefix(e.cni.Subnet).Contains(addr.Addr()), must.Sprintf("task address %s is not on the bridge %s", addr, e.cni.Subnet))
+	// its own namespace: the host's loopback-only agent address is not there
+	out := e.cli(t, "alloc", "exec", "-task", "web", a.ID, "ip", "-o", "addr")
+	must.StrContains(t, out, addr.String())
+	must.StrNotContains(t, out, e.cni.Bridge)
+	e.stopJob(t, "default-network")
+	until(t, "no leftovers", func() bool { return len(testbed.NetLeaks(e.cni.Scope(""))) == 0 })
 }

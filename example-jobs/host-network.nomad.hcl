@@ -1,6 +1,6 @@
-# Host networking (the plugin's default mode, or host_network = true as in
-# Roblox's driver): the task listens on the port Nomad allocated, on the
-# host's interfaces.
+# Host networking (host_network = true as in Roblox's driver, or
+# network_mode = "host"): the task listens on the port Nomad allocated, on
+# the host's interfaces. Without it a task gets the built-in bridge network.
 variable "image" {
   type    = string
   default = "docker.io/library/busybox:1.36"

@@ -11,7 +11,7 @@ if [ ! -d "$work" ]; then
   echo "demo-stop: nothing to stop"
   exit 0
 fi
-CONTAINERD_ADDRESS= NOMAD_MARKER=
+CONTAINERD_ADDRESS= NOMAD_MARKER= NOMAD_ADDR= CNI_BRIDGE=
 # shellcheck source=/dev/null
 [ -f "$work/env" ] && . "$work/env"
 
@@ -52,6 +52,20 @@ shims_of() {
   done
 }
 
+# stop the demo's jobs while the agent runs, so that the driver removes
+# their containers and their networks (namespaces, veths, CNI state)
+if [ -n "$NOMAD_ADDR" ] && running "$work/nomad/nomad.pid" nomad >/dev/null; then
+  export NOMAD_ADDR
+  for job in $(nomad job status 2>/dev/null | awk 'NR > 1 && $4 != "dead" {print $1}'); do
+    echo "demo-stop: stopping job $job"
+    nomad job stop -purge -detach "$job" >/dev/null
+  done
+  for _ in $(seq 1 60); do
+    [ -z "$(ctr -a "$CONTAINERD_ADDRESS" -n nomad containers ls -q 2>/dev/null)" ] && break
+    sleep 0.5
+  done
+fi
+
 if pid=$(running "$work/nomad/nomad.pid" nomad); then
   echo "demo-stop: stopping the Nomad agent (pid $pid)"
   stop_pid "$pid" INT 15
@@ -90,6 +104,10 @@ if pid=$(running "$work/registry/registry.pid" docker-registry); then
   stop_pid "$pid" TERM 5
 fi
 rm -f "$work"/*/*.pid
+if [ -n "$CNI_BRIDGE" ] && ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
+  echo "demo-stop: deleting the bridge $CNI_BRIDGE"
+  ip link del "$CNI_BRIDGE"
+fi
 
 # unmount, deepest first, what is left under the demo's dirs
 dirs=("$work")

@@ -73,6 +73,14 @@ func push(host, ref string) (string, error) {
 	return dgst.String(), err
 }
 
+// The demo's bridge network: outside the ranges tests draw from
+// (10.215.0.0/16) and unlike the driver's default, so that it never meets
+// an operator's own.
+const (
+	demoBridge = "ndcdemo0"
+	demoSubnet = "10.216.0.0/24"
+)
+
 func up(args []string) (err error) {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory for the daemons' files")
@@ -107,9 +115,15 @@ func up(args []string) (err error) {
 	if _, err := push(reg.Host, *ref); err != nil {
 		return err
 	}
+	// the driver's built-in bridge network, on a bridge and subnet of the
+	// demo's own, with the plugins `make deps` built
+	cni := &testbed.CNINet{ConfDir: filepath.Join(*dir, "cni"), BinDir: testbed.CNIBinDir(), Bridge: demoBridge, Subnet: demoSubnet}
+	if err := os.MkdirAll(cni.ConfDir, 0o755); err != nil {
+		return err
+	}
 	n, err := testbed.LaunchNomad(testbed.NomadConfig{
 		PluginDir:    *pluginDir,
-		PluginConfig: testbed.ContainerdPluginConfig(cd),
+		PluginConfig: testbed.ContainerdPluginConfig(cd) + cni.PluginBlock(filepath.Join(*dir, "netns")),
 	}, opts("nomad"))
 	if err != nil {
 		return err
@@ -120,6 +134,7 @@ func up(args []string) (err error) {
 		{"IMAGE", reg.Host + "/" + *ref},
 		{"NOMAD_ADDR", n.Addr},
 		{"NOMAD_MARKER", n.Marker()},
+		{"CNI_BRIDGE", demoBridge},
 	} {
 		fmt.Printf("%s=%q\n", kv[0], kv[1])
 	}
