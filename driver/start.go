@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
@@ -54,6 +55,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
+	if err := d.removeLeftover(st, cfg, p); err != nil {
+		return nil, err
+	}
 	img, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
 		return nil, err
@@ -126,7 +130,12 @@ func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img
 		StderrPath:  cfg.StderrPath,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("failed to create container %s: %w", p.containerID, err)
+		err = fmt.Errorf("failed to create container %s: %w", p.containerID, err)
+		if errdefs.IsAlreadyExists(err) {
+			// a container made since removeLeftover looked: try again later
+			return nil, structs.NewRecoverableError(err, true)
+		}
+		return nil, err
 	}
 	return task, nil
 }
