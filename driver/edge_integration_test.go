@@ -3,13 +3,17 @@
 package driver
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -44,5 +48,67 @@ func TestLeftoverContainer(t *testing.T) {
 	must.NoError(t, err)
 	must.Len(t, 1, cs, must.Sprint("one container for the task"))
 	must.NoError(t, h.DestroyTask(task.ID, true))
+	b.nothingLeft(t, task)
+}
+
+// silentRegistry accepts TCP connections on loopback and never answers;
+// it returns its host:port.
+func silentRegistry(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	conns := make(chan net.Conn, 64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		for {
+			select {
+			case c := <-conns:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestHungRegistryTrustCheck starts an image that is present locally under
+// an enforce rule whose registry accepts connections and never answers:
+// the trust check ends with the task's image_pull_timeout and the start
+// fails with a recoverable error, leaving nothing.
+func TestHungRegistryTrustCheck(t *testing.T) {
+	b := newBed(t)
+	testbed.LeakCheck(t, b.cd)
+	host := silentRegistry(t)
+	ref := host + "/hung/busybox:1"
+	ctx := b.cd.Context()
+	src, err := b.cd.Client.ImageService().Get(ctx, testImage)
+	must.NoError(t, err)
+	_, err = b.cd.Client.ImageService().Create(ctx, images.Image{Name: ref, Target: src.Target})
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = b.cd.Client.ImageService().Delete(b.cd.Context(), ref) })
+	key := testbed.NewCosign(t).GenerateKeyPair(t, "trusted")
+	trust := fmt.Sprintf("trust {\n rule {\n  prefix = %q\n  public_keys = [%q]\n  policy = \"enforce\"\n }\n}\n", host+"/hung/", key.Public)
+	h := b.harness(t, trust)
+
+	const pullTimeout = 3 * time.Second
+	task := newTask(t, rawTaskConfig{Image: ref, Command: "true", ImagePullTimeout: pullTimeout.String()})
+	t.Cleanup(h.MkAllocDir(task, true))
+	began := time.Now()
+	err = startWithin(t, h, task)
+	took := time.Since(began)
+	t.Logf("after %s: %v", took, err)
+	must.Error(t, err)
+	must.True(t, structs.IsRecoverable(err), must.Sprintf("not recoverable: %v", err))
+	must.Less(t, pullTimeout+10*time.Second, took, must.Sprint("the start outlived its pull timeout"))
 	b.nothingLeft(t, task)
 }

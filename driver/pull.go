@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -46,7 +47,14 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 			return d.verifyImage(ctx, st, cfg, ref, dgst)
 		}
 	}
-	img, err := st.images.Ensure(d.ctx, image.Request{
+	// Every step of getting the image, the local lookup and the trust
+	// check included, ends with the pull timeout: a registry that accepts
+	// connections and never answers fails the start rather than hanging it.
+	// A task that joins another's pull waits at most this long and leaves
+	// that pull running for the others.
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
+	defer cancel()
+	img, err := st.images.Ensure(ctx, image.Request{
 		Ref:          ref,
 		ForcePull:    tc.ForcePull,
 		Auth:         tc.Auth,
@@ -64,15 +72,13 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if !verified.Load() {
 		// this task joined a pull another task started and verified: check
 		// (and report) it for this task too, before any container exists
-		ctx, cancel := context.WithTimeout(d.ctx, timeout)
-		defer cancel()
 		if err := d.verifyImage(ctx, st, cfg, ref, img.Target().Digest); err != nil {
-			return nil, image.Info{}, fmt.Errorf("failed to get image %q: %w", tc.Image, err)
+			return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), errors.Is(err, context.DeadlineExceeded))
 		}
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	defer cancel()
-	info, err := st.images.Describe(ctx, img, tc.Platform)
+	dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
+	defer dcancel()
+	info, err := st.images.Describe(dctx, img, tc.Platform)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
 	}
