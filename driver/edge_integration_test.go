@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
@@ -111,4 +112,33 @@ func TestHungRegistryTrustCheck(t *testing.T) {
 	must.True(t, structs.IsRecoverable(err), must.Sprintf("not recoverable: %v", err))
 	must.Less(t, pullTimeout+10*time.Second, took, must.Sprint("the start outlived its pull timeout"))
 	b.nothingLeft(t, task)
+}
+
+// TestGCKeepsImageOfStartingTask holds a start between getting its image
+// and creating its container while the image's GC delay (1 s), armed by the
+// destroy of another task of the image, runs out: the image is kept and the
+// start runs.
+func TestGCKeepsImageOfStartingTask(t *testing.T) {
+	b := newBed(t)
+	h := b.harness(t, "gc {\n image_delay = \"1s\"\n}\n")
+	first := newTask(t, sh("exit 0"))
+	start(t, h, first)
+	must.Eq(t, 0, wait(t, h, first.ID, 30*time.Second).ExitCode)
+
+	second := newTask(t, sh("echo ran"))
+	held := make(chan struct{})
+	h.Impl().(*Driver).afterImage = func(cfg *drivers.TaskConfig) {
+		if cfg.ID != second.ID {
+			return
+		}
+		// the only container of the image goes: its removal is armed
+		must.NoError(t, h.Impl().DestroyTask(first.ID, true))
+		time.Sleep(2500 * time.Millisecond)
+		close(held)
+	}
+	start(t, h, second)
+	<-held
+	must.Eq(t, 0, wait(t, h, second.ID, 30*time.Second).ExitCode)
+	_, err := b.cd.Client.ImageService().Get(b.cd.Context(), testImage)
+	must.NoError(t, err, must.Sprint("the image of a starting task was removed"))
 }

@@ -20,7 +20,7 @@ import (
 // force_pull), bounded by image_pull_timeout and the plugin's
 // pull_activity_timeout, verifies its signatures under the plugin's trust
 // policy before the image is used, and records its digest.
-func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (client.Image, image.Info, error) {
+func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
 	ref, err := image.Normalize(tc.Image)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("image: %w", err)
@@ -36,7 +36,12 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if err != nil {
 		return nil, image.Info{}, err
 	}
-	st.gc.Use(ref) // a removal pending for this image is off
+	st.gc.Use(ref) // a removal pending for this image is off, until the start ends
+	defer func() {
+		if err != nil {
+			st.gc.Failed(ref)
+		}
+	}()
 	var verified atomic.Bool
 	var verify image.VerifyFunc
 	if rule, _ := st.config.Images.Trust.Match(ref); rule.Policy != trust.PolicyOff {
@@ -127,4 +132,31 @@ func (d *Driver) verifyImage(ctx context.Context, st state, cfg *drivers.TaskCon
 // progressMessage is the task event of a pull in progress.
 func progressMessage(ref string, p image.Progress) string {
 	return fmt.Sprintf("Pulling image %s: %.1f of %.1f MiB, %d of %d layers", ref, float64(p.Done)/mib, float64(p.Total)/mib, p.LayersDone, p.Layers)
+}
+
+// imageHold is a start's claim on its image against image GC: from Use in
+// pullImage until its container exists (created) or the start fails (fail,
+// which releases the image).
+type imageHold struct {
+	gc      *image.GC
+	ref     string
+	holding bool
+}
+
+// created ends the claim: the container holds the image now.
+func (h *imageHold) created() {
+	if h.holding {
+		h.holding = false
+		h.gc.Started(h.ref)
+	}
+}
+
+// fail ends the start: the image is released.
+func (h *imageHold) fail() {
+	if h.holding {
+		h.holding = false
+		h.gc.Failed(h.ref)
+		return
+	}
+	h.gc.Release(h.ref)
 }

@@ -62,6 +62,15 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	hold := &imageHold{gc: st.gc, ref: info.Ref, holding: true}
+	defer func() {
+		if err != nil {
+			hold.fail()
+		}
+	}()
+	if d.afterImage != nil {
+		d.afterImage(cfg)
+	}
 	net, err := d.setupNetwork(st, cfg, p)
 	if err != nil {
 		return nil, err
@@ -80,6 +89,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	hold.created()
 	if err := p.pins.verify(task.PID()); err != nil {
 		d.discard(task)
 		return nil, err
