@@ -3,6 +3,7 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -141,4 +143,50 @@ func TestGCKeepsImageOfStartingTask(t *testing.T) {
 	must.Eq(t, 0, wait(t, h, second.ID, 30*time.Second).ExitCode)
 	_, err := b.cd.Client.ImageService().Get(b.cd.Context(), testImage)
 	must.NoError(t, err, must.Sprint("the image of a starting task was removed"))
+}
+
+// containerIn reports whether container id exists in containerd namespace ns.
+func (b *bed) containerIn(t *testing.T, ns, id string) bool {
+	t.Helper()
+	cs, err := b.cd.Client.Containers(namespaces.WithNamespace(context.Background(), ns), "id=="+id)
+	must.NoError(t, err)
+	return len(cs) > 0
+}
+
+// TestNamespaceChangeAcrossRestart starts two tasks under a plugin in the
+// test bed's namespace, which then dies; the next plugin is configured with
+// another namespace. It recovers one task from the namespace saved in its
+// state (running, not started again, nothing in the new namespace), and its
+// reconciler removes the other, left dangling in the old namespace.
+func TestNamespaceChangeAcrossRestart(t *testing.T) {
+	b := newBed(t)
+	testbed.LeakCheck(t, b.cd)
+	old := b.harness(t, "gc {\n container = false\n}\n")
+	kept := newTask(t, sh("sleep 300"))
+	kept.Name = "kept"
+	keptHandle := startAbandoned(t, old, kept)
+	orphan := newTask(t, sh("sleep 300"))
+	orphan.Name = "orphan"
+	startAbandoned(t, old, orphan)
+	abandon(old)
+	keptID, orphanID := containerID(kept.Name, kept.AllocID), containerID(orphan.Name, orphan.AllocID)
+
+	const newNS = "nomad-moved"
+	h := b.harness(t, fmt.Sprintf("namespace = %q\ngc {\n container_grace = \"2s\"\n}\n", newNS))
+	must.NoError(t, h.RecoverTask(keptHandle))
+	t.Cleanup(func() { _ = h.Impl().DestroyTask(kept.ID, true) })
+	st, err := h.InspectTask(kept.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, st.State)
+	must.True(t, b.containerIn(t, b.cd.Namespace, keptID))
+	must.False(t, b.containerIn(t, newNS, keptID), must.Sprint("a duplicate in the new namespace"))
+
+	waitFor(t, 30*time.Second, "the orphan in the old namespace removed", func() bool { return !b.containerIn(t, b.cd.Namespace, orphanID) })
+	must.False(t, b.snapshotExists(t, orphanID))
+	must.True(t, b.containerIn(t, b.cd.Namespace, keptID), must.Sprint("the reconciler removed the recovered task"))
+
+	must.NoError(t, h.StopTask(kept.ID, time.Second, "SIGKILL"))
+	must.NoError(t, h.DestroyTask(kept.ID, true))
+	must.False(t, b.containerIn(t, b.cd.Namespace, keptID))
+	must.False(t, b.snapshotExists(t, keptID))
 }
