@@ -59,6 +59,11 @@ type Driver struct {
 	// runcWarning is the last runc warning of the fingerprint (a string),
 	// so that it is logged once, not every period.
 	runcWarning atomic.Value
+	// namespaces are the other containerd namespaces the plugin has tasks in.
+	namespaces usedNamespaces
+	// afterImage, when set, runs in every start between getting the image
+	// and making the network and container; tests hold a start there.
+	afterImage func(*drivers.TaskConfig)
 
 	mu          sync.RWMutex // guards the fields below, set by SetConfig
 	config      *Config

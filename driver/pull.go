@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 // force_pull), bounded by image_pull_timeout and the plugin's
 // pull_activity_timeout, verifies its signatures under the plugin's trust
 // policy before the image is used, and records its digest.
-func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (client.Image, image.Info, error) {
+func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
 	ref, err := image.Normalize(tc.Image)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("image: %w", err)
@@ -35,7 +36,12 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if err != nil {
 		return nil, image.Info{}, err
 	}
-	st.gc.Use(ref) // a removal pending for this image is off
+	st.gc.Use(ref) // a removal pending for this image is off, until the start ends
+	defer func() {
+		if err != nil {
+			st.gc.Failed(ref)
+		}
+	}()
 	var verified atomic.Bool
 	var verify image.VerifyFunc
 	if rule, _ := st.config.Images.Trust.Match(ref); rule.Policy != trust.PolicyOff {
@@ -46,7 +52,14 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 			return d.verifyImage(ctx, st, cfg, ref, dgst)
 		}
 	}
-	img, err := st.images.Ensure(d.ctx, image.Request{
+	// Every step of getting the image, the local lookup and the trust
+	// check included, ends with the pull timeout: a registry that accepts
+	// connections and never answers fails the start rather than hanging it.
+	// A task that joins another's pull waits at most this long and leaves
+	// that pull running for the others.
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
+	defer cancel()
+	img, err := st.images.Ensure(ctx, image.Request{
 		Ref:          ref,
 		ForcePull:    tc.ForcePull,
 		Auth:         tc.Auth,
@@ -64,15 +77,13 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (c
 	if !verified.Load() {
 		// this task joined a pull another task started and verified: check
 		// (and report) it for this task too, before any container exists
-		ctx, cancel := context.WithTimeout(d.ctx, timeout)
-		defer cancel()
 		if err := d.verifyImage(ctx, st, cfg, ref, img.Target().Digest); err != nil {
-			return nil, image.Info{}, fmt.Errorf("failed to get image %q: %w", tc.Image, err)
+			return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), errors.Is(err, context.DeadlineExceeded))
 		}
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	defer cancel()
-	info, err := st.images.Describe(ctx, img, tc.Platform)
+	dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
+	defer dcancel()
+	info, err := st.images.Describe(dctx, img, tc.Platform)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
 	}
@@ -121,4 +132,31 @@ func (d *Driver) verifyImage(ctx context.Context, st state, cfg *drivers.TaskCon
 // progressMessage is the task event of a pull in progress.
 func progressMessage(ref string, p image.Progress) string {
 	return fmt.Sprintf("Pulling image %s: %.1f of %.1f MiB, %d of %d layers", ref, float64(p.Done)/mib, float64(p.Total)/mib, p.LayersDone, p.Layers)
+}
+
+// imageHold is a start's claim on its image against image GC: from Use in
+// pullImage until its container exists (created) or the start fails (fail,
+// which releases the image).
+type imageHold struct {
+	gc      *image.GC
+	ref     string
+	holding bool
+}
+
+// created ends the claim: the container holds the image now.
+func (h *imageHold) created() {
+	if h.holding {
+		h.holding = false
+		h.gc.Started(h.ref)
+	}
+}
+
+// fail ends the start: the image is released.
+func (h *imageHold) fail() {
+	if h.holding {
+		h.holding = false
+		h.gc.Failed(h.ref)
+		return
+	}
+	h.gc.Release(h.ref)
 }

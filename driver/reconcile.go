@@ -117,16 +117,14 @@ func (d *Driver) startReconciler(st state) *reconciler {
 	r := &reconciler{
 		grace:    st.config.Containers.Grace,
 		interval: reconcileInterval(st.config.Containers.Grace),
-		list: func(ctx context.Context) ([]executor.ContainerInfo, error) {
-			return st.runtime.Containers(ctx, fmt.Sprintf("labels.%q==%s", labelDriver, pluginName))
-		},
-		remove: func(ctx context.Context, c executor.ContainerInfo) error { return d.removeDangling(ctx, st, c) },
-		tasks:  d.tasks,
-		logger: d.logger.Named("reconciler"),
-		seen:   map[string]time.Time{},
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		list:     func(ctx context.Context) ([]executor.ContainerInfo, error) { return d.listOwned(ctx, st) },
+		remove:   func(ctx context.Context, c executor.ContainerInfo) error { return d.removeDangling(ctx, st, c) },
+		tasks:    d.tasks,
+		logger:   d.logger.Named("reconciler"),
+		seen:     map[string]time.Time{},
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}
 	go r.run()
 	return r
@@ -190,7 +188,8 @@ func (r *reconciler) stop() {
 // with its snapshot, so that the container record, which says what to clean
 // up, goes last.
 func (d *Driver) removeDangling(ctx context.Context, st state, c executor.ContainerInfo) error {
-	if err := st.runtime.DeleteTask(ctx, c.ID); err != nil {
+	rt := d.runtimeIn(st, c.Namespace)
+	if err := rt.DeleteTask(ctx, c.ID); err != nil {
 		return err
 	}
 	if v := c.Labels[labelNetwork]; v != "" {
@@ -202,9 +201,25 @@ func (d *Driver) removeDangling(ctx context.Context, st state, c executor.Contai
 			return err
 		}
 	}
-	if err := st.runtime.Remove(ctx, c.ID); err != nil {
+	if err := rt.Remove(ctx, c.ID); err != nil {
 		return err
 	}
-	st.gc.Release(c.Image)
+	if inConfiguredNamespace(st, c.Namespace) {
+		st.gc.Release(c.Image)
+	}
 	return nil
+}
+
+// listOwned lists the containers carrying the driver's labels in the
+// configured namespace and in every other namespace the plugin has tasks in.
+func (d *Driver) listOwned(ctx context.Context, st state) ([]executor.ContainerInfo, error) {
+	var out []executor.ContainerInfo
+	for _, ns := range d.namespaces.list(st.config.Namespace) {
+		cs, err := d.runtimeIn(st, ns).Containers(ctx, fmt.Sprintf("labels.%q==%s", labelDriver, pluginName))
+		if err != nil {
+			return nil, fmt.Errorf("namespace %s: %w", ns, err)
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
 }

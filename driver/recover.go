@@ -50,10 +50,13 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err := d.tasks.Reserve(handle.Config.ID, ts.ContainerID); err != nil {
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
-	task, err := d.loadTask(st, ts.ContainerID)
+	// the task's container is in the namespace it was started in, which
+	// the plugin's namespace setting may no longer name
+	rt := d.runtimeIn(st, ts.Namespace)
+	task, err := d.loadTask(rt, ts.ContainerID)
 	if errdefs.IsNotFound(err) {
 		err = fmt.Errorf("container %s is gone: %w", ts.ContainerID, err)
-		if cerr := d.removeLost(st, ts); cerr != nil {
+		if cerr := d.removeLost(st, rt, ts); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		d.tasks.Delete(handle.Config.ID)
@@ -71,9 +74,9 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 
 // loadTask loads the task's container; while containerd does not answer it
 // waits for it, within the recovery window.
-func (d *Driver) loadTask(st state, id string) (*executor.Task, error) {
+func (d *Driver) loadTask(rt *executor.Runtime, id string) (*executor.Task, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
-	task, err := st.runtime.Load(ctx, id)
+	task, err := rt.Load(ctx, id)
 	cancel()
 	if err == nil || !executor.Unreachable(err) {
 		d.recovery.reached()
@@ -83,7 +86,7 @@ func (d *Driver) loadTask(st state, id string) (*executor.Task, error) {
 	d.logger.Warn("containerd is not answering; waiting for it to recover the task", "container_id", id, "until", deadline, "error", err)
 	ctx, cancel = context.WithDeadline(d.ctx, deadline)
 	defer cancel()
-	task, err = st.runtime.Recover(ctx, id)
+	task, err = rt.Recover(ctx, id)
 	if err == nil || !executor.Unreachable(err) {
 		d.recovery.reached()
 	}
@@ -92,11 +95,11 @@ func (d *Driver) loadTask(st state, id string) (*executor.Task, error) {
 
 // removeLost removes what is left of a task whose container or task is gone
 // (its container, snapshot and network) and releases its image.
-func (d *Driver) removeLost(st state, ts TaskState) error {
+func (d *Driver) removeLost(st state, rt *executor.Runtime, ts TaskState) error {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	var errs []error
-	if err := st.runtime.Purge(ctx, ts.ContainerID, st.config.Snapshotter); err != nil {
+	if err := rt.Purge(ctx, ts.ContainerID, st.config.Snapshotter); err != nil {
 		errs = append(errs, err)
 	}
 	if ts.Network != nil {
@@ -104,7 +107,9 @@ func (d *Driver) removeLost(st state, ts TaskState) error {
 			errs = append(errs, err)
 		}
 	}
-	st.gc.Release(ts.ImageRef)
+	if inConfiguredNamespace(st, ts.Namespace) {
+		st.gc.Release(ts.ImageRef)
+	}
 	d.logger.Warn("removed what was left of a task whose container is gone", "container_id", ts.ContainerID, "errors", len(errs))
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
@@ -54,9 +55,21 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
+	if err := d.removeLeftover(st, cfg, p); err != nil {
+		return nil, err
+	}
 	img, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
 		return nil, err
+	}
+	hold := &imageHold{gc: st.gc, ref: info.Ref, holding: true}
+	defer func() {
+		if err != nil {
+			hold.fail()
+		}
+	}()
+	if d.afterImage != nil {
+		d.afterImage(cfg)
 	}
 	net, err := d.setupNetwork(st, cfg, p)
 	if err != nil {
@@ -76,6 +89,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	hold.created()
 	if err := p.pins.verify(task.PID()); err != nil {
 		d.discard(task)
 		return nil, err
@@ -126,7 +140,12 @@ func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img
 		StderrPath:  cfg.StderrPath,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("failed to create container %s: %w", p.containerID, err)
+		err = fmt.Errorf("failed to create container %s: %w", p.containerID, err)
+		if errdefs.IsAlreadyExists(err) {
+			// a container made since removeLeftover looked: try again later
+			return nil, structs.NewRecoverableError(err, true)
+		}
+		return nil, err
 	}
 	return task, nil
 }

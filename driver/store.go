@@ -82,6 +82,23 @@ func (s *taskStore) Known(containerID string) bool {
 	return s.knownLocked(containerID)
 }
 
+// HeldByOther reports whether containerID is held by something other than
+// task id: another task, a task this plugin could not read, or the
+// reconciler removing it.
+func (s *taskStore) HeldByOther(id, containerID string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.held[containerID] || s.removing[containerID] {
+		return true
+	}
+	for tid, e := range s.tasks {
+		if tid != id && e.containerID == containerID {
+			return true
+		}
+	}
+	return false
+}
+
 // Hold keeps the reconciler off containerID for the plugin's lifetime.
 func (s *taskStore) Hold(containerID string) {
 	s.mu.Lock()

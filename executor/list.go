@@ -11,6 +11,7 @@ import (
 // ContainerInfo is what the container record says of a container.
 type ContainerInfo struct {
 	ID        string
+	Namespace string // the containerd namespace it lives in
 	Image     string
 	Labels    map[string]string
 	CreatedAt time.Time
@@ -26,7 +27,7 @@ func (r *Runtime) Containers(ctx context.Context, filters ...string) ([]Containe
 	}
 	out := make([]ContainerInfo, 0, len(recs))
 	for _, c := range recs {
-		out = append(out, ContainerInfo{ID: c.ID, Image: c.Image, Labels: c.Labels, CreatedAt: c.CreatedAt})
+		out = append(out, ContainerInfo{ID: c.ID, Namespace: r.namespace, Image: c.Image, Labels: c.Labels, CreatedAt: c.CreatedAt})
 	}
 	return out, nil
 }

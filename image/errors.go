@@ -46,7 +46,9 @@ func IsRecoverable(err error) bool {
 		return false
 	}
 	switch {
-	case errors.Is(err, ErrPullStalled), errors.Is(err, ErrNoSpace):
+	// a deadline first: a verification or a lookup that ran out of time
+	// may pass when tried again
+	case errors.Is(err, ErrPullStalled), errors.Is(err, ErrNoSpace), errors.Is(err, context.DeadlineExceeded):
 		return true
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
@@ -57,8 +59,6 @@ func IsRecoverable(err error) bool {
 		errors.Is(err, docker.ErrInvalidAuthorization),
 		errors.Is(err, context.Canceled):
 		return false
-	case errors.Is(err, context.DeadlineExceeded):
-		return true
 	}
 
 	var status remoteerrors.ErrUnexpectedStatus

@@ -74,6 +74,7 @@ type GC struct {
 	mu       sync.Mutex
 	timers   map[string]*pending // armed removals
 	removing map[string]*pending // removals under way
+	starting map[string]int      // starts in flight, from Use to Started or Failed
 	stopped  bool
 }
 
@@ -100,18 +101,21 @@ func newGC(cfg GCConfig, store gcStore, after afterFunc, logger hclog.Logger) *G
 	return &GC{
 		cfg: cfg, store: store, afterFunc: after, logger: logger.Named("gc"),
 		ctx: ctx, cancel: cancel,
-		timers: map[string]*pending{}, removing: map[string]*pending{},
+		timers: map[string]*pending{}, removing: map[string]*pending{}, starting: map[string]int{},
 	}
 }
 
-// Use is called when a task starts with ref: it cancels a pending removal.
-// When the removal of ref is already under way, Use waits for it to end, so
-// that the caller finds the image either kept or gone (and pulls it again).
+// Use is called when a task starts with ref: it cancels a pending removal,
+// and ref is kept until the start ends with Started (its container holds
+// ref) or Failed, even when a removal armed meanwhile comes due. When the
+// removal of ref is already under way, Use waits for it to end, so that the
+// caller finds the image either kept or gone (and pulls it again).
 func (g *GC) Use(ref string) {
 	if !g.cfg.Enabled || ref == "" {
 		return
 	}
 	g.mu.Lock()
+	g.starting[ref]++
 	if p, ok := g.timers[ref]; ok {
 		p.timer.Stop()
 		delete(g.timers, ref)
@@ -125,6 +129,35 @@ func (g *GC) Use(ref string) {
 	if done != nil {
 		<-done
 	}
+}
+
+// Started ends a start that Use began: its container exists and holds ref.
+func (g *GC) Started(ref string) {
+	if !g.cfg.Enabled || ref == "" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.endStartLocked(ref)
+}
+
+// Failed ends a start that Use began and that failed: ref is released.
+func (g *GC) Failed(ref string) {
+	if !g.cfg.Enabled || ref == "" {
+		return
+	}
+	g.mu.Lock()
+	g.endStartLocked(ref)
+	g.mu.Unlock()
+	g.Release(ref)
+}
+
+func (g *GC) endStartLocked(ref string) {
+	if g.starting[ref] <= 1 {
+		delete(g.starting, ref)
+		return
+	}
+	g.starting[ref]--
 }
 
 // Release is called when a task that used ref is destroyed: ref is removed
@@ -234,7 +267,7 @@ func (g *GC) collect(ctx context.Context, ref string, p *pending) error {
 		return nil
 	}
 	g.mu.Lock()
-	used := p.used
+	used := p.used || g.starting[ref] > 0
 	g.mu.Unlock()
 	if used {
 		logger.Debug("image kept", "reason", "used by a task starting")

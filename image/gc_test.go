@@ -396,3 +396,20 @@ func TestGCRealTimer(t *testing.T) {
 		t.Fatalf("removed %q, want only a", got)
 	}
 }
+
+// A start in flight (Use without Started or Failed) keeps its image past a
+// removal that comes due; a failed start releases it.
+func TestGCStartInFlight(t *testing.T) {
+	b := newGCBed(t, true, "a", "b")
+	b.gc.Use("a")
+	b.gc.Use("b")
+	b.gc.Release("a")
+	b.gc.Release("b")
+	b.gc.Started("b")
+	b.clock.advance(delay)
+	b.wantRemoved(t, "b")
+	b.gc.Failed("a")
+	b.wantArmed(t, 1)
+	b.clock.advance(delay)
+	b.wantRemoved(t, "b", "a")
+}
