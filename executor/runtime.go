@@ -104,6 +104,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to build spec: %w", err)
 	}
 	specOpts = append(specOpts, namedUserOpts(*imgConfig, cfg.Spec)...)
+	if cfg.Spec.CheckTarget != nil {
+		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
+	}
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
