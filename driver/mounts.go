@@ -2,7 +2,6 @@ package driver
 
 import (
 	"fmt"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -164,14 +163,7 @@ func checkMount(m Mount) error {
 	if err := executor.CheckMountDestination(m.Target); err != nil {
 		return fmt.Errorf("%s: %w", m.Field, err)
 	}
-	// A mount at /alloc (or /) is mounted after /alloc/logs and hides its
-	// read-only bind: with the allocation's alloc dir as source, the task
-	// would get alloc/logs writable and could plant symlinks for whatever
-	// writes logs there.
-	if t := path.Clean(m.Target); t == allocMountPath || t == logsMountPath || strings.HasPrefix(t, logsMountPath+"/") {
-		return fmt.Errorf("%s: target %q is refused: it would cover %s, which stays read-only", m.Field, m.Target, logsMountPath)
-	}
-	return nil
+	return checkTarget(m.Field, m.Target, m.Target)
 }
 
 // resolveMounts applies the host-path policy and turns task mounts into OCI
@@ -179,14 +171,13 @@ func checkMount(m Mount) error {
 // is opened and pinned (see pins), and the policy judges the path the
 // kernel reached through every symlink, so neither "..", a symlink planted
 // in the task dir, nor a path swapped after the check (pins.verify) reaches
-// the host. A
-// source inside the allocation directory is the task's own data and needs
-// no opt-in; any other host path needs volumes.enabled and, when set, an
-// allowed prefix.
+// the host. A source inside the allocation directory is judged by the
+// allocation boundary (see allocBoundary) and needs no opt-in; any other
+// host path needs volumes.enabled and, when set, an allowed prefix.
 func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]specs.Mount, error) {
-	allocReal, err := filepath.EvalSymlinks(allocDir)
+	b, err := newAllocBoundary(allocDir, taskDir)
 	if err != nil {
-		return nil, fmt.Errorf("failed to resolve the allocation directory: %w", err)
+		return nil, err
 	}
 	var out []specs.Mount
 	for _, m := range ms {
@@ -203,12 +194,18 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]
 		if err != nil {
 			return nil, fmt.Errorf("%s: source %q cannot be resolved: %w", m.Field, m.Source, err)
 		}
-		if !isUnder(pin.real, allocReal) {
-			if err := c.allowHostPath(m.Field, m.Source, pin.real); err != nil {
-				return nil, err
-			}
+		if b.contains(pin.real) {
+			err = b.checkSource(m, pin.real)
+		} else {
+			err = c.allowHostPath(m.Field, m.Source, pin.real)
+		}
+		if err != nil {
+			return nil, err
 		}
 		p.bind(m.Field, m.Target, pin)
+		if m.ReadOnly {
+			p.readOnly(m.Target)
+		}
 		out = append(out, bindMount(pin.real, m.Target, m.ReadOnly, m.Options...))
 	}
 	return out, nil
@@ -245,17 +242,20 @@ func bindMount(src, dst string, ro bool, extra ...string) specs.Mount {
 	return specs.Mount{Type: "bind", Source: src, Destination: dst, Options: opts}
 }
 
-// nomadMounts are the task directories and the volume_mounts Nomad asks for.
-// alloc/logs is read-only so a task cannot tamper with its log files. The
-// task directories are pinned like task binds and must stay inside the
-// allocation: alloc/ is shared by the allocation's tasks, and one of them
-// swapping alloc/logs for a symlink must not bind a host directory into
-// the next. Nomad's volume_mounts (host volumes, CSI) follow Nomad's rules.
-func nomadMounts(cfg *drivers.TaskConfig, p *pins) ([]specs.Mount, error) {
+// nomadMounts are the task directories and the volume_mounts Nomad asks
+// for: first the ones that go before the task's binds, then alloc/logs,
+// which goes after everything else so that no bind can cover it. It is
+// read-only so a task cannot tamper with its log files (pins.verify checks
+// that it is). The task directories are pinned like task binds and must
+// stay inside the allocation: alloc/ is shared by the allocation's tasks,
+// and one of them swapping alloc/logs for a symlink must not bind a host
+// directory into the next. Nomad's volume_mounts (host volumes, CSI)
+// follow Nomad's rules.
+func nomadMounts(cfg *drivers.TaskConfig, p *pins) (first []specs.Mount, last specs.Mount, err error) {
 	td := cfg.TaskDir()
 	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
 	if err != nil {
-		return nil, fmt.Errorf("failed to resolve the allocation directory: %w", err)
+		return nil, last, fmt.Errorf("failed to resolve the allocation directory: %w", err)
 	}
 	var ms []specs.Mount
 	for _, d := range []struct {
@@ -269,18 +269,22 @@ func nomadMounts(cfg *drivers.TaskConfig, p *pins) ([]specs.Mount, error) {
 	} {
 		pin, err := p.open(d.host)
 		if err != nil {
-			return nil, fmt.Errorf("failed to open task directory %s: %w", d.target, err)
+			return nil, last, fmt.Errorf("failed to open task directory %s: %w", d.target, err)
 		}
 		if !isUnder(pin.real, allocReal) {
-			return nil, fmt.Errorf("task directory %s: %q resolves to %q, outside the allocation directory: refused", d.target, d.host, pin.real)
+			return nil, last, fmt.Errorf("task directory %s: %q resolves to %q, outside the allocation directory: refused", d.target, d.host, pin.real)
 		}
 		p.bind("task directory "+d.target, d.target, pin)
+		if d.ro {
+			p.readOnly(d.target)
+		}
 		ms = append(ms, bindMount(pin.real, d.target, d.ro))
 	}
+	last, ms = ms[len(ms)-1], ms[:len(ms)-1]
 	for _, m := range cfg.Mounts {
 		ms = append(ms, bindMount(m.HostPath, m.TaskPath, m.Readonly, propagation(m.PropagationMode)))
 	}
-	return ms, nil
+	return ms, last, nil
 }
 
 // propagation maps Nomad's volume_mount propagation modes to mount options.

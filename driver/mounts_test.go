@@ -143,16 +143,19 @@ func TestNomadMounts(t *testing.T) {
 	cfg.Mounts = []*drivers.MountConfig{{TaskPath: "/vol", HostPath: host, Readonly: true, PropagationMode: "host-to-task"}}
 	var p pins
 	defer p.close()
-	ms, err := nomadMounts(cfg, &p)
+	ms, logs, err := nomadMounts(cfg, &p)
 	must.NoError(t, err)
-	must.Len(t, 5, ms)
-	must.Eq(t, specs.Mount{Type: "bind", Source: host, Destination: "/vol", Options: []string{"rbind", "ro", "rslave"}}, ms[4])
+	must.Len(t, 4, ms)
+	must.Eq(t, specs.Mount{Type: "bind", Source: host, Destination: "/vol", Options: []string{"rbind", "ro", "rslave"}}, ms[3])
+	// alloc/logs comes apart, to be mounted after every bind
+	must.Eq(t, "/alloc/logs", logs.Destination)
+	must.SliceContains(t, logs.Options, "ro")
 
 	// alloc/logs swapped for a symlink to a host directory is refused
 	td := cfg.TaskDir()
 	must.NoError(t, os.RemoveAll(td.LogDir))
 	must.NoError(t, os.Symlink(host, td.LogDir))
-	_, err = nomadMounts(cfg, &p)
+	_, _, err = nomadMounts(cfg, &p)
 	must.ErrorContains(t, err, `task directory /alloc/logs: "`+td.LogDir+`" resolves to "`+host+`", outside the allocation directory: refused`)
 }
 
@@ -177,7 +180,7 @@ func TestParseMounts_Targets(t *testing.T) {
 }
 
 func TestParseMounts_TargetsNextToTaskDirs(t *testing.T) {
-	for _, target := range []string{"/alloc/data", "/local/conf", "/secrets", "/allocations", "/alloc/logsx"} {
+	for _, target := range []string{"/alloc/data", "/local/conf", "/secrets/x", "/allocations", "/alloc/logsx"} {
 		_, err := parseTaskConfig(decodeTaskHCL(t, "image = \"busybox:1\"\nvolumes = [\"local:"+target+"\"]"))
 		must.NoError(t, err, must.Sprint(target))
 	}

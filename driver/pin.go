@@ -47,6 +47,7 @@ type pinnedBind struct {
 	field  string // the option or task directory, for errors
 	dest   string
 	source pinned
+	ro     bool // must be mounted read-only
 }
 
 // open opens path, following symlinks, and keeps it open until close.
@@ -72,6 +73,18 @@ func (p *pins) open(path string) (pinned, error) {
 // bind records that source is mounted at dest in the container, for verify.
 func (p *pins) bind(field, dest string, source pinned) {
 	p.binds = append(p.binds, pinnedBind{field: field, dest: path.Clean(dest), source: source})
+}
+
+// readOnly marks the last bind recorded at dest as one that must be
+// mounted read-only: verify refuses the container when it is writable.
+func (p *pins) readOnly(dest string) {
+	dest = path.Clean(dest)
+	for i := len(p.binds) - 1; i >= 0; i-- {
+		if p.binds[i].dest == dest {
+			p.binds[i].ro = true
+			return
+		}
+	}
 }
 
 // verify checks, after runc created the container whose init process is
@@ -116,6 +129,15 @@ func verifyBind(root int, b pinnedBind) error {
 	}
 	if mounted.Dev != checked.Dev || mounted.Ino != checked.Ino {
 		return fmt.Errorf("%s: what is mounted at %s is not the checked source %q (the host path changed while the container was created): refused", b.field, b.dest, b.source.real)
+	}
+	if b.ro {
+		var fs unix.Statfs_t
+		if err := unix.Fstatfs(fd, &fs); err != nil {
+			return fmt.Errorf("%s: failed to verify the bind at %s: %w", b.field, b.dest, err)
+		}
+		if fs.Flags&unix.ST_RDONLY == 0 {
+			return fmt.Errorf("%s: %s is writable in the container, where it must be read-only (another mount covers it): refused", b.field, b.dest)
+		}
 	}
 	return nil
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"sync/atomic"
+	"sync"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/hashicorp/nomad/nomad/structs"
@@ -32,9 +32,18 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 	if timeout == 0 {
 		timeout = st.config.ImagePullTimeout
 	}
-	archive, err := loadPath(cfg, tc.Load)
+	trustRef := ref // trust rules judge the name the job gave
+	archive, err := openLoad(cfg, tc.Load)
 	if err != nil {
 		return nil, image.Info{}, err
+	}
+	defer archive.close()
+	if archive != nil {
+		// a loaded archive is stored under a name of this allocation: no
+		// task can change what another task's reference resolves to
+		if ref, err = loadedName(cfg.AllocID, ref); err != nil {
+			return nil, image.Info{}, fmt.Errorf("image: %w", err)
+		}
 	}
 	st.gc.Use(ref) // a removal pending for this image is off, until the start ends
 	defer func() {
@@ -42,14 +51,17 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 			st.gc.Failed(ref)
 		}
 	}()
-	var verified atomic.Bool
+	var checked verifiedDigest
 	var verify image.VerifyFunc
-	if rule, _ := st.config.Images.Trust.Match(ref); rule.Policy != trust.PolicyOff {
+	if rule, _ := st.config.Images.Trust.Match(trustRef); rule.Policy != trust.PolicyOff {
 		// Under off there is nothing to check: the pull need not resolve
 		// the reference before containerd fetches it.
-		verify = func(ctx context.Context, ref string, dgst digest.Digest) error {
-			verified.Store(true)
-			return d.verifyImage(ctx, st, cfg, ref, dgst)
+		verify = func(ctx context.Context, _ string, dgst digest.Digest) error {
+			if err := d.verifyImage(ctx, st, cfg, trustRef, dgst); err != nil {
+				return err
+			}
+			checked.set(dgst)
+			return nil
 		}
 	}
 	// Every step of getting the image, the local lookup and the trust
@@ -69,16 +81,15 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 		Verify:       verify,
 		VerifyKey:    "trust",
 		Platform:     tc.Platform,
-		Archive:      archive,
+		Archive:      archive.path(),
 	})
 	if err != nil {
 		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
 	}
-	if !verified.Load() {
-		// this task joined a pull another task started and verified: check
-		// (and report) it for this task too, before any container exists
-		if err := d.verifyImage(ctx, st, cfg, ref, img.Target().Digest); err != nil {
-			return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), errors.Is(err, context.DeadlineExceeded))
+	if verify != nil {
+		if err := d.checkVerified(st, cfg, tc, trustRef, ref, img, &checked, timeout); err != nil {
+			// an interrupted check may pass next time; a refusal will not
+			return nil, image.Info{}, structs.NewRecoverableError(err, errors.Is(err, context.DeadlineExceeded))
 		}
 	}
 	dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
@@ -91,24 +102,48 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 	return img, info, nil
 }
 
-// loadPath resolves `load` inside the task directory, through every
-// symlink, and refuses anything that leads out of the allocation.
-func loadPath(cfg *drivers.TaskConfig, load string) (string, error) {
-	if load == "" {
-		return "", nil
+// checkVerified makes sure that the image about to run is the one the
+// trust policy verified. A task that joined a pull another task started
+// and verified has it checked (and reported) for itself. Then the digest
+// the image store holds under the name, and the one about to be used, must
+// both be the verified digest: a concurrent writer of the name cannot slip
+// another image into a verified start.
+func (d *Driver) checkVerified(st state, cfg *drivers.TaskConfig, tc *TaskConfig, trustRef, ref string, img client.Image, checked *verifiedDigest, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
+	defer cancel()
+	want, ok := checked.get()
+	if !ok {
+		want = img.Target().Digest
+		if err := d.verifyImage(ctx, st, cfg, trustRef, want); err != nil {
+			return fmt.Errorf("failed to get image %q: %w", tc.Image, err)
+		}
 	}
-	real, err := filepath.EvalSymlinks(filepath.Join(cfg.TaskDir().Dir, load))
+	stored, err := st.images.StoredDigest(ctx, ref)
 	if err != nil {
-		return "", fmt.Errorf("load: %q cannot be resolved in the task directory: %w", load, err)
+		return fmt.Errorf("failed to get image %q: %w", tc.Image, err)
 	}
-	allocReal, err := filepath.EvalSymlinks(cfg.AllocDir)
-	if err != nil {
-		return "", fmt.Errorf("failed to resolve the allocation directory: %w", err)
+	if got := img.Target().Digest; stored != want || got != want {
+		return fmt.Errorf("image %q: the image store holds %s under %q and the start would use %s, not the verified %s: refused", tc.Image, stored, ref, got, want)
 	}
-	if !isUnder(real, allocReal) {
-		return "", fmt.Errorf("load: %q resolves to %q, outside the allocation directory", load, real)
-	}
-	return real, nil
+	return nil
+}
+
+// verifiedDigest is the digest the trust policy verified for this start.
+type verifiedDigest struct {
+	mu   sync.Mutex
+	dgst digest.Digest
+}
+
+func (v *verifiedDigest) set(d digest.Digest) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.dgst = d
+}
+
+func (v *verifiedDigest) get() (digest.Digest, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.dgst, v.dgst != ""
 }
 
 // verifyImage checks ref's digest under the trust policy and reports the

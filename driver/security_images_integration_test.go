@@ -39,6 +39,21 @@ func testLogFifos(t *testing.T, b *bed) {
 		})
 	}
 
+	// alloc/logs swapped for a symlink to another directory of the
+	// allocation (a sibling's logs) that holds a fifo of the same name: the
+	// last component is a fifo, the directory above it is the symlink
+	t.Run("symlinked directory above the fifo", func(t *testing.T) {
+		task := newTask(t, sh("echo pwned; echo END"))
+		refuse(t, b, "", task, func(task *drivers.TaskConfig) {
+			logDir := task.TaskDir().LogDir
+			other := filepath.Join(task.AllocDir, "db", "logs")
+			must.NoError(t, os.MkdirAll(filepath.Dir(other), 0o755))
+			must.NoError(t, os.Rename(logDir, other))
+			must.NoError(t, os.Symlink("../db/logs", logDir))
+		}, `/alloc/logs/.web.stdout.fifo" is refused: a directory on its path beneath "`)
+		c.check(t)
+	})
+
 	t.Run("alloc/logs cannot be covered", func(t *testing.T) {
 		raw := sh("ln -sf " + c.file + " /alloc/logs/web.stdout.0; echo END")
 		raw.Volumes = []string{"../alloc:/alloc"}

@@ -27,6 +27,8 @@ func TestDriverSecurity(t *testing.T) {
 	b := newBed(t)
 	testbed.LeakCheck(t, b.cd)
 	t.Run("host paths", func(t *testing.T) { testHostPathAttacks(t, b) })
+	t.Run("allocation boundary", func(t *testing.T) { testAllocBoundary(t, b) })
+	t.Run("image store", func(t *testing.T) { testImageStore(t, b) })
 	t.Run("path swapped between check and mount", func(t *testing.T) { testSwapAfterCheck(t, b) })
 	t.Run("namespaces", func(t *testing.T) { testNamespaces(t, b) })
 	t.Run("privileges", func(t *testing.T) { testPrivileges(t, b) })

@@ -61,7 +61,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		}
 	}()
 	td := cfg.TaskDir()
-	mounts, err := nomadMounts(cfg, pinned)
+	mounts, logsMount, err := nomadMounts(cfg, pinned)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,8 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		Cwd:            tc.WorkDir,
 		User:           cfg.User,
 		Hostname:       hostname(cfg, tc),
-		Mounts:         append(mounts, binds...),
+		Mounts:         append(append(mounts, binds...), logsMount),
+		CheckTarget:    bindTargetCheck(tc.Mounts),
 		Capabilities:   caps,
 		Privileged:     tc.Privileged,
 		ReadonlyRootfs: tc.ReadonlyRootfs,

@@ -138,6 +138,7 @@ func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img
 		Spec:        p.spec,
 		StdoutPath:  cfg.StdoutPath,
 		StderrPath:  cfg.StderrPath,
+		LogRoot:     cfg.AllocDir,
 	})
 	if err != nil {
 		err = fmt.Errorf("failed to create container %s: %w", p.containerID, err)

@@ -27,6 +27,10 @@ func TestOpenLogFifos(t *testing.T) {
 	if err := os.Symlink(file, fileLink); err != nil {
 		t.Fatal(err)
 	}
+	dirLink := filepath.Join(t.TempDir(), "logs")
+	if err := os.Symlink(dir, dirLink); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		stdout, stderr string
 		want           string // error
@@ -40,9 +44,10 @@ func TestOpenLogFifos(t *testing.T) {
 		{stdout: fileLink, want: "is not a named pipe (a symlink)"},
 		{stdout: dir, want: "is not a named pipe (a directory)"},
 		{stdout: filepath.Join(dir, "missing"), want: "no such file"},
+		{stdout: filepath.Join(dirLink, "stdout.fifo"), want: "a directory on its path beneath \"/\" is a symlink"},
 	}
 	for _, tc := range cases {
-		l, err := openLogFifos(tc.stdout, tc.stderr)
+		l, err := openLogFifos("", tc.stdout, tc.stderr)
 		if tc.want != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("openLogFifos(%q, %q) = %v, want %q", tc.stdout, tc.stderr, err, tc.want)
@@ -91,7 +96,7 @@ func TestLogFifoSwappedAfterOpen(t *testing.T) {
 	if err := os.WriteFile(canary, []byte("host\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := openLogFifos(fifo, "")
+	l, err := openLogFifos("", fifo, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,9 @@ type ContainerConfig struct {
 	// "" discards that stream.
 	StdoutPath string
 	StderrPath string
+	// LogRoot is the directory the log fifos must lie beneath (Nomad's
+	// allocation directory); no symlink below it is followed. "" is /.
+	LogRoot string
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -80,7 +83,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	if cfg.Image == nil {
 		return nil, errors.New("container image is required")
 	}
-	logs, err := openLogFifos(cfg.StdoutPath, cfg.StderrPath)
+	logs, err := openLogFifos(cfg.LogRoot, cfg.StdoutPath, cfg.StderrPath)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +107,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to build spec: %w", err)
 	}
 	specOpts = append(specOpts, namedUserOpts(*imgConfig, cfg.Spec)...)
+	if cfg.Spec.CheckTarget != nil {
+		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
+	}
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)

@@ -52,6 +52,11 @@ type SpecConfig struct {
 	// Mounts are appended after the default mounts; a mount at the destination
 	// of a default mount replaces it.
 	Mounts []specs.Mount
+	// CheckTarget, when set, is called by Runtime.Create for each mount with
+	// its destination and where that destination resolves inside the image's
+	// root filesystem (through the image's symlinks, as runc will); an error
+	// refuses the container before it exists.
+	CheckTarget func(target, resolved string) error `json:"-"`
 	// Capabilities is the final bounding/effective/permitted set ("CAP_CHOWN"
 	// form). nil keeps containerd's default set. Ignored when Privileged.
 	Capabilities   []string

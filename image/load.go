@@ -12,9 +12,11 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/images/archive"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/hashicorp/go-hclog"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -98,21 +100,26 @@ func (m *Manager) load(ctx context.Context, logger hclog.Logger, ref, path strin
 			logger.Warn("failed to delete load lease", "error", err)
 		}
 	}()
-	rec, err := m.importArchive(ctx, f, ref, pm)
+	index, err := m.importArchive(ctx, f, pm)
 	if err != nil {
 		return nil, fmt.Errorf("failed to import archive: %w", err)
 	}
+	// verified under the trust policy before anything is named
+	if err := verify(ctx, verifyFn, ref, index.Digest); err != nil {
+		return nil, err
+	}
+	rec, created, err := m.nameLoaded(ctx, ref, index)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
-		if retErr != nil {
+		if retErr != nil && created {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 			defer cancel()
 			_ = m.client.ImageService().Delete(dctx, ref)
 		}
 	}()
 	img := client.NewImageWithPlatform(m.client, rec, pm)
-	if err := verify(ctx, verifyFn, ref, img.Target().Digest); err != nil {
-		return nil, err
-	}
 	if err := img.Unpack(ctx, m.cfg.Snapshotter); err != nil {
 		return nil, fmt.Errorf("failed to unpack: %w", err)
 	}
@@ -120,24 +127,54 @@ func (m *Manager) load(ctx context.Context, logger hclog.Logger, ref, path strin
 	return img, nil
 }
 
-// importArchive writes the archive's blobs into the content store and
-// names its index ref, and nothing else: names the archive carries are
-// ignored, so loading never replaces another image.
-func (m *Manager) importArchive(ctx context.Context, r io.Reader, ref string, pm platforms.MatchComparer) (images.Image, error) {
+// importArchive writes the archive's blobs into the content store (held by
+// the caller's lease) and returns its index, naming nothing: names the
+// archive carries are ignored, so loading never replaces another image.
+func (m *Manager) importArchive(ctx context.Context, r io.Reader, pm platforms.MatchComparer) (ocispec.Descriptor, error) {
 	cs := m.client.ContentStore()
 	index, err := archive.ImportIndex(ctx, cs, r)
 	if err != nil {
-		return images.Image{}, err
+		return ocispec.Descriptor{}, err
 	}
 	// label the children so that containerd's GC keeps what the image needs
 	handler := images.SetChildrenLabels(cs, images.FilterPlatforms(images.ChildrenHandler(cs), pm))
 	if err := images.WalkNotEmpty(ctx, handler, index); err != nil {
-		return images.Image{}, err
+		return ocispec.Descriptor{}, err
 	}
+	return index, nil
+}
+
+// ErrNameTaken is returned when a load would store an archive under a
+// name that already holds another digest.
+var ErrNameTaken = errors.New("the name already holds another image")
+
+// nameLoaded stores index under ref, only where ref is free or already
+// holds that very digest: a load never changes what an existing name
+// resolves to. created reports whether the record is new.
+func (m *Manager) nameLoaded(ctx context.Context, ref string, index ocispec.Descriptor) (images.Image, bool, error) {
 	is := m.client.ImageService()
-	rec := images.Image{Name: ref, Target: index}
-	if _, err := is.Update(ctx, rec, "target"); err == nil || !errdefs.IsNotFound(err) {
-		return rec, err
+	rec, err := is.Create(ctx, images.Image{Name: ref, Target: index})
+	if err == nil {
+		return rec, true, nil
 	}
-	return is.Create(ctx, rec)
+	if !errdefs.IsAlreadyExists(err) {
+		return images.Image{}, false, fmt.Errorf("failed to name the loaded image: %w", err)
+	}
+	cur, err := is.Get(ctx, ref)
+	if err != nil {
+		return images.Image{}, false, fmt.Errorf("failed to read image %q: %w", ref, err)
+	}
+	if cur.Target.Digest != index.Digest {
+		return images.Image{}, false, fmt.Errorf("%w: %q holds %s, the archive is %s: refused, a load never replaces an image", ErrNameTaken, ref, cur.Target.Digest, index.Digest)
+	}
+	return cur, false, nil
+}
+
+// StoredDigest returns the digest the image store holds under ref now.
+func (m *Manager) StoredDigest(ctx context.Context, ref string) (digest.Digest, error) {
+	rec, err := m.client.ImageService().Get(namespaces.WithNamespace(ctx, m.namespace), ref)
+	if err != nil {
+		return "", fmt.Errorf("failed to read image %q: %w", ref, err)
+	}
+	return rec.Target.Digest, nil
 }
