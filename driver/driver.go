@@ -64,6 +64,10 @@ type Driver struct {
 	// afterImage, when set, runs in every start between getting the image
 	// and making the network and container; tests hold a start there.
 	afterImage func(*drivers.TaskConfig)
+	// afterVerify, when set, runs in a verified start after the image was
+	// pulled and its signature verified and before the driver checks what
+	// the image store holds under the name; tests write the name there.
+	afterVerify func(*drivers.TaskConfig)
 
 	mu          sync.RWMutex // guards the fields below, set by SetConfig
 	config      *Config

@@ -87,6 +87,9 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
 	}
 	if verify != nil {
+		if d.afterVerify != nil {
+			d.afterVerify(cfg)
+		}
 		if err := d.checkVerified(st, cfg, tc, trustRef, ref, img, &checked, timeout); err != nil {
 			// an interrupted check may pass next time; a refusal will not
 			return nil, image.Info{}, structs.NewRecoverableError(err, errors.Is(err, context.DeadlineExceeded))
