@@ -108,6 +108,8 @@ if [ -n "$CNI_BRIDGE" ] && ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
   echo "demo-stop: deleting the bridge $CNI_BRIDGE"
   ip link del "$CNI_BRIDGE"
 fi
+# host-local's address records of the demo's network (named like its bridge)
+[ -n "$CNI_BRIDGE" ] && rm -rf "/var/lib/cni/networks/$CNI_BRIDGE"
 
 # unmount, deepest first, what is left under the demo's dirs
 dirs=("$work")
