@@ -11,7 +11,8 @@
 #     }
 #   }
 #
-# The task reports what it holds, then serves /local/www on its port.
+# The task reports what it holds, then serves /local/www on its port, on
+# the driver's bridge network (the default).
 variable "image" {
   type    = string
   default = "docker.io/library/busybox:1.36"
@@ -27,7 +28,9 @@ job "hardened" {
 
   group "web" {
     network {
-      port "http" {}
+      port "http" {
+        to = 8080
+      }
     }
 
     task "web" {
@@ -36,7 +39,8 @@ job "hardened" {
       config {
         image             = var.image
         command           = "sh"
-        args              = ["-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>/dev/null || echo rootfs read-only; mkfifo /local/fifo || true; exec httpd -f -p $NOMAD_PORT_http -h /local/www"]
+        args              = ["-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>/dev/null || echo rootfs read-only; mkfifo /local/fifo || true; exec httpd -f -p 8080 -h /local/www"]
+        ports             = ["http"]
         readonly_rootfs   = true
         no_new_privileges = true
         cap_drop          = ["all"]
