@@ -207,30 +207,38 @@ func (c *Containerd) Restart() error {
 }
 
 func (c *Containerd) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for time.Now().Before(deadline) {
+	exited := false
+	ready := Poll(timeout, 50*time.Millisecond, func() bool {
 		if c.proc.exited() {
-			return fmt.Errorf("containerd (pid %d) exited", c.PID)
+			exited = true
+			return true
 		}
-		if _, err := os.Stat(c.Address); err == nil {
-			cl, err := client.New(c.Address, client.WithDefaultNamespace(c.Namespace),
-				client.WithTimeout(2*time.Second))
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				ok, err := cl.IsServing(ctx)
-				cancel()
-				if ok && err == nil {
-					c.Client = cl
-					return nil
-				}
-				last = err
-				cl.Close()
-			} else {
-				last = err
-			}
+		if _, err := os.Stat(c.Address); err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		cl, err := client.New(c.Address, client.WithDefaultNamespace(c.Namespace),
+			client.WithTimeout(2*time.Second))
+		if err != nil {
+			last = err
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ok, err := cl.IsServing(ctx)
+		cancel()
+		if ok && err == nil {
+			c.Client = cl
+			return true
+		}
+		last = err
+		cl.Close()
+		return false
+	})
+	switch {
+	case exited:
+		return fmt.Errorf("containerd (pid %d) exited", c.PID)
+	case ready:
+		return nil
 	}
 	return fmt.Errorf("no answer on %s within %s: %v", c.Address, timeout, last)
 }
