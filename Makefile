@@ -8,7 +8,7 @@ BIN     := bin/nomad-driver-containerd
 export PATH := $(CURDIR)/.deps/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build unit fuzz integration e2e test soak check licenses demo demo-stop dist bench
+.PHONY: help deps build unit dist-test fuzz integration e2e test soak check licenses demo demo-stop dist bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,8 +31,11 @@ licenses: ## licence gate: every module compiled into the plugin, its tests and 
 	$(GO) run ./hack/licenses -tags integration -tags e2e -tags bench
 	$(GO) run ./hack/licenses -tools hack/versions.env
 
-unit: ## unit tests: no root, no daemons
-	$(GO) test -count=1 ./...
+unit: ## unit tests: no root, no daemons (-short: the release build test runs in dist-test)
+	$(GO) test -count=1 -short ./...
+
+dist-test: ## release test: builds the release archives twice and checks they are reproducible
+	$(GO) test -count=1 -timeout 30m -run '^TestDist$$' -v .
 
 FUZZTIME ?= 3s
 fuzz: ## a short run (FUZZTIME each) of every fuzz target: task config, volumes, devices, port maps, image references
@@ -50,7 +53,7 @@ integration: deps ## driver, executor, image and test bed against a hermetic con
 e2e: deps build ## example jobs on a real Nomad agent with the plugin (root)
 	$(GO) test -count=1 -p 1 -timeout 30m -tags e2e ./e2e/...
 
-test: check licenses unit fuzz integration e2e ## everything CI runs
+test: check licenses unit dist-test fuzz integration e2e ## everything CI runs
 
 soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and stopped, then leak, goroutine and memory checks (root)
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \

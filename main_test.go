@@ -42,9 +42,12 @@ func TestBuiltVersion(t *testing.T) {
 // TestDist builds the release archives twice and checks that they are
 // byte-for-byte the same, that SHA256SUMS lists them, and that the amd64
 // binary reports the version it was built with.
+//
+// It takes minutes, so `make unit` runs with -short and skips it; `make
+// dist-test` (part of `make test`, hence of CI) runs it on its own.
 func TestDist(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds two release archives twice")
+		t.Skip("builds the release archives twice; run by `make dist-test`")
 	}
 	const version = "1.2.3-test"
 	var sums [2]string

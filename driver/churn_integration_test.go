@@ -162,18 +162,16 @@ func TestChurn(t *testing.T) {
 	took := time.Since(began)
 
 	// shims and watchers end asynchronously
-	after := measure(t)
-	for deadline := time.Now().Add(15 * time.Second); after.goroutines > before.goroutines+goroutineBand && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
+	var after usage
+	testbed.Poll(15*time.Second, 200*time.Millisecond, func() bool {
 		after = measure(t)
-	}
+		return after.goroutines <= before.goroutines+goroutineBand
+	})
 	var left []string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testbed.Poll(10*time.Second, 200*time.Millisecond, func() bool {
 		left = testbed.Leaks(nb.cd.Context(), nb.cd)
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return len(left) == 0
+	})
 	leaksFound += len(left)
 	must.SliceEmpty(t, left, must.Sprint("left in containerd"))
 	checkNet("the churn")

@@ -146,13 +146,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // waitFor waits up to timeout for cond.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testbed.Eventually(t, timeout, what, cond)
 }
 
 // containerExists asks containerd directly whether the container exists.

@@ -117,16 +117,12 @@ func (c *cluster) node(t *testing.T, id string) *clusterNode {
 // done), until timeout, then fails with what was missing last.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		missing := cond()
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, missing)
-		}
-		time.Sleep(250 * time.Millisecond)
+	var missing string
+	if !testbed.Poll(timeout, 250*time.Millisecond, func() bool {
+		missing = cond()
+		return missing == ""
+	}) {
+		t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, missing)
 	}
 }
 
@@ -141,12 +137,14 @@ func (c *cluster) runJob(t *testing.T) {
 	t.Cleanup(func() {
 		jobs := c.api().Jobs()
 		if _, _, err := jobs.Deregister(clusterJob, false, nil); err == nil {
-			deadline := time.Now().Add(time.Minute)
-			for _, n := range c.nodes {
-				for len(n.leftovers()) > 0 && time.Now().Before(deadline) {
-					time.Sleep(250 * time.Millisecond)
+			testbed.Poll(time.Minute, 250*time.Millisecond, func() bool {
+				for _, n := range c.nodes {
+					if len(n.leftovers()) > 0 {
+						return false
+					}
 				}
-			}
+				return true
+			})
 		}
 		_, _, _ = jobs.Deregister(clusterJob, true, nil)
 	})

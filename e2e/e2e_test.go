@@ -100,16 +100,16 @@ func (e *env) purge(t *testing.T, jobID string) {
 		return // purged already
 	}
 	_, _, _ = cl.Jobs().Deregister(jobID, true, nil)
-	deadline := time.Now().Add(time.Minute)
-	for _, a := range allocs {
-		for time.Now().Before(deadline) {
-			info, _, err := cl.Allocations().Info(a.ID, nil)
-			if err != nil || info.ClientTerminalStatus() {
-				break
+	testbed.Poll(time.Minute, 250*time.Millisecond, func() bool {
+		for len(allocs) > 0 {
+			info, _, err := cl.Allocations().Info(allocs[0].ID, nil)
+			if err == nil && !info.ClientTerminalStatus() {
+				return false
 			}
-			time.Sleep(250 * time.Millisecond)
+			allocs = allocs[1:]
 		}
-	}
+		return true
+	})
 }
 
 // stopJob stops and purges a job and waits until none of its allocations
@@ -134,24 +134,26 @@ func (e *env) stopJob(t *testing.T, jobID string) {
 func (e *env) alloc(t *testing.T, jobID, status string) *api.Allocation {
 	t.Helper()
 	cl := e.nomad.API()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
+	var a *api.Allocation
+	found := testbed.Poll(2*time.Minute, 250*time.Millisecond, func() bool {
 		stubs, _, err := cl.Jobs().Allocations(jobID, true, nil)
 		must.NoError(t, err)
 		for _, s := range stubs {
 			if s.ClientStatus == status {
-				a, _, err := cl.Allocations().Info(s.ID, nil)
+				a, _, err = cl.Allocations().Info(s.ID, nil)
 				must.NoError(t, err)
-				return a
+				return true
 			}
 			if s.ClientStatus == "failed" && status != "failed" {
 				t.Fatalf("allocation %s failed: %s", s.ID, e.cli(t, "alloc", "status", s.ID))
 			}
 		}
-		time.Sleep(250 * time.Millisecond)
+		return false
+	})
+	if !found {
+		t.Fatalf("job %s has no %s allocation:\n%s", jobID, status, e.cli(t, "job", "status", jobID))
 	}
-	t.Fatalf("job %s has no %s allocation:\n%s", jobID, status, e.cli(t, "job", "status", jobID))
-	return nil
+	return a
 }
 
 // taskPID asks containerd for the PID of a task's container.
@@ -174,13 +176,7 @@ func until(t *testing.T, what string, cond func() bool) {
 // untilWithin retries cond for up to timeout.
 func untilWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testbed.Eventually(t, timeout, what, cond)
 }
 
 func TestExampleJobs(t *testing.T) {

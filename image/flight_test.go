@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 func TestFlightSharesOneCall(t *testing.T) {
@@ -194,11 +196,7 @@ func waiters[T any](g *flightGroup[T], key string) int {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
+	if !testbed.Poll(5*time.Second, time.Millisecond, cond) {
+		t.Fatal("condition not met within 5s")
 	}
 }

@@ -143,9 +143,7 @@ func requireImage(ctx context.Context, t *testing.T, cd *testbed.Containerd, ref
 // waitLog waits for a log line with message msg and the fields kv.
 func waitLog(t *testing.T, log *syncBuffer, msg string, kv ...string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !log.has(msg, kv...); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q line with %q in the log:\n%s", msg, kv, log)
-		}
+	if !testbed.Poll(10*time.Second, 20*time.Millisecond, func() bool { return log.has(msg, kv...) }) {
+		t.Fatalf("no %q line with %q in the log:\n%s", msg, kv, log)
 	}
 }

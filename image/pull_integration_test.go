@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 func TestEnsureConcurrentCallersShareOnePull(t *testing.T) {
@@ -234,11 +235,7 @@ func TestEnsureCredentials(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testbed.Poll(30*time.Second, 10*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting until %s", what)
 	}
 }

@@ -70,12 +70,11 @@ func LeakCheck(t testing.TB, cd *Containerd) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		deadline := time.Now().Add(10 * time.Second)
-		leaks := Leaks(ctx, cd)
-		for len(leaks) > 0 && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
+		var leaks []string
+		Poll(10*time.Second, 100*time.Millisecond, func() bool {
 			leaks = Leaks(ctx, cd)
-		}
+			return len(leaks) == 0
+		})
 		if len(leaks) > 0 {
 			t.Errorf("testbed: leaked in containerd namespace %q:\n  %s", cd.Namespace, strings.Join(leaks, "\n  "))
 		}

@@ -233,12 +233,14 @@ func killPIDs(pids []int) {
 	for _, p := range pids {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for _, p := range pids {
-		for alive(p) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	Poll(5*time.Second, 20*time.Millisecond, func() bool {
+		for _, p := range pids {
+			if alive(p) {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
 
 // mountsUnder lists mount points at or below dir, deepest first.

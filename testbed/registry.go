@@ -137,19 +137,24 @@ func LaunchRegistry(o LaunchOptions, ro RegistryOptions) (_ *Registry, err error
 func (r *Registry) waitReady(timeout time.Duration) error {
 	hc := r.HTTPClient()
 	hc.Timeout = time.Second
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	exited := false
+	ready := Poll(timeout, 50*time.Millisecond, func() bool {
 		if r.proc.exited() {
-			return fmt.Errorf("docker-registry (pid %d) exited", r.PID)
+			exited = true
+			return true
 		}
 		resp, err := hc.Get(r.URL() + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
+	})
+	switch {
+	case exited:
+		return fmt.Errorf("docker-registry (pid %d) exited", r.PID)
+	case ready:
+		return nil
 	}
 	return fmt.Errorf("no answer on %s within %s", r.URL(), timeout)
 }
