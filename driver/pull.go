@@ -20,7 +20,7 @@ import (
 // force_pull), bounded by image_pull_timeout and the plugin's
 // pull_activity_timeout, verifies its signatures under the plugin's trust
 // policy before the image is used, and records its digest.
-func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
+func (d *Driver) pullImage(st *state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
 	ref, err := image.Normalize(tc.Image)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("image: %w", err)
@@ -111,7 +111,7 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 // the image store holds under the name, and the one about to be used, must
 // both be the verified digest: a concurrent writer of the name cannot slip
 // another image into a verified start.
-func (d *Driver) checkVerified(st state, cfg *drivers.TaskConfig, tc *TaskConfig, trustRef, ref string, img client.Image, checked *verifiedDigest, timeout time.Duration) error {
+func (d *Driver) checkVerified(st *state, cfg *drivers.TaskConfig, tc *TaskConfig, trustRef, ref string, img client.Image, checked *verifiedDigest, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
 	want, ok := checked.get()
@@ -151,7 +151,7 @@ func (v *verifiedDigest) get() (digest.Digest, bool) {
 
 // verifyImage checks ref's digest under the trust policy and reports the
 // outcome as a task event; only an enforce failure is an error.
-func (d *Driver) verifyImage(ctx context.Context, st state, cfg *drivers.TaskConfig, ref string, dgst digest.Digest) error {
+func (d *Driver) verifyImage(ctx context.Context, st *state, cfg *drivers.TaskConfig, ref string, dgst digest.Digest) error {
 	res, err := st.verifier.Verify(ctx, ref, dgst)
 	if err != nil {
 		return err
