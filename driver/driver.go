@@ -65,8 +65,9 @@ type Driver struct {
 	// and making the network and container; tests hold a start there.
 	afterImage func(*drivers.TaskConfig)
 	// afterVerify, when set, runs in a verified start after the image was
-	// pulled and its signature verified and before the driver checks what
-	// the image store holds under the name; tests write the name there.
+	// pulled and its signature verified and before image.Ensure checks what
+	// the image store holds under the name (Request.AfterVerify); tests
+	// write the name there.
 	afterVerify func(*drivers.TaskConfig)
 
 	mu sync.RWMutex // guards st

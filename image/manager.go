@@ -45,6 +45,8 @@ const (
 	cleanupTimeout = 30 * time.Second
 	// configCacheSize bounds the image configs a Manager remembers.
 	configCacheSize = 256
+	// describeTimeout bounds reading the config of an image Ensure got.
+	describeTimeout = 30 * time.Second
 )
 
 // Config is the plugin-level image configuration.
@@ -116,6 +118,20 @@ type Request struct {
 	// image from (docker's `load`) instead of pulling it; the image is
 	// stored under Ref.
 	Archive string
+	// AfterVerify, when set with Verify, runs once the image is got and
+	// verified, before Ensure reads what the store holds under the name;
+	// tests write the name there.
+	AfterVerify func()
+}
+
+// Ensured is what Ensure hands back for a request.
+type Ensured struct {
+	Image client.Image
+	// Verified is the digest the request's Verify accepted, which the
+	// store held under the name when Ensure returned; "" without Verify.
+	Verified digest.Digest
+	// Info describes the image for the request's platform.
+	Info Info
 }
 
 // Manager hands out images from one containerd namespace.
@@ -163,38 +179,79 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 	}
 }
 
-// Ensure returns the image req.Ref names. Unless req.ForcePull, an image that
+// Ensure returns the image req.Ref names, with the digest req.Verify
+// accepted and the image's description. Unless req.ForcePull, an image that
 // is already in the store and unpacked for the snapshotter is returned with
 // no registry round trip; otherwise it is pulled and unpacked. Concurrent
-// calls for the same reference share one pull; ctx bounds only this caller's
-// wait.
-func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error) {
-	img, err := m.ensure(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	pm, _ := m.platformMatcher(req.Platform)
-	if err := checkPlatform(namespaces.WithNamespace(ctx, m.namespace), img, req.Platform, pm); err != nil {
-		return nil, err
-	}
-	return img, nil
-}
-
-func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error) {
+// calls for the same reference share one pull; getting the image, the local
+// lookup and the check of a request's Verify included, ends with the pull
+// timeout, and ctx bounds only this caller's wait.
+//
+// With req.Verify, a request that joined a pull another request verified
+// has the image verified for itself, and the image is returned only while
+// the store holds the verified digest under the name (ErrStoreChanged when
+// another writer changed it meanwhile).
+func (m *Manager) Ensure(ctx context.Context, req Request) (Ensured, error) {
 	ref, err := Normalize(req.Ref)
 	if err != nil {
-		return nil, err
+		return Ensured{}, err
 	}
+	pm, err := m.platformMatcher(req.Platform)
+	if err != nil {
+		return Ensured{}, err
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = m.cfg.PullTimeout
+	}
+	ctx = namespaces.WithNamespace(ctx, m.namespace)
+
+	var checked verifiedDigest
+	if fn := req.Verify; fn != nil {
+		req.Verify = func(ctx context.Context, ref string, dgst digest.Digest) error {
+			if err := fn(ctx, ref, dgst); err != nil {
+				return err
+			}
+			checked.set(dgst)
+			return nil
+		}
+	}
+	gctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	img, err := m.ensure(gctx, req, ref, pm, timeout)
+	if err != nil {
+		return Ensured{}, err
+	}
+	if err := checkPlatform(gctx, img, req.Platform, pm); err != nil {
+		return Ensured{}, err
+	}
+
+	var verified digest.Digest
+	if req.Verify != nil {
+		if req.AfterVerify != nil {
+			req.AfterVerify()
+		}
+		vctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if verified, err = m.checkVerified(vctx, req.Verify, ref, img, &checked); err != nil {
+			return Ensured{}, err
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	defer cancel()
+	info, err := m.Describe(dctx, img, req.Platform)
+	if err != nil {
+		return Ensured{}, tagged{fmt.Errorf("failed to read image %q: %w", ref, err), ErrConfigUnreadable}
+	}
+	return Ensured{Image: img, Verified: verified, Info: info}, nil
+}
+
+func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platforms.MatchComparer, timeout time.Duration) (client.Image, error) {
 	host, pin, err := splitRef(ref)
 	if err != nil {
 		return nil, err
 	}
-	ctx = namespaces.WithNamespace(ctx, m.namespace)
 	logger := m.logger.With("image", ref)
-	pm, err := m.platformMatcher(req.Platform)
-	if err != nil {
-		return nil, err
-	}
 
 	if !req.ForcePull {
 		img, err := m.local(ctx, ref, pin, pm)
@@ -210,10 +267,6 @@ func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error)
 		}
 	}
 
-	timeout := req.Timeout
-	if timeout <= 0 {
-		timeout = m.cfg.PullTimeout
-	}
 	if req.Archive != "" {
 		return m.loadShared(ctx, logger, req, ref, pm, timeout)
 	}
