@@ -216,13 +216,14 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (Ensured, error) {
 			return nil
 		}
 	}
-	gctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	img, err := m.ensure(gctx, req, ref, pm, timeout)
+	deadline := time.Now().Add(timeout)
+	img, err := m.ensure(ctx, req, ref, pm, deadline)
 	if err != nil {
 		return Ensured{}, err
 	}
-	if err := checkPlatform(gctx, img, req.Platform, pm); err != nil {
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := checkPlatform(pctx, img, req.Platform, pm); err != nil {
 		return Ensured{}, err
 	}
 
@@ -246,7 +247,10 @@ func (m *Manager) Ensure(ctx context.Context, req Request) (Ensured, error) {
 	return Ensured{Image: img, Verified: verified, Info: info}, nil
 }
 
-func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platforms.MatchComparer, timeout time.Duration) (client.Image, error) {
+// ensure gets the image: the local lookup and its verification end by
+// deadline, and so does a pull this call starts; ctx bounds the wait on a
+// pull, which ends by deadline for a call that joined another's.
+func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platforms.MatchComparer, deadline time.Time) (client.Image, error) {
 	host, pin, err := splitRef(ref)
 	if err != nil {
 		return nil, err
@@ -254,17 +258,14 @@ func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platfo
 	logger := m.logger.With("image", ref)
 
 	if !req.ForcePull {
-		img, err := m.local(ctx, ref, pin, pm)
-		if err != nil {
-			return nil, fmt.Errorf("failed to look up image %q: %w", ref, err)
+		img, err := m.ensureLocal(ctx, logger, req, ref, pin, pm, deadline)
+		if err != nil || img != nil {
+			return img, err
 		}
-		if img != nil {
-			logger.Debug("image found locally", "digest", img.Target().Digest)
-			if err := verify(ctx, req.Verify, ref, img.Target().Digest); err != nil {
-				return nil, err
-			}
-			return img, nil
-		}
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return nil, fmt.Errorf("failed to pull image %q: %w", ref, context.DeadlineExceeded)
 	}
 
 	if req.Archive != "" {
@@ -288,6 +289,25 @@ func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platfo
 	}
 	if shared {
 		logger.Debug("joined pull started by another task", "digest", img.Target().Digest)
+	}
+	return img, nil
+}
+
+// ensureLocal returns the image when it is in the store, unpacked and
+// verified, nil when it is not there.
+func (m *Manager) ensureLocal(ctx context.Context, logger hclog.Logger, req Request, ref string, pin digest.Digest, pm platforms.MatchComparer, deadline time.Time) (client.Image, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	img, err := m.local(ctx, ref, pin, pm)
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up image %q: %w", ref, err)
+	}
+	if img == nil {
+		return nil, nil
+	}
+	logger.Debug("image found locally", "digest", img.Target().Digest)
+	if err := verify(ctx, req.Verify, ref, img.Target().Digest); err != nil {
+		return nil, err
 	}
 	return img, nil
 }
