@@ -51,6 +51,7 @@ func (d *Driver) pullImage(st *state, cfg *drivers.TaskConfig, tc *TaskConfig) (
 	}()
 	req := image.Request{
 		Ref:          ref,
+		Normalized:   true, // by Normalize or loadedName
 		ForcePull:    tc.ForcePull,
 		Auth:         tc.Auth,
 		AuthSoftFail: tc.AuthSoftFail,

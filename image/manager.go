@@ -84,8 +84,11 @@ type Auth struct {
 
 // Request asks for one image.
 type Request struct {
-	Ref       string
-	ForcePull bool
+	Ref string
+	// Normalized says that Ref is already what Normalize makes of it, as
+	// when the caller normalized it to judge it: Ensure takes it as is.
+	Normalized bool
+	ForcePull  bool
 	// Auth holds task-level credentials. When set they are the only ones
 	// used; when nil, plugin-level credentials (Config.AuthHelper, then
 	// Config.AuthConfig) are looked up for the image's registry, and
@@ -192,9 +195,12 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 // the store holds the verified digest under the name (ErrStoreChanged when
 // another writer changed it meanwhile).
 func (m *Manager) Ensure(ctx context.Context, req Request) (Ensured, error) {
-	ref, err := Normalize(req.Ref)
-	if err != nil {
-		return Ensured{}, err
+	ref := req.Ref
+	if !req.Normalized {
+		var err error
+		if ref, err = Normalize(req.Ref); err != nil {
+			return Ensured{}, err
+		}
 	}
 	pm, err := m.platformMatcher(req.Platform)
 	if err != nil {
