@@ -65,20 +65,14 @@ type Driver struct {
 	// and making the network and container; tests hold a start there.
 	afterImage func(*drivers.TaskConfig)
 	// afterVerify, when set, runs in a verified start after the image was
-	// pulled and its signature verified and before the driver checks what
-	// the image store holds under the name; tests write the name there.
+	// pulled and its signature verified and before image.Ensure checks what
+	// the image store holds under the name (Request.AfterVerify); tests
+	// write the name there.
 	afterVerify func(*drivers.TaskConfig)
 
-	mu          sync.RWMutex // guards the fields below, set by SetConfig
-	config      *Config
-	nomadConfig *base.ClientDriverConfig
-	client      *client.Client
-	images      *image.Manager
-	runtime     *executor.Runtime
-	networks    *network.Manager
-	verifier    *trust.Verifier
-	gc          *image.GC
-	reconciler  *reconciler // nil with gc.container = false
+	mu sync.RWMutex // guards st
+	// st is what the last SetConfig established; nil before the first.
+	st *state
 }
 
 // New returns the plugin; main passes it to plugins.Serve.
@@ -147,67 +141,79 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return fmt.Errorf("invalid plugin config: %w", err)
 	}
 
-	gc := image.NewGC(c, conf.Namespace, conf.Images.GC, d.logger)
+	st := &state{
+		config:   conf,
+		client:   c,
+		images:   images,
+		runtime:  executor.New(c, conf.Namespace, d.logger),
+		networks: networks,
+		verifier: verifier,
+		gc:       image.NewGC(c, conf.Namespace, conf.Images.GC, d.logger),
+	}
+	if cfg.AgentConfig != nil {
+		st.nomadConfig = cfg.AgentConfig.Driver
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.reconciler != nil {
-		d.reconciler.stop()
-		d.reconciler = nil
+	if d.st != nil {
+		if st.nomadConfig == nil {
+			st.nomadConfig = d.st.nomadConfig
+		}
+		d.st.close()
 	}
-	if d.client != nil {
-		_ = d.client.Close()
-	}
-	if d.gc != nil {
-		d.gc.Stop()
-	}
-	d.gc = gc
 	// removals that were pending when the plugin stopped are armed again
 	go func() {
 		ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 		defer cancel()
-		if err := gc.Rescan(ctx); err != nil {
+		if err := st.gc.Rescan(ctx); err != nil {
 			d.logger.Warn("failed to rescan images for gc", "error", err)
 		}
 	}()
-	d.config = conf
-	d.client = c
-	d.images = images
-	d.runtime = executor.New(c, conf.Namespace, d.logger)
-	d.networks = networks
-	d.verifier = verifier
 	initCompute(d.logger)
-	if cfg.AgentConfig != nil {
-		d.nomadConfig = cfg.AgentConfig.Driver
-	}
 	if conf.Containers.Enabled {
-		d.reconciler = d.startReconciler(d.stateLocked())
+		st.reconciler = d.startReconciler(st)
 	}
+	d.st = st
 	return nil
 }
 
-// state is a consistent snapshot of what SetConfig established.
+// state is what one SetConfig established: the config, the containerd
+// connection and what works through it. SetConfig replaces it as a whole;
+// a start keeps the one it began with.
 type state struct {
-	config   *Config
-	client   *client.Client
-	images   *image.Manager
-	runtime  *executor.Runtime
-	networks *network.Manager
-	verifier *trust.Verifier
-	gc       *image.GC
+	config      *Config
+	nomadConfig *base.ClientDriverConfig
+	client      *client.Client
+	images      *image.Manager
+	runtime     *executor.Runtime
+	networks    *network.Manager
+	verifier    *trust.Verifier
+	gc          *image.GC
+	reconciler  *reconciler // nil with gc.container = false
+
+	closeOnce sync.Once
 }
 
-func (d *Driver) current() (state, error) {
+// close stops the reconciler and the GC and closes the containerd
+// connection. Running tasks are untouched.
+func (s *state) close() {
+	s.closeOnce.Do(func() {
+		if s.reconciler != nil {
+			s.reconciler.stop()
+		}
+		s.gc.Stop()
+		_ = s.client.Close()
+	})
+}
+
+func (d *Driver) current() (*state, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.config == nil {
-		return state{}, fmt.Errorf("driver is not configured yet")
+	if d.st == nil {
+		return nil, fmt.Errorf("driver is not configured yet")
 	}
-	return d.stateLocked(), nil
-}
-
-func (d *Driver) stateLocked() state {
-	return state{d.config, d.client, d.images, d.runtime, d.networks, d.verifier, d.gc}
+	return d.st, nil
 }
 
 // TaskEvents streams the driver's task events to Nomad.
@@ -235,15 +241,7 @@ func (d *Driver) Shutdown() {
 	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.reconciler != nil {
-		d.reconciler.stop()
-		d.reconciler = nil
-	}
-	if d.gc != nil {
-		d.gc.Stop()
-	}
-	if d.client != nil {
-		_ = d.client.Close()
-		d.client = nil
+	if d.st != nil {
+		d.st.close()
 	}
 }

@@ -15,7 +15,7 @@ import (
 // network. A container with that ID that carries other labels, or that
 // another task of this plugin holds, is left alone and the start fails
 // with a recoverable error.
-func (d *Driver) removeLeftover(st state, cfg *drivers.TaskConfig, p *plan) error {
+func (d *Driver) removeLeftover(st *state, cfg *drivers.TaskConfig, p *plan) error {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout+networkTimeout)
 	defer cancel()
 	ctrs, err := st.runtime.Containers(ctx, "id=="+p.containerID)

@@ -41,7 +41,7 @@ func (u *usedNamespaces) list(current string) []string {
 
 // runtimeIn is st's runtime for containerd namespace ns; "" is the
 // configured namespace (task states written before it was saved).
-func (d *Driver) runtimeIn(st state, ns string) *executor.Runtime {
+func (d *Driver) runtimeIn(st *state, ns string) *executor.Runtime {
 	if ns == "" || ns == st.config.Namespace {
 		return st.runtime
 	}
@@ -51,6 +51,6 @@ func (d *Driver) runtimeIn(st state, ns string) *executor.Runtime {
 
 // inConfiguredNamespace reports whether ns is the namespace the image
 // manager and image GC of st work in ("" is).
-func inConfiguredNamespace(st state, ns string) bool {
+func inConfiguredNamespace(st *state, ns string) bool {
 	return ns == "" || ns == st.config.Namespace
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/hashicorp/nomad/nomad/structs"
@@ -20,7 +18,7 @@ import (
 // force_pull), bounded by image_pull_timeout and the plugin's
 // pull_activity_timeout, verifies its signatures under the plugin's trust
 // policy before the image is used, and records its digest.
-func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
+func (d *Driver) pullImage(st *state, cfg *drivers.TaskConfig, tc *TaskConfig) (_ client.Image, _ image.Info, err error) {
 	ref, err := image.Normalize(tc.Image)
 	if err != nil {
 		return nil, image.Info{}, fmt.Errorf("image: %w", err)
@@ -51,107 +49,50 @@ func (d *Driver) pullImage(st state, cfg *drivers.TaskConfig, tc *TaskConfig) (_
 			st.gc.Failed(ref)
 		}
 	}()
-	var checked verifiedDigest
-	var verify image.VerifyFunc
-	if rule, _ := st.config.Images.Trust.Match(trustRef); rule.Policy != trust.PolicyOff {
-		// Under off there is nothing to check: the pull need not resolve
-		// the reference before containerd fetches it.
-		verify = func(ctx context.Context, _ string, dgst digest.Digest) error {
-			if err := d.verifyImage(ctx, st, cfg, trustRef, dgst); err != nil {
-				return err
-			}
-			checked.set(dgst)
-			return nil
-		}
-	}
-	// Every step of getting the image, the local lookup and the trust
-	// check included, ends with the pull timeout: a registry that accepts
-	// connections and never answers fails the start rather than hanging it.
-	// A task that joins another's pull waits at most this long and leaves
-	// that pull running for the others.
-	ctx, cancel := context.WithTimeout(d.ctx, timeout)
-	defer cancel()
-	img, err := st.images.Ensure(ctx, image.Request{
+	req := image.Request{
 		Ref:          ref,
+		Normalized:   true, // by Normalize or loadedName
 		ForcePull:    tc.ForcePull,
 		Auth:         tc.Auth,
 		AuthSoftFail: tc.AuthSoftFail,
-		Timeout:      timeout,
-		Progress:     func(p image.Progress) { d.emit(cfg, progressMessage(ref, p), nil) },
-		Verify:       verify,
-		VerifyKey:    "trust",
-		Platform:     tc.Platform,
-		Archive:      archive.path(),
-	})
-	if err != nil {
+		// Every step of getting the image, the local lookup and the trust
+		// check included, ends with the pull timeout: a registry that
+		// accepts connections and never answers fails the start rather
+		// than hanging it. A task that joins another's pull waits at most
+		// this long and leaves that pull running for the others.
+		Timeout:  timeout,
+		Progress: func(p image.Progress) { d.emit(cfg, progressMessage(ref, p), nil) },
+		Platform: tc.Platform,
+		Archive:  archive.path(),
+	}
+	if rule, _ := st.config.Images.Trust.Match(trustRef); rule.Policy != trust.PolicyOff {
+		// Under off there is nothing to check: the pull need not resolve
+		// the reference before containerd fetches it.
+		req.Verify = func(ctx context.Context, _ string, dgst digest.Digest) error {
+			return d.verifyImage(ctx, st, cfg, trustRef, dgst)
+		}
+		req.VerifyKey = "trust"
+		if d.afterVerify != nil {
+			req.AfterVerify = func() { d.afterVerify(cfg) }
+		}
+	}
+	res, err := st.images.Ensure(d.ctx, req)
+	switch {
+	case errors.Is(err, image.ErrStoreChanged):
+		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("image %q: %w", tc.Image, err), false)
+	case errors.Is(err, image.ErrConfigUnreadable):
+		return nil, image.Info{}, err
+	case err != nil:
 		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
 	}
-	if verify != nil {
-		if d.afterVerify != nil {
-			d.afterVerify(cfg)
-		}
-		if err := d.checkVerified(st, cfg, tc, trustRef, ref, img, &checked, timeout); err != nil {
-			// an interrupted check may pass next time; a refusal will not
-			return nil, image.Info{}, structs.NewRecoverableError(err, errors.Is(err, context.DeadlineExceeded))
-		}
-	}
-	dctx, dcancel := context.WithTimeout(d.ctx, callTimeout)
-	defer dcancel()
-	info, err := st.images.Describe(dctx, img, tc.Platform)
-	if err != nil {
-		return nil, image.Info{}, fmt.Errorf("failed to read image %q: %w", ref, err)
-	}
+	info := res.Info
 	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
-	return img, info, nil
-}
-
-// checkVerified makes sure that the image about to run is the one the
-// trust policy verified. A task that joined a pull another task started
-// and verified has it checked (and reported) for itself. Then the digest
-// the image store holds under the name, and the one about to be used, must
-// both be the verified digest: a concurrent writer of the name cannot slip
-// another image into a verified start.
-func (d *Driver) checkVerified(st state, cfg *drivers.TaskConfig, tc *TaskConfig, trustRef, ref string, img client.Image, checked *verifiedDigest, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(d.ctx, timeout)
-	defer cancel()
-	want, ok := checked.get()
-	if !ok {
-		want = img.Target().Digest
-		if err := d.verifyImage(ctx, st, cfg, trustRef, want); err != nil {
-			return fmt.Errorf("failed to get image %q: %w", tc.Image, err)
-		}
-	}
-	stored, err := st.images.StoredDigest(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("failed to get image %q: %w", tc.Image, err)
-	}
-	if got := img.Target().Digest; stored != want || got != want {
-		return fmt.Errorf("image %q: the image store holds %s under %q and the start would use %s, not the verified %s: refused", tc.Image, stored, ref, got, want)
-	}
-	return nil
-}
-
-// verifiedDigest is the digest the trust policy verified for this start.
-type verifiedDigest struct {
-	mu   sync.Mutex
-	dgst digest.Digest
-}
-
-func (v *verifiedDigest) set(d digest.Digest) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.dgst = d
-}
-
-func (v *verifiedDigest) get() (digest.Digest, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.dgst, v.dgst != ""
+	return res.Image, info, nil
 }
 
 // verifyImage checks ref's digest under the trust policy and reports the
 // outcome as a task event; only an enforce failure is an error.
-func (d *Driver) verifyImage(ctx context.Context, st state, cfg *drivers.TaskConfig, ref string, dgst digest.Digest) error {
+func (d *Driver) verifyImage(ctx context.Context, st *state, cfg *drivers.TaskConfig, ref string, dgst digest.Digest) error {
 	res, err := st.verifier.Verify(ctx, ref, dgst)
 	if err != nil {
 		return err

@@ -112,7 +112,7 @@ type reconciler struct {
 
 // startReconciler starts the dangling container reconciler for st; its
 // first pass runs at once (and only notes first sightings).
-func (d *Driver) startReconciler(st state) *reconciler {
+func (d *Driver) startReconciler(st *state) *reconciler {
 	ctx, cancel := context.WithCancel(d.ctx)
 	r := &reconciler{
 		grace:    st.config.Containers.Grace,
@@ -187,7 +187,7 @@ func (r *reconciler) stop() {
 // then its driver-run network (found from its labels), then the container
 // with its snapshot, so that the container record, which says what to clean
 // up, goes last.
-func (d *Driver) removeDangling(ctx context.Context, st state, c executor.ContainerInfo) error {
+func (d *Driver) removeDangling(ctx context.Context, st *state, c executor.ContainerInfo) error {
 	rt := d.runtimeIn(st, c.Namespace)
 	if err := rt.DeleteTask(ctx, c.ID); err != nil {
 		return err
@@ -212,7 +212,7 @@ func (d *Driver) removeDangling(ctx context.Context, st state, c executor.Contai
 
 // listOwned lists the containers carrying the driver's labels in the
 // configured namespace and in every other namespace the plugin has tasks in.
-func (d *Driver) listOwned(ctx context.Context, st state) ([]executor.ContainerInfo, error) {
+func (d *Driver) listOwned(ctx context.Context, st *state) ([]executor.ContainerInfo, error) {
 	var out []executor.ContainerInfo
 	for _, ns := range d.namespaces.list(st.config.Namespace) {
 		cs, err := d.runtimeIn(st, ns).Containers(ctx, fmt.Sprintf("labels.%q==%s", labelDriver, pluginName))

@@ -95,7 +95,7 @@ func (d *Driver) loadTask(rt *executor.Runtime, id string) (*executor.Task, erro
 
 // removeLost removes what is left of a task whose container or task is gone
 // (its container, snapshot and network) and releases its image.
-func (d *Driver) removeLost(st state, rt *executor.Runtime, ts TaskState) error {
+func (d *Driver) removeLost(st *state, rt *executor.Runtime, ts TaskState) error {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	var errs []error

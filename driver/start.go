@@ -125,7 +125,7 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 }
 
 // createContainer creates the container and its (not yet started) task.
-func (d *Driver) createContainer(st state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info) (*executor.Task, error) {
+func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info) (*executor.Task, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	task, err := st.runtime.Create(ctx, executor.ContainerConfig{
@@ -173,7 +173,7 @@ func (d *Driver) discard(task *executor.Task) {
 
 // setupNetwork creates the task's netns on a driver-run CNI network with
 // its port maps; other modes need nothing here.
-func (d *Driver) setupNetwork(st state, cfg *drivers.TaskConfig, p *plan) (*network.Result, error) {
+func (d *Driver) setupNetwork(st *state, cfg *drivers.TaskConfig, p *plan) (*network.Result, error) {
 	if p.net.kind != netCNI {
 		return nil, nil
 	}
@@ -189,7 +189,7 @@ func (d *Driver) setupNetwork(st state, cfg *drivers.TaskConfig, p *plan) (*netw
 }
 
 // teardownNetwork removes a task's CNI network; it is idempotent.
-func (d *Driver) teardownNetwork(st state, a network.Attachment) error {
+func (d *Driver) teardownNetwork(st *state, a network.Attachment) error {
 	ctx, cancel := context.WithTimeout(d.ctx, networkTimeout)
 	defer cancel()
 	if err := st.networks.Teardown(ctx, a); err != nil {

@@ -123,7 +123,7 @@ func TestEnsureAuthTLSRegistry(t *testing.T) {
 	_, err = plain.Ensure(ab.ctx, image.Request{Ref: ab.ref("private/wrong"), Auth: &image.Auth{Username: authUser, Password: wrong}})
 	requireRefused(t, "task auth with a wrong password", err, wrong)
 
-	img, err := plain.Ensure(ab.ctx, image.Request{Ref: ab.ref("private/task"), Auth: &image.Auth{Username: authUser, Password: authSecret, ServerAddress: ab.reg.Host}})
+	img, err := imageOf(plain.Ensure(ab.ctx, image.Request{Ref: ab.ref("private/task"), Auth: &image.Auth{Username: authUser, Password: authSecret, ServerAddress: ab.reg.Host}}))
 	if err != nil {
 		t.Fatalf("task auth: %v", err)
 	}

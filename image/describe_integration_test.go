@@ -16,7 +16,7 @@ import (
 // Describe still answers, from what the first one read.
 func TestManagerDescribeReadsConfigOnce(t *testing.T) {
 	b := newBed(t)
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ func IsRecoverable(err error) bool {
 	case errors.Is(err, ErrInvalidReference),
 		errors.Is(err, ErrDigestMismatch),
 		errors.Is(err, ErrNotVerified),
+		errors.Is(err, ErrStoreChanged),
 		errors.Is(err, ErrInvalidPlatform),
 		errors.Is(err, fs.ErrNotExist),
 		errors.Is(err, ErrCredentialLookup),

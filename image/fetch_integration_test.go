@@ -35,7 +35,7 @@ func TestEnsureFetchesTheVerifiedDigest(t *testing.T) {
 				_, err := moved.Push(ctx, b.reg.Host, "test/busybox:1")
 				return err
 			}
-			img, err := mgr.Ensure(b.ctx, image.Request{Ref: b.ref, Verify: check, VerifyKey: "moves the tag"})
+			img, err := imageOf(mgr.Ensure(b.ctx, image.Request{Ref: b.ref, Verify: check, VerifyKey: "moves the tag"}))
 			if err != nil {
 				t.Fatalf("pull: %v", err)
 			}
@@ -130,7 +130,7 @@ func TestPlatformFromIndex(t *testing.T) {
 			b.pushIndex(t, "test/multi:1", arm64, native)
 			ref := b.proxy.Host + "/test/multi:1"
 
-			img, err := mgr.Ensure(b.ctx, image.Request{Ref: ref})
+			img, err := imageOf(mgr.Ensure(b.ctx, image.Request{Ref: ref}))
 			if err != nil {
 				t.Fatalf("pull of the index: %v", err)
 			}
@@ -145,7 +145,7 @@ func TestPlatformFromIndex(t *testing.T) {
 				t.Errorf("the %s manifest was fetched %d times", other, n)
 			}
 
-			img, err = mgr.Ensure(b.ctx, image.Request{Ref: ref, Platform: "linux/" + other, ForcePull: true})
+			img, err = imageOf(mgr.Ensure(b.ctx, image.Request{Ref: ref, Platform: "linux/" + other, ForcePull: true}))
 			if err != nil {
 				t.Fatalf("pull of the index for linux/%s: %v", other, err)
 			}
@@ -164,7 +164,7 @@ func TestPlatformFromIndex(t *testing.T) {
 			}
 			older := forPlatform(t, b.img, cp)
 			b.pushIndex(t, "test/compat:1", arm64, older)
-			img, err = mgr.Ensure(b.ctx, image.Request{Ref: b.proxy.Host + "/test/compat:1"})
+			img, err = imageOf(mgr.Ensure(b.ctx, image.Request{Ref: b.proxy.Host + "/test/compat:1"}))
 			if err != nil {
 				t.Fatalf("pull of an index with linux/%s: %v", compat, err)
 			}
@@ -183,7 +183,7 @@ func TestTransferForAnotherSnapshotter(t *testing.T) {
 	b := newBed(t)
 	path := fetchPath{"transfer service, unpacked after", 0, "unpacking through the client"}
 	mgr, checkPath := path.use(t, b, image.Config{Snapshotter: "native"})
-	img, err := mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+	img, err := imageOf(mgr.Ensure(b.ctx, image.Request{Ref: b.ref}))
 	if err != nil {
 		t.Fatalf("pull for native: %v", err)
 	}

@@ -35,8 +35,9 @@ type flight[T any] struct {
 
 // do returns the result of fn for key, starting fn unless a call for key is
 // already running. fn gets a context detached from ctx, with timeout (none
-// when timeout <= 0). The caller waits until the call ends or ctx is done;
-// shared tells whether the caller joined a call started by another.
+// when timeout <= 0). The caller waits until the call ends or ctx is done,
+// and a caller that joined a call started by another at most timeout;
+// shared tells whether it joined.
 func (g *flightGroup[T]) do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (T, error)) (val T, err error, shared bool) {
 	return g.doWatched(ctx, key, timeout, nil, func(ctx context.Context, _ func(Progress)) (T, error) { return fn(ctx) })
 }
@@ -57,6 +58,11 @@ func (g *flightGroup[T]) doWatched(ctx context.Context, key string, timeout time
 	f, shared := g.flights[key]
 	if shared {
 		f.waiters++
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
 	} else {
 		var fctx context.Context
 		f = &flight[T]{done: make(chan struct{}), waiters: 1}

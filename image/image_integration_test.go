@@ -85,7 +85,7 @@ func tagPath(repo, tag string) string { return "/v2/" + repo + "/manifests/" + t
 
 func TestEnsurePullsThenUsesLocalImage(t *testing.T) {
 	b := newBed(t)
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref}))
 	if err != nil {
 		t.Fatalf("ensure %s: %v", b.ref, err)
 	}
@@ -106,7 +106,7 @@ func TestEnsurePullsThenUsesLocalImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := b.proxy.countPrefix("/v2/")
-	again, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+	again, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref}))
 	if err != nil {
 		t.Fatalf("second ensure with the registry stopped: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestEnsurePullsThenUsesLocalImage(t *testing.T) {
 	// Another snapshotter: unpacked from the local content, still without
 	// asking the registry.
 	native := image.NewManager(b.cd.Client, b.cd.Namespace, image.Config{Snapshotter: "native"}, hclog.NewNullLogger())
-	nimg, err := native.Ensure(b.ctx, image.Request{Ref: b.ref})
+	nimg, err := imageOf(native.Ensure(b.ctx, image.Request{Ref: b.ref}))
 	if err != nil {
 		t.Fatalf("ensure for the native snapshotter with the registry stopped: %v", err)
 	}
@@ -183,7 +183,7 @@ func TestEnsureForcePull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref, ForcePull: true})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref, ForcePull: true}))
 	if err != nil {
 		t.Fatalf("forced pull: %v", err)
 	}
@@ -199,7 +199,7 @@ func TestEnsureForcePull(t *testing.T) {
 func TestEnsureDigestPin(t *testing.T) {
 	b := newBed(t)
 	pinned := b.proxy.Host + "/test/busybox@" + b.digest.String()
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: pinned})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: pinned}))
 	if err != nil {
 		t.Fatalf("ensure %s: %v", pinned, err)
 	}
@@ -208,7 +208,7 @@ func TestEnsureDigestPin(t *testing.T) {
 	}
 	// A tag next to the pin is dropped: the digest is what counts.
 	before := b.proxy.countPrefix("/v2/")
-	img, err = b.mgr.Ensure(b.ctx, image.Request{Ref: b.proxy.Host + "/test/busybox:other@" + b.digest.String()})
+	img, err = imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.proxy.Host + "/test/busybox:other@" + b.digest.String()}))
 	if err != nil || img.Target().Digest != b.digest {
 		t.Fatalf("ensure of tag+digest: %v", err)
 	}

@@ -36,7 +36,7 @@ func TestLoadArchive(t *testing.T) {
 	}
 
 	const ref = "registry.example.invalid/team/loaded:1"
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: ref, Archive: tarPath})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: ref, Archive: tarPath}))
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

@@ -45,6 +45,8 @@ const (
 	cleanupTimeout = 30 * time.Second
 	// configCacheSize bounds the image configs a Manager remembers.
 	configCacheSize = 256
+	// describeTimeout bounds reading the config of an image Ensure got.
+	describeTimeout = 30 * time.Second
 )
 
 // Config is the plugin-level image configuration.
@@ -82,8 +84,11 @@ type Auth struct {
 
 // Request asks for one image.
 type Request struct {
-	Ref       string
-	ForcePull bool
+	Ref string
+	// Normalized says that Ref is already what Normalize makes of it, as
+	// when the caller normalized it to judge it: Ensure takes it as is.
+	Normalized bool
+	ForcePull  bool
 	// Auth holds task-level credentials. When set they are the only ones
 	// used; when nil, plugin-level credentials (Config.AuthHelper, then
 	// Config.AuthConfig) are looked up for the image's registry, and
@@ -116,6 +121,20 @@ type Request struct {
 	// image from (docker's `load`) instead of pulling it; the image is
 	// stored under Ref.
 	Archive string
+	// AfterVerify, when set with Verify, runs once the image is got and
+	// verified, before Ensure reads what the store holds under the name;
+	// tests write the name there.
+	AfterVerify func()
+}
+
+// Ensured is what Ensure hands back for a request.
+type Ensured struct {
+	Image client.Image
+	// Verified is the digest the request's Verify accepted, which the
+	// store held under the name when Ensure returned; "" without Verify.
+	Verified digest.Digest
+	// Info describes the image for the request's platform.
+	Info Info
 }
 
 // Manager hands out images from one containerd namespace.
@@ -163,57 +182,98 @@ func NewManager(c *client.Client, namespace string, cfg Config, logger hclog.Log
 	}
 }
 
-// Ensure returns the image req.Ref names. Unless req.ForcePull, an image that
+// Ensure returns the image req.Ref names, with the digest req.Verify
+// accepted and the image's description. Unless req.ForcePull, an image that
 // is already in the store and unpacked for the snapshotter is returned with
 // no registry round trip; otherwise it is pulled and unpacked. Concurrent
-// calls for the same reference share one pull; ctx bounds only this caller's
-// wait.
-func (m *Manager) Ensure(ctx context.Context, req Request) (client.Image, error) {
-	img, err := m.ensure(ctx, req)
-	if err != nil {
-		return nil, err
+// calls for the same reference share one pull; getting the image, the local
+// lookup and the check of a request's Verify included, ends with the pull
+// timeout, and ctx bounds only this caller's wait.
+//
+// With req.Verify, a request that joined a pull another request verified
+// has the image verified for itself, and the image is returned only while
+// the store holds the verified digest under the name (ErrStoreChanged when
+// another writer changed it meanwhile).
+func (m *Manager) Ensure(ctx context.Context, req Request) (Ensured, error) {
+	ref := req.Ref
+	if !req.Normalized {
+		var err error
+		if ref, err = Normalize(req.Ref); err != nil {
+			return Ensured{}, err
+		}
 	}
-	pm, _ := m.platformMatcher(req.Platform)
-	if err := checkPlatform(namespaces.WithNamespace(ctx, m.namespace), img, req.Platform, pm); err != nil {
-		return nil, err
-	}
-	return img, nil
-}
-
-func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error) {
-	ref, err := Normalize(req.Ref)
-	if err != nil {
-		return nil, err
-	}
-	host, pin, err := splitRef(ref)
-	if err != nil {
-		return nil, err
-	}
-	ctx = namespaces.WithNamespace(ctx, m.namespace)
-	logger := m.logger.With("image", ref)
 	pm, err := m.platformMatcher(req.Platform)
 	if err != nil {
-		return nil, err
+		return Ensured{}, err
 	}
-
-	if !req.ForcePull {
-		img, err := m.local(ctx, ref, pin, pm)
-		if err != nil {
-			return nil, fmt.Errorf("failed to look up image %q: %w", ref, err)
-		}
-		if img != nil {
-			logger.Debug("image found locally", "digest", img.Target().Digest)
-			if err := verify(ctx, req.Verify, ref, img.Target().Digest); err != nil {
-				return nil, err
-			}
-			return img, nil
-		}
-	}
-
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = m.cfg.PullTimeout
 	}
+	ctx = namespaces.WithNamespace(ctx, m.namespace)
+
+	var checked verifiedDigest
+	if fn := req.Verify; fn != nil {
+		req.Verify = func(ctx context.Context, ref string, dgst digest.Digest) error {
+			if err := fn(ctx, ref, dgst); err != nil {
+				return err
+			}
+			checked.set(dgst)
+			return nil
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	img, err := m.ensure(ctx, req, ref, pm, deadline)
+	if err != nil {
+		return Ensured{}, err
+	}
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := checkPlatform(pctx, img, req.Platform, pm); err != nil {
+		return Ensured{}, err
+	}
+
+	var verified digest.Digest
+	if req.Verify != nil {
+		if req.AfterVerify != nil {
+			req.AfterVerify()
+		}
+		vctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if verified, err = m.checkVerified(vctx, req.Verify, ref, img, &checked); err != nil {
+			return Ensured{}, err
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	defer cancel()
+	info, err := m.Describe(dctx, img, req.Platform)
+	if err != nil {
+		return Ensured{}, tagged{fmt.Errorf("failed to read image %q: %w", ref, err), ErrConfigUnreadable}
+	}
+	return Ensured{Image: img, Verified: verified, Info: info}, nil
+}
+
+// ensure gets the image: the local lookup and its verification end by
+// deadline, and so does a pull this call starts; ctx bounds the wait on a
+// pull, which ends by deadline for a call that joined another's.
+func (m *Manager) ensure(ctx context.Context, req Request, ref string, pm platforms.MatchComparer, deadline time.Time) (client.Image, error) {
+	host, pin, err := splitRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	logger := m.logger.With("image", ref)
+
+	if !req.ForcePull {
+		img, err := m.ensureLocal(ctx, logger, req, ref, pin, pm, deadline)
+		if err != nil || img != nil {
+			return img, err
+		}
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return nil, fmt.Errorf("failed to pull image %q: %w", ref, context.DeadlineExceeded)
+	}
+
 	if req.Archive != "" {
 		return m.loadShared(ctx, logger, req, ref, pm, timeout)
 	}
@@ -235,6 +295,25 @@ func (m *Manager) ensure(ctx context.Context, req Request) (client.Image, error)
 	}
 	if shared {
 		logger.Debug("joined pull started by another task", "digest", img.Target().Digest)
+	}
+	return img, nil
+}
+
+// ensureLocal returns the image when it is in the store, unpacked and
+// verified, nil when it is not there.
+func (m *Manager) ensureLocal(ctx context.Context, logger hclog.Logger, req Request, ref string, pin digest.Digest, pm platforms.MatchComparer, deadline time.Time) (client.Image, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	img, err := m.local(ctx, ref, pin, pm)
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up image %q: %w", ref, err)
+	}
+	if img == nil {
+		return nil, nil
+	}
+	logger.Debug("image found locally", "digest", img.Target().Digest)
+	if err := verify(ctx, req.Verify, ref, img.Target().Digest); err != nil {
+		return nil, err
 	}
 	return img, nil
 }

@@ -292,7 +292,7 @@ func TestEnsureStalledPullIsCancelled(t *testing.T) {
 
 			// The registry recovers: the same pull goes through.
 			b.proxy.set(func(p *registryProxy) { p.stallBlob = "" })
-			got, err := mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second})
+			got, err := imageOf(mgr.Ensure(b.ctx, image.Request{Ref: ref, ActivityTimeout: time.Second}))
 			if err != nil {
 				t.Fatalf("pull after the stall: %v", err)
 			}

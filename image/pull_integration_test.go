@@ -32,7 +32,7 @@ func TestEnsureConcurrentCallersShareOnePull(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref})
+			img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref}))
 			errs[i] = err
 			if err == nil {
 				digests[i] = img.Target().Digest.String()
@@ -223,7 +223,7 @@ func TestEnsureCredentials(t *testing.T) {
 		t.Error("credentials for another registry were sent")
 	}
 
-	img, err := b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref, Auth: &image.Auth{Username: "ci-user", Password: secret, ServerAddress: "http://" + b.proxy.Host}})
+	img, err := imageOf(b.mgr.Ensure(b.ctx, image.Request{Ref: b.ref, Auth: &image.Auth{Username: "ci-user", Password: secret, ServerAddress: "http://" + b.proxy.Host}}))
 	if err != nil {
 		t.Fatalf("pull with credentials: %v", err)
 	}

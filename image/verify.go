@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/transfer"
@@ -95,4 +97,63 @@ func (m *Manager) Hosts(ctx context.Context, refHost string) docker.RegistryHost
 		auth = nil
 	}
 	return registryHosts(ctx, m.cfg.HostsDir, refHost, auth)
+}
+
+// ErrStoreChanged wraps the error of an Ensure whose verified image is no
+// longer what the store holds under the name: another writer changed it.
+var ErrStoreChanged = errors.New("the image store changed under a verified name")
+
+// ErrConfigUnreadable wraps the error of an Ensure that got the image but
+// could not read its config.
+var ErrConfigUnreadable = errors.New("image config unreadable")
+
+// tagged is err, which errors.Is also finds to be tag; its text is err's.
+type tagged struct {
+	err, tag error
+}
+
+func (t tagged) Error() string   { return t.err.Error() }
+func (t tagged) Unwrap() []error { return []error{t.err, t.tag} }
+
+// checkVerified makes sure that the image about to be used is the one
+// verify accepted for this request. A request that joined a pull another
+// verified has it verified for itself. Then the digest the store holds
+// under ref, and the one of img, must both be the verified digest: a
+// concurrent writer of the name cannot slip another image into a verified
+// request. It returns the verified digest.
+func (m *Manager) checkVerified(ctx context.Context, fn VerifyFunc, ref string, img client.Image, checked *verifiedDigest) (digest.Digest, error) {
+	want, ok := checked.get()
+	if !ok {
+		want = img.Target().Digest
+		if err := fn(ctx, ref, want); err != nil {
+			return "", tagged{err, ErrNotVerified}
+		}
+	}
+	stored, err := m.StoredDigest(ctx, ref)
+	if err != nil {
+		return "", tagged{err, ErrNotVerified}
+	}
+	if got := img.Target().Digest; stored != want || got != want {
+		return "", tagged{fmt.Errorf("the image store holds %s under %q and the start would use %s, not the verified %s: refused", stored, ref, got, want), ErrStoreChanged}
+	}
+	return want, nil
+}
+
+// verifiedDigest is the digest a request's Verify accepted; the pull that
+// calls Verify may outlive the request that waits on it.
+type verifiedDigest struct {
+	mu   sync.Mutex
+	dgst digest.Digest
+}
+
+func (v *verifiedDigest) set(d digest.Digest) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.dgst = d
+}
+
+func (v *verifiedDigest) get() (digest.Digest, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.dgst, v.dgst != ""
 }
