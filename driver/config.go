@@ -128,7 +128,7 @@ type Config struct {
 	// in a group network namespace: host, none, bridge (the default: a task
 	// is isolated unless the job or the operator asks for the host) or
 	// cni/<name>.
-	DefaultNetworkMode string
+	DefaultNetworkMode netMode
 	CNI                network.Config
 	Images             ImageConfig
 	Containers         ContainerGC
@@ -141,22 +141,21 @@ var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs"
 // field, the value and what is allowed.
 func parseConfig(raw rawConfig) (*Config, error) {
 	c := &Config{
-		Address:            raw.Address,
-		Namespace:          raw.Namespace,
-		Runtime:            raw.Runtime,
-		AllowRuntimes:      raw.AllowRuntimes,
-		Snapshotter:        raw.Snapshotter,
-		RegistryConfigDir:  raw.RegistryConfigDir,
-		AllowPrivileged:    raw.AllowPrivileged,
-		AllowCaps:          raw.AllowCaps,
-		AllowHostPID:       raw.AllowHostPID,
-		AllowHostIPC:       raw.AllowHostIPC,
-		VolumesEnabled:     raw.Volumes.Enabled,
-		AllowedHostPaths:   raw.Volumes.AllowedHostPaths,
-		NoPivotRoot:        raw.NoPivotRoot,
-		DefaultPIDMode:     raw.DefaultPIDMode,
-		DefaultIPCMode:     raw.DefaultIPCMode,
-		DefaultNetworkMode: raw.DefaultNetMode,
+		Address:           raw.Address,
+		Namespace:         raw.Namespace,
+		Runtime:           raw.Runtime,
+		AllowRuntimes:     raw.AllowRuntimes,
+		Snapshotter:       raw.Snapshotter,
+		RegistryConfigDir: raw.RegistryConfigDir,
+		AllowPrivileged:   raw.AllowPrivileged,
+		AllowCaps:         raw.AllowCaps,
+		AllowHostPID:      raw.AllowHostPID,
+		AllowHostIPC:      raw.AllowHostIPC,
+		VolumesEnabled:    raw.Volumes.Enabled,
+		AllowedHostPaths:  raw.Volumes.AllowedHostPaths,
+		NoPivotRoot:       raw.NoPivotRoot,
+		DefaultPIDMode:    raw.DefaultPIDMode,
+		DefaultIPCMode:    raw.DefaultIPCMode,
 	}
 	var err error
 	if c.Address == "" {
@@ -203,10 +202,10 @@ func parseConfig(raw rawConfig) (*Config, error) {
 	if c.DefaultIPCMode == modeHost && !c.AllowHostIPC {
 		return nil, fmt.Errorf("default_ipc_mode: %q needs allow_host_ipc = true", modeHost)
 	}
-	if c.DefaultNetworkMode == "" {
-		c.DefaultNetworkMode = network.BuiltinNetwork
+	if raw.DefaultNetMode == "" {
+		raw.DefaultNetMode = network.BuiltinNetwork
 	}
-	if _, err := parseNetMode("default_network_mode", c.DefaultNetworkMode); err != nil {
+	if c.DefaultNetworkMode, err = parseNetMode("default_network_mode", raw.DefaultNetMode); err != nil {
 		return nil, err
 	}
 	if c.CNI, err = parseCNIConfig(raw.CNI); err != nil {
@@ -228,11 +227,8 @@ func checkNamespace(ns string) error {
 	if ns == "" {
 		return fmt.Errorf("namespace: must be a containerd namespace such as %q, got an empty value", "nomad")
 	}
-	for _, r := range ns {
-		ok := r == '-' || r == '_' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
-			return fmt.Errorf("namespace: %q may only hold letters, digits, '.', '-' and '_'", ns)
-		}
+	if !validName(ns) {
+		return fmt.Errorf("namespace: %q may only hold letters, digits, '.', '-' and '_'", ns)
 	}
 	return nil
 }

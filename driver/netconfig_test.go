@@ -43,7 +43,7 @@ func TestParseNetworkConfig(t *testing.T) {
 				return
 			}
 			must.NoError(t, err)
-			must.Eq(t, c.mode, nc.Mode)
+			must.Eq(t, c.mode, nc.Mode.String())
 		})
 	}
 }

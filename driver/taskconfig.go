@@ -270,8 +270,7 @@ func checkHostname(h string) error {
 		return fmt.Errorf("hostname: %q is longer than 63 characters", h)
 	}
 	for _, r := range h {
-		ok := r == '-' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
+		if !nameChar(r) || r == '_' {
 			return fmt.Errorf("hostname: %q may only hold letters, digits, '-' and '.'", h)
 		}
 	}
