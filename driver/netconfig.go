@@ -22,7 +22,21 @@ type NetworkConfig struct {
 
 // parseNetworkConfig folds network_mode, host_network (Roblox) and net
 // (rkt) into one mode and checks the port, DNS and hosts options.
-func parseNetworkConfig(raw rawTaskConfig) (NetworkConfig, error) {
+// rawNetwork is the task's network options, aliases not yet folded.
+type rawNetwork struct {
+	NetworkMode      string
+	HostNetwork      bool
+	Net              []string
+	Ports            []string
+	PortMap          []map[string]string
+	DNSServers       []string
+	DNSSearchDomains []string
+	DNSOptions       []string
+	HostDNS          bool
+	ExtraHosts       []string
+}
+
+func parseNetworkConfig(raw rawNetwork) (NetworkConfig, error) {
 	nc := NetworkConfig{Ports: raw.Ports, HostDNS: raw.HostDNS}
 	mode := raw.NetworkMode
 	set := func(field, v string) error {
@@ -82,7 +96,7 @@ func rktNet(n string) string {
 
 // parseDNS reads the dns_* options. rkt's dns_servers = ["host"] means the
 // host's servers (no override) and ["none"] means no nameserver at all.
-func parseDNS(raw rawTaskConfig) (network.DNS, bool, error) {
+func parseDNS(raw rawNetwork) (network.DNS, bool, error) {
 	dns := network.DNS{Searches: raw.DNSSearchDomains, Options: raw.DNSOptions}
 	switch {
 	case len(raw.DNSServers) == 1 && raw.DNSServers[0] == "host":

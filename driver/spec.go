@@ -91,7 +91,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		ShimGroup:      cfg.AllocID,
 	}
 	applyResources(&spec, cfg.Resources)
-	if err := planSecurity(c, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
+	if err := planSecurity(c.Security, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
 		return nil, err
 	}
 	switch mode.kind {
