@@ -35,7 +35,7 @@ func TestParseConfig_Defaults(t *testing.T) {
 	must.False(t, c.AllowHostIPC)
 	must.Eq(t, "private", c.DefaultPIDMode)
 	must.Eq(t, "private", c.DefaultIPCMode)
-	must.Eq(t, "bridge", c.DefaultNetworkMode)
+	must.Eq(t, "bridge", c.DefaultNetworkMode.String())
 	must.Eq(t, "nomadctr0", c.CNI.BridgeName)
 	must.Eq(t, "172.31.0.0/16", c.CNI.Subnet)
 	must.Eq(t, []string{"/opt/cni/bin"}, c.CNI.BinDirs)
@@ -67,7 +67,7 @@ func TestParseConfig_Fields(t *testing.T) {
 		{name: "zero pull timeout", body: `image_pull_timeout = "0s"`, err: `image_pull_timeout: "0s" must be greater than zero`},
 		{name: "bad stats interval", body: `stats_interval = "-1s"`, err: `stats_interval: "-1s" must be greater than zero`},
 		{name: "default network mode", body: `default_network_mode = "cni/team"`,
-			check: func(t *testing.T, c *Config) { must.Eq(t, "cni/team", c.DefaultNetworkMode) }},
+			check: func(t *testing.T, c *Config) { must.Eq(t, "cni/team", c.DefaultNetworkMode.String()) }},
 		{name: "bad default network mode", body: `default_network_mode = "overlay"`, err: `default_network_mode: "overlay" is not`},
 		{name: "cni block", body: "cni {\n bin_dir = \"/a:/b\"\n conf_dir = \"/c\"\n bridge_name = \"br9\"\n subnet = \"10.9.0.0/24\"\n}",
 			check: func(t *testing.T, c *Config) {

@@ -1,5 +1,3 @@
-// Package driver is the Nomad task driver plugin surface: schemas, config
-// validation, fingerprint, the task lifecycle RPCs and recovery.
 package driver
 
 import (

@@ -6,71 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/nomad/plugins/shared/hclspec"
-
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	"github.com/nomad-containerd/nomad-driver-containerd/image/trust"
 )
-
-// Plugin config blocks for registries and verification.
-var (
-	authConfigSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
-		"config": hclspec.NewAttr("config", "string", false),
-		"helper": hclspec.NewAttr("helper", "string", false),
-	}))
-	trustSpec = hclspec.NewBlock("trust", false, hclspec.NewObject(map[string]*hclspec.Spec{
-		"default_policy": hclspec.NewDefault(hclspec.NewAttr("default_policy", "string", false), hclspec.NewLiteral(`"off"`)),
-		"rule": hclspec.NewBlockList("rule", hclspec.NewObject(map[string]*hclspec.Spec{
-			"prefix":      hclspec.NewAttr("prefix", "string", true),
-			"public_keys": hclspec.NewAttr("public_keys", "list(string)", false),
-			"policy":      hclspec.NewDefault(hclspec.NewAttr("policy", "string", false), hclspec.NewLiteral(`"enforce"`)),
-		})),
-	}))
-	gcSpec = hclspec.NewBlock("gc", false, hclspec.NewObject(map[string]*hclspec.Spec{
-		"image":       hclspec.NewDefault(hclspec.NewAttr("image", "bool", false), hclspec.NewLiteral("true")),
-		"image_delay": hclspec.NewDefault(hclspec.NewAttr("image_delay", "string", false), hclspec.NewLiteral(`"3m"`)),
-		"container":   hclspec.NewDefault(hclspec.NewAttr("container", "bool", false), hclspec.NewLiteral("true")),
-		"container_grace": hclspec.NewDefault(hclspec.NewAttr("container_grace", "string", false),
-			hclspec.NewLiteral(`"5m"`)),
-	}))
-	// taskAuthSpec is the docker driver's task auth block.
-	taskAuthSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
-		"username":       hclspec.NewAttr("username", "string", false),
-		"password":       hclspec.NewAttr("password", "string", false),
-		"email":          hclspec.NewAttr("email", "string", false),
-		"server_address": hclspec.NewAttr("server_address", "string", false),
-	}))
-)
-
-type rawAuthConfig struct {
-	Config string `codec:"config"`
-	Helper string `codec:"helper"`
-}
-
-type rawTrust struct {
-	DefaultPolicy string         `codec:"default_policy"`
-	Rules         []rawTrustRule `codec:"rule"`
-}
-
-type rawTrustRule struct {
-	Prefix     string   `codec:"prefix"`
-	PublicKeys []string `codec:"public_keys"`
-	Policy     string   `codec:"policy"`
-}
-
-type rawGC struct {
-	Image          *bool  `codec:"image"`
-	ImageDelay     string `codec:"image_delay"`
-	Container      *bool  `codec:"container"`
-	ContainerGrace string `codec:"container_grace"`
-}
-
-type rawTaskAuth struct {
-	Username      string `codec:"username"`
-	Password      string `codec:"password"`
-	Email         string `codec:"email"`
-	ServerAddress string `codec:"server_address"`
-}
 
 // ImageConfig is the validated registry and verification part of the
 // plugin config.
@@ -82,8 +20,17 @@ type ImageConfig struct {
 	GC              image.GCConfig
 }
 
+// rawImageOptions is the part of the plugin config that parseImageConfig
+// reads.
+type rawImageOptions struct {
+	Auth                rawAuthConfig
+	PullActivityTimeout string
+	Trust               rawTrust
+	GC                  rawGC
+}
+
 // parseImageConfig validates auth, pull_activity_timeout and trust.
-func parseImageConfig(raw rawConfig) (ImageConfig, error) {
+func parseImageConfig(raw rawImageOptions) (ImageConfig, error) {
 	ic := ImageConfig{AuthConfig: raw.Auth.Config, AuthHelper: raw.Auth.Helper}
 	if ic.AuthConfig != "" && !filepath.IsAbs(ic.AuthConfig) {
 		return ic, fmt.Errorf("auth.config: %q must be an absolute path to a docker config.json", ic.AuthConfig)
@@ -110,6 +57,28 @@ func parseImageConfig(raw rawConfig) (ImageConfig, error) {
 		}
 	}
 	return ic, nil
+}
+
+// defaultContainerGrace is gc.container_grace's default.
+const defaultContainerGrace = 5 * time.Minute
+
+// ContainerGC is the dangling container part of the gc block.
+type ContainerGC struct {
+	Enabled bool          // gc.container (default true)
+	Grace   time.Duration // gc.container_grace (default 5m)
+}
+
+// parseContainerGC validates gc.container and gc.container_grace; without
+// a gc block the schema's defaults do not apply, so they are set here too.
+func parseContainerGC(raw rawGC) (ContainerGC, error) {
+	gc := ContainerGC{Enabled: raw.Container == nil || *raw.Container, Grace: defaultContainerGrace}
+	if raw.ContainerGrace != "" {
+		var err error
+		if gc.Grace, err = positiveDuration("gc.container_grace", raw.ContainerGrace); err != nil {
+			return gc, err
+		}
+	}
+	return gc, nil
 }
 
 // taskAuth is the task's registry credentials; nil when it gives none.

@@ -40,7 +40,7 @@ func containerID(taskName, allocID string) string {
 	var b strings.Builder
 	sep := true // no separator at the start or twice in a row
 	for _, r := range taskName {
-		alnum := isIDChar(r) && r != '.' && r != '_' && r != '-'
+		alnum := nameChar(r) && r != '.' && r != '_' && r != '-'
 		switch {
 		case alnum:
 			b.WriteRune(r)
@@ -63,10 +63,6 @@ func containerID(taskName, allocID string) string {
 	return clean + "-" + suffix + "-" + allocID
 }
 
-func isIDChar(r rune) bool {
-	return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '.' || r == '_' || r == '-'
-}
-
 // validIDPart follows containerd's identifier rule: alphanumerics separated
 // by single '.', '_' or '-'.
 func validIDPart(s string) bool {
@@ -75,7 +71,7 @@ func validIDPart(s string) bool {
 	}
 	prevSep := true
 	for _, r := range s {
-		if !isIDChar(r) {
+		if !nameChar(r) {
 			return false
 		}
 		sep := r == '.' || r == '_' || r == '-'

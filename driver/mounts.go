@@ -36,7 +36,16 @@ var propagationModes = []string{"private", "rprivate", "shared", "rshared", "sla
 
 // parseMounts folds every mount form of the task config into one list and
 // checks its syntax. Host-path policy is applied later by resolveMounts.
-func parseMounts(raw rawTaskConfig) ([]Mount, error) {
+// rawMounts is the task's mount options, in all their forms.
+type rawMounts struct {
+	Volumes      []string
+	Mount        []rawMount
+	Mounts       []rawMount
+	Bind         []map[string]string
+	BindReadOnly []map[string]string
+}
+
+func parseMounts(raw rawMounts) ([]Mount, error) {
 	var out []Mount
 	for i, v := range raw.Volumes {
 		m, err := parseVolume(fmt.Sprintf("volumes[%d]", i), v)
@@ -220,11 +229,6 @@ func (c *Config) allowHostPath(field, given, real string) error {
 		return nil
 	}
 	return fmt.Errorf("%s: host path %q (resolved to %q) is outside volumes.allowed_host_paths %q", field, given, real, c.AllowedHostPaths)
-}
-
-func isUnder(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func rwOption(ro bool) string {

@@ -37,13 +37,13 @@ func TestParseNetworkConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			nc, err := parseNetworkConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+c.body))
+			nc, err := parseNetworkConfig(decodeTaskHCL(t, "image = \"busybox:1\"\n"+c.body).network())
 			if c.err != "" {
 				must.ErrorContains(t, err, c.err)
 				return
 			}
 			must.NoError(t, err)
-			must.Eq(t, c.mode, nc.Mode)
+			must.Eq(t, c.mode, nc.Mode.String())
 		})
 	}
 }
@@ -54,18 +54,18 @@ dns_servers = ["10.0.0.2", "fd00::2"]
 dns_search_domains = ["svc.example"]
 dns_options = ["ndots:2"]
 extra_hosts = ["db:10.0.0.9", "gw:host-gateway"]
-port_map { http = 8080 }`))
+port_map { http = 8080 }`).network())
 	must.NoError(t, err)
 	must.Eq(t, network.DNS{Servers: []string{"10.0.0.2", "fd00::2"}, Searches: []string{"svc.example"}, Options: []string{"ndots:2"}}, nc.DNS)
 	must.True(t, nc.HostDNS)
 	must.Eq(t, map[string]string{"http": "8080"}, nc.PortMap)
 	must.Eq(t, []network.HostEntry{{Name: "db", IP: "10.0.0.9"}, {Name: "gw", IP: network.HostGateway}}, nc.ExtraHosts)
 
-	nc, err = parseNetworkConfig(decodeTaskHCL(t, "image = \"x\"\ndns_servers = [\"none\"]\nhost_dns = false"))
+	nc, err = parseNetworkConfig(decodeTaskHCL(t, "image = \"x\"\ndns_servers = [\"none\"]\nhost_dns = false").network())
 	must.NoError(t, err)
 	must.True(t, nc.NoDNS)
 	must.False(t, nc.HostDNS)
-	nc, err = parseNetworkConfig(decodeTaskHCL(t, "image = \"x\"\ndns_servers = [\"host\"]"))
+	nc, err = parseNetworkConfig(decodeTaskHCL(t, "image = \"x\"\ndns_servers = [\"host\"]").network())
 	must.NoError(t, err)
 	must.False(t, nc.NoDNS)
 	must.Nil(t, nc.DNS.Servers)

@@ -12,33 +12,11 @@ import (
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
-// defaultContainerGrace is gc.container_grace's default.
-const defaultContainerGrace = 5 * time.Minute
-
 // Bounds of the time between two reconciliation passes (half the grace).
 const (
 	minReconcileInterval = 100 * time.Millisecond
 	maxReconcileInterval = time.Minute
 )
-
-// ContainerGC is the dangling container part of the gc block.
-type ContainerGC struct {
-	Enabled bool          // gc.container (default true)
-	Grace   time.Duration // gc.container_grace (default 5m)
-}
-
-// parseContainerGC validates gc.container and gc.container_grace; without
-// a gc block the schema's defaults do not apply, so they are set here too.
-func parseContainerGC(raw rawGC) (ContainerGC, error) {
-	gc := ContainerGC{Enabled: raw.Container == nil || *raw.Container, Grace: defaultContainerGrace}
-	if raw.ContainerGrace != "" {
-		var err error
-		if gc.Grace, err = positiveDuration("gc.container_grace", raw.ContainerGrace); err != nil {
-			return gc, err
-		}
-	}
-	return gc, nil
-}
 
 // reconcileInterval is the time between passes: half the grace, so that a
 // dangling container goes between one and one and a half graces after this

@@ -10,29 +10,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
-
-// Plugin options that gate the task's security options.
-var securityConfigSpec = map[string]*hclspec.Spec{
-	"allow_unconfined_seccomp": hclspec.NewDefault(hclspec.NewAttr("allow_unconfined_seccomp", "bool", false), hclspec.NewLiteral("false")),
-	"allowed_seccomp_profiles": hclspec.NewAttr("allowed_seccomp_profiles", "list(string)", false),
-	"no_new_privileges":        hclspec.NewDefault(hclspec.NewAttr("no_new_privileges", "bool", false), hclspec.NewLiteral("false")),
-	"allowed_devices":          hclspec.NewAttr("allowed_devices", "list(string)", false),
-}
-
-// Task options of the security concern.
-var securityTaskSpec = map[string]*hclspec.Spec{
-	"seccomp":           hclspec.NewAttr("seccomp", "bool", false),
-	"seccomp_profile":   hclspec.NewAttr("seccomp_profile", "string", false),
-	"no_new_privileges": hclspec.NewAttr("no_new_privileges", "bool", false),
-	"sysctl":            hclspec.NewAttr("sysctl", "list(map(string))", false),
-	"devices":           hclspec.NewAttr("devices", "list(string)", false),
-}
 
 // SecurityConfig is the validated security part of the plugin config.
 type SecurityConfig struct {
@@ -48,8 +30,16 @@ type SecurityConfig struct {
 	AllowedDevices []string
 }
 
+// rawSecurityConfig is the security part of the plugin config.
+type rawSecurityConfig struct {
+	AllowUnconfinedSeccomp bool
+	AllowedSeccompProfiles []string
+	NoNewPrivileges        bool
+	AllowedDevices         []string
+}
+
 // parseSecurityConfig validates the security options of the plugin config.
-func parseSecurityConfig(raw rawConfig) (SecurityConfig, error) {
+func parseSecurityConfig(raw rawSecurityConfig) (SecurityConfig, error) {
 	sc := SecurityConfig{
 		AllowUnconfinedSeccomp: raw.AllowUnconfinedSeccomp,
 		AllowedSeccompProfiles: raw.AllowedSeccompProfiles,
@@ -91,7 +81,16 @@ type DeviceRequest struct {
 	Permissions   string
 }
 
-func parseTaskSecurity(raw rawTaskConfig) (TaskSecurity, error) {
+// rawTaskSecurity is the security part of a task's config.
+type rawTaskSecurity struct {
+	Seccomp         *bool
+	SeccompProfile  string
+	NoNewPrivileges *bool
+	Sysctl          []map[string]string
+	Devices         []string
+}
+
+func parseTaskSecurity(raw rawTaskSecurity) (TaskSecurity, error) {
 	ts := TaskSecurity{Seccomp: raw.Seccomp, SeccompProfile: raw.SeccompProfile, NoNewPrivileges: raw.NoNewPrivileges}
 	if raw.Seccomp != nil && !*raw.Seccomp && ts.SeccompProfile != "" && ts.SeccompProfile != executor.SeccompUnconfined {
 		return ts, fmt.Errorf("seccomp: false disagrees with seccomp_profile %q; set only one", ts.SeccompProfile)
@@ -188,9 +187,9 @@ func checkSysctl(k string, ownNetNS, hostIPC bool) error {
 
 // planSecurity applies the plugin's gates to the task's security options
 // and sets them on the spec.
-func planSecurity(c *Config, ts TaskSecurity, taskDir string, ownNetNS bool, s *executor.SpecConfig) error {
+func planSecurity(sc SecurityConfig, ts TaskSecurity, taskDir string, ownNetNS bool, s *executor.SpecConfig) error {
 	if ts.NoNewPrivileges != nil && !*ts.NoNewPrivileges {
-		if c.Security.NoNewPrivileges {
+		if sc.NoNewPrivileges {
 			return fmt.Errorf("no_new_privileges: false is refused: the plugin sets no_new_privileges = true for every task")
 		}
 		s.NewPrivileges = true
@@ -202,13 +201,13 @@ func planSecurity(c *Config, ts TaskSecurity, taskDir string, ownNetNS bool, s *
 	}
 	s.Sysctl = ts.Sysctl
 	for _, d := range ts.Devices {
-		dev, err := c.Security.allowDevice(d)
+		dev, err := sc.allowDevice(d)
 		if err != nil {
 			return err
 		}
 		s.Devices = append(s.Devices, dev)
 	}
-	return planSeccomp(c, ts, taskDir, s)
+	return planSeccomp(sc, ts, taskDir, s)
 }
 
 // allowDevice resolves a device request's host path through every symlink
@@ -248,10 +247,10 @@ const maxSeccompProfile = 1 << 20
 // allow_unconfined_seccomp. A profile file must lie under
 // allowed_seccomp_profiles, or else needs allow_unconfined_seccomp too:
 // a profile the task wrote itself could allow every system call.
-func planSeccomp(c *Config, ts TaskSecurity, taskDir string, s *executor.SpecConfig) error {
+func planSeccomp(sc SecurityConfig, ts TaskSecurity, taskDir string, s *executor.SpecConfig) error {
 	unconfined := ts.SeccompProfile == executor.SeccompUnconfined || (ts.Seccomp != nil && !*ts.Seccomp)
 	if unconfined {
-		if !c.Security.AllowUnconfinedSeccomp {
+		if !sc.AllowUnconfinedSeccomp {
 			return fmt.Errorf("seccomp: running without a seccomp profile is refused: the plugin needs allow_unconfined_seccomp = true")
 		}
 		s.SeccompProfile = executor.SeccompUnconfined
@@ -270,8 +269,8 @@ func planSeccomp(c *Config, ts TaskSecurity, taskDir string, s *executor.SpecCon
 	if err != nil {
 		return fmt.Errorf("seccomp_profile: %q cannot be opened: %w", ts.SeccompProfile, err)
 	}
-	if !c.Security.AllowUnconfinedSeccomp && !underAny(pin.real, c.Security.AllowedSeccompProfiles) {
-		return fmt.Errorf("seccomp_profile: %q (resolved to %q) is refused: it is not under the plugin's allowed_seccomp_profiles %q", ts.SeccompProfile, pin.real, c.Security.AllowedSeccompProfiles)
+	if !sc.AllowUnconfinedSeccomp && !underAny(pin.real, sc.AllowedSeccompProfiles) {
+		return fmt.Errorf("seccomp_profile: %q (resolved to %q) is refused: it is not under the plugin's allowed_seccomp_profiles %q", ts.SeccompProfile, pin.real, sc.AllowedSeccompProfiles)
 	}
 	profile, err := readSeccompProfile(pin.file)
 	if err != nil {
@@ -311,16 +310,4 @@ func readSeccompProfile(pinned *os.File) (*specs.LinuxSeccomp, error) {
 		return nil, fmt.Errorf("has no defaultAction")
 	}
 	return &profile, nil
-}
-
-// underAny reports whether path is one of the given paths or below one,
-// each resolved through its symlinks.
-func underAny(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		pr, err := filepath.EvalSymlinks(p)
-		if err == nil && isUnder(path, pr) {
-			return true
-		}
-	}
-	return false
 }

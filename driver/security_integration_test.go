@@ -269,7 +269,7 @@ func testSysctl(t *testing.T, b *bed) {
 		want = "778"
 	}
 	raw := sh("cat /proc/sys/net/core/somaxconn; echo END")
-	raw.NetworkMode = netNone
+	raw.NetworkMode = wordNone
 	raw.Sysctl = []map[string]string{{"net.core.somaxconn": want}}
 	out := runWith(t, b, "", newTask(t, raw), nil)
 	must.StrContains(t, out, want+"\n")

@@ -91,7 +91,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		ShimGroup:      cfg.AllocID,
 	}
 	applyResources(&spec, cfg.Resources)
-	if err := planSecurity(c, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
+	if err := planSecurity(c.Security, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
 		return nil, err
 	}
 	switch mode.kind {
@@ -119,17 +119,14 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 // planNetwork resolves the task's network mode and its port maps; a
 // driver-run CNI network gets its netns path at setup.
 func planNetwork(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (netMode, *portmap.Result, error) {
-	mode, err := resolveNetMode(c, cfg, tc.Network)
+	mode, err := resolveNetMode(c.DefaultNetworkMode, cfg, tc.Network)
 	if err != nil {
 		return mode, nil, err
 	}
 	if err := checkExtraHosts(tc.Network, mode); err != nil {
 		return mode, nil, err
 	}
-	req := portmap.Request{Mode: mode.String(), Ports: tc.Network.Ports, PortMap: tc.Network.PortMap}
-	if mode.kind == netGroup {
-		req.Mode = portmap.ModeGroup
-	}
+	req := portmap.Request{Mode: mode.String(), PortMaps: mode.portMaps(), Ports: tc.Network.Ports, PortMap: tc.Network.PortMap}
 	if r := cfg.Resources; r != nil {
 		if r.Ports != nil {
 			req.Allocated = *r.Ports

@@ -22,15 +22,19 @@ import (
 	"github.com/hashicorp/nomad/nomad/structs"
 )
 
-// Network modes in which the driver does not set up port maps itself.
+// PortMaps is the caller's decision whether the task's network mode takes
+// port maps from the driver; portmap does not know the modes themselves.
+type PortMaps int
+
 const (
-	// ModeHost shares the host's network namespace: nothing to map.
-	ModeHost = "host"
-	// ModeNone gives the task only a loopback interface.
-	ModeNone = "none"
-	// ModeGroup joins Nomad's group network namespace; Nomad maps the
-	// group's ports itself.
-	ModeGroup = "group"
+	// PortMapsAllowed: the driver sets up the task's network and maps ports.
+	PortMapsAllowed PortMaps = iota
+	// PortMapsRefused: the mode has no network the driver could map ports
+	// into (the host's namespace, loopback only).
+	PortMapsRefused
+	// PortMapsByNomad: the task is in Nomad's group network namespace and
+	// Nomad maps the group's ports itself.
+	PortMapsByNomad
 )
 
 // Protocols a port can be mapped for.
@@ -42,14 +46,11 @@ const (
 // maxPort is the largest valid TCP/UDP port number.
 const maxPort = 65535
 
-// Request is everything Resolve needs: the resolved network mode, the ports
-// Nomad allocated and the task's port options.
-//
-// Mode is the task's network mode as the driver resolved it. "host", "none"
-// and "group" (Nomad's group namespace) forbid port maps; anything else
-// (driver-run CNI: "bridge", "cni/<name>") allows them.
+// Request is everything Resolve needs: whether the network mode takes port
+// maps, the ports Nomad allocated and the task's port options.
 type Request struct {
-	Mode      string                 // resolved network mode, used only for the "not allowed here" error
+	Mode      string                 // name of the resolved network mode, used only for the "not allowed here" error
+	PortMaps  PortMaps               // whether that mode takes port maps
 	Allocated structs.AllocatedPorts // cfg.Resources.Ports from Nomad (group network ports); may be nil
 	Networks  structs.Networks       // legacy task-level networks: cfg.Resources.NomadResources.Networks; may be nil
 	Ports     []string               // task config `ports = ["http", "dns"]` (docker driver form)
@@ -141,9 +142,7 @@ func Resolve(req Request) (*Result, error) {
 // checkMode refuses port options in network modes where the driver does not
 // map ports.
 func checkMode(req Request) error {
-	switch req.Mode {
-	case ModeHost, ModeNone, ModeGroup:
-	default:
+	if req.PortMaps == PortMapsAllowed {
 		return nil
 	}
 	var fields []string
@@ -155,7 +154,7 @@ func checkMode(req Request) error {
 	}
 	msg := fmt.Sprintf("%s: port maps are not allowed with network mode %q; they need network_mode = \"bridge\" or \"cni/<name>\"",
 		strings.Join(fields, " and "), req.Mode)
-	if req.Mode == ModeGroup {
+	if req.PortMaps == PortMapsByNomad {
 		msg += "; in group network mode Nomad maps the group's ports itself (network block in the group), so remove the option"
 	}
 	return errors.New(msg)

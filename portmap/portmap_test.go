@@ -232,17 +232,17 @@ func TestResolve_Errors(t *testing.T) {
 		},
 		{
 			name: "ports in host mode",
-			req:  Request{Mode: "host", Allocated: groupPorts, Ports: []string{"http"}},
+			req:  Request{Mode: "host", PortMaps: PortMapsRefused, Allocated: groupPorts, Ports: []string{"http"}},
 			exp:  []string{`ports: port maps are not allowed with network mode "host"`, `network_mode = "bridge" or "cni/<name>"`},
 		},
 		{
 			name: "port_map in none mode",
-			req:  Request{Mode: "none", Allocated: groupPorts, PortMap: map[string]string{"http": "80"}},
+			req:  Request{Mode: "none", PortMaps: PortMapsRefused, Allocated: groupPorts, PortMap: map[string]string{"http": "80"}},
 			exp:  []string{`port_map: port maps are not allowed with network mode "none"`, `"cni/<name>"`},
 		},
 		{
 			name: "both in group mode",
-			req:  Request{Mode: "group", Allocated: groupPorts, Ports: []string{"http"}, PortMap: map[string]string{"http": "80"}},
+			req:  Request{Mode: "group", PortMaps: PortMapsByNomad, Allocated: groupPorts, Ports: []string{"http"}, PortMap: map[string]string{"http": "80"}},
 			exp: []string{`ports and port_map: port maps are not allowed with network mode "group"`,
 				"in group network mode Nomad maps the group's ports itself"},
 		},
