@@ -22,30 +22,9 @@ const (
 
 // Fingerprint reports the driver's health and attributes to Nomad.
 func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
-	ch := make(chan *drivers.Fingerprint)
-	go func() {
-		defer close(ch)
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.ctx.Done():
-				return
-			case <-timer.C:
-				timer.Reset(fingerprintPeriod)
-			}
-			select {
-			case ch <- d.fingerprint(ctx):
-			case <-ctx.Done():
-				return
-			case <-d.ctx.Done():
-				return
-			}
-		}
-	}()
-	return ch, nil
+	return periodic(ctx, d.ctx, nil, fingerprintPeriod, func() (*drivers.Fingerprint, bool) {
+		return d.fingerprint(ctx), true
+	}), nil
 }
 
 // fingerprint is healthy only when containerd answers and the configured

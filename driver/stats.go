@@ -26,35 +26,13 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 		}
 		interval = st.config.StatsInterval
 	}
-	ch := make(chan *drivers.TaskResourceUsage)
-	go func() {
-		defer close(ch)
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.ctx.Done():
-				return
-			case <-h.task.Done():
-				return
-			case <-timer.C:
-				timer.Reset(interval)
-			}
-			usage, err := h.sample(ctx)
-			if err != nil {
-				h.logger.Debug("failed to sample task stats", "error", err)
-				continue
-			}
-			select {
-			case ch <- usage:
-			case <-ctx.Done():
-				return
-			}
+	return periodic(ctx, d.ctx, h.task.Done(), interval, func() (*drivers.TaskResourceUsage, bool) {
+		usage, err := h.sample(ctx)
+		if err != nil {
+			h.logger.Debug("failed to sample task stats", "error", err)
 		}
-	}()
-	return ch, nil
+		return usage, err == nil
+	}), nil
 }
 
 // sample reads the task's cgroup once and converts it to Nomad's form.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,26 +130,19 @@ func fileTail(path string, n int64) string {
 
 // procs lists the PIDs whose command line satisfies match.
 func procs(match func(pid int, args []string) bool) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		if match(pid, strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return scanProcs("cmdline", func(pid int, fields []string) bool {
+		return len(fields) > 0 && fields[0] != "" && match(pid, fields)
+	})
 }
 
 // procsWithEnv lists the PIDs whose environment holds the exact entry kv.
 func procsWithEnv(kv string) []int {
+	return scanProcs("environ", func(_ int, fields []string) bool { return slices.Contains(fields, kv) })
+}
+
+// scanProcs lists the PIDs, other than this process, whose NUL-separated
+// /proc/<pid>/<file> satisfies match.
+func scanProcs(file string, match func(pid int, fields []string) bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -156,15 +150,12 @@ func procsWithEnv(kv string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), file))
 		if err != nil {
 			continue
 		}
-		for _, ent := range bytes.Split(raw, []byte{0}) {
-			if string(ent) == kv {
-				out = append(out, pid)
-				break
-			}
+		if match(pid, strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")) {
+			out = append(out, pid)
 		}
 	}
 	return out
