@@ -22,6 +22,7 @@ func FuzzResolve(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mode, label string, value, to int, hostIP string, inPorts bool, portMap string) {
 		req := Request{
 			Mode:      mode,
+			PortMaps:  decision(mode),
 			Allocated: structs.AllocatedPorts{{Label: label, Value: value, To: to, HostIP: hostIP}},
 		}
 		if inPorts {
@@ -53,4 +54,16 @@ func FuzzResolve(f *testing.F) {
 			}
 		}
 	})
+}
+
+// decision is the driver's port-maps decision for the fuzzed mode name, so
+// that the seeds for host and group reach the refusal paths.
+func decision(mode string) PortMaps {
+	switch mode {
+	case "host", "none":
+		return PortMapsRefused
+	case "group":
+		return PortMapsByNomad
+	}
+	return PortMapsAllowed
 }
