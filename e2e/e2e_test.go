@@ -130,15 +130,21 @@ func (e *env) stopJob(t *testing.T, jobID string) {
 	}
 }
 
-// alloc waits until the job's allocation reaches status and returns it.
+// alloc waits until an allocation of the job as registered now reaches
+// status and returns it.
 func (e *env) alloc(t *testing.T, jobID, status string) *api.Allocation {
 	t.Helper()
 	cl := e.nomad.API()
 	var a *api.Allocation
+	job, _, err := cl.Jobs().Info(jobID, nil)
+	must.NoError(t, err)
 	found := testbed.Poll(2*time.Minute, 250*time.Millisecond, func() bool {
 		stubs, _, err := cl.Jobs().Allocations(jobID, true, nil)
 		must.NoError(t, err)
 		for _, s := range stubs {
+			if s.CreateIndex < *job.CreateIndex {
+				continue // of an earlier, purged job of the same name
+			}
 			if s.ClientStatus == status {
 				a, _, err = cl.Allocations().Info(s.ID, nil)
 				must.NoError(t, err)
