@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -54,15 +55,22 @@ type subnets struct {
 	used map[string]bool
 }
 
-// take picks a random bridge name and a /24 under 10.215/16 not in use.
+// take picks a random bridge name and a /24 under 10.215/16 that neither
+// this process nor any interface of the host uses: a network another
+// process left behind would take the route to the test's own.
 func (s *subnets) take() (bridge, subnet string) {
+	return s.pick(hostPrefixes())
+}
+
+// pick is take with the host's networks given.
+func (s *subnets) pick(onHost map[string]bool) (bridge, subnet string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		var b [3]byte
 		_, _ = rand.Read(b[:])
 		bridge, subnet = "ndc"+hex.EncodeToString(b[:]), fmt.Sprintf("10.215.%d.0/24", b[0])
-		if !s.used[subnet] || len(s.used) >= 256 {
+		if (!s.used[subnet] && !onHost[subnet]) || len(s.used)+len(onHost) >= 256 {
 			s.used[subnet] = true
 			return bridge, subnet
 		}
@@ -80,4 +88,16 @@ func (s *subnets) give(subnet string) {
 func (n *CNINet) PluginBlock(netnsDir string) string {
 	return fmt.Sprintf("cni {\n  bin_dir     = %q\n  conf_dir    = %q\n  bridge_name = %q\n  subnet      = %q\n  netns_dir   = %q\n}\n",
 		n.BinDir, n.ConfDir, n.Bridge, n.Subnet, netnsDir)
+}
+
+// hostPrefixes are the /24 networks of the host's IPv4 addresses.
+func hostPrefixes() map[string]bool {
+	out := map[string]bool{}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			out[(&net.IPNet{IP: n.IP.Mask(net.CIDRMask(24, 32)), Mask: net.CIDRMask(24, 32)}).String()] = true
+		}
+	}
+	return out
 }
