@@ -34,6 +34,14 @@ import (
 // a directory Nomad mounts. Beneath /alloc (but not logs), /local and
 // /secrets binds are allowed.
 
+// Container paths of Nomad's task directories.
+const (
+	allocMountPath   = "/alloc"
+	localMountPath   = "/local"
+	secretsMountPath = "/secrets"
+	logsMountPath    = "/alloc/logs"
+)
+
 // allocBoundary is one task's view of its allocation directory, resolved.
 type allocBoundary struct {
 	alloc  string // the allocation directory
@@ -57,19 +65,20 @@ func newAllocBoundary(allocDir, taskDir string) (allocBoundary, error) {
 // such sources are judged by checkSource, the rest are host paths.
 func (b allocBoundary) contains(real string) bool { return isUnder(real, b.alloc) }
 
-// checkSource judges a bind source inside the allocation; real is where the
-// kernel resolved it.
-func (b allocBoundary) checkSource(m Mount, real string) error {
+// checkSource judges a bind source inside the allocation: given is the
+// source as the task wrote it in option field, real is where the kernel
+// resolved it.
+func (b allocBoundary) checkSource(field, given, real string, readOnly bool) error {
 	switch {
 	case isUnder(real, b.task):
 		return nil
 	case isUnder(real, filepath.Join(b.shared, "data")), isUnder(real, filepath.Join(b.shared, "tmp")):
 		return nil
 	case isUnder(real, filepath.Join(b.shared, "logs")):
-		if m.ReadOnly {
+		if readOnly {
 			return nil
 		}
-		return fmt.Errorf("%s: source %q (resolved to %q) is refused: alloc/logs may only be bound read-only, a task may plant nothing where Nomad writes logs", m.Field, m.Source, real)
+		return fmt.Errorf("%s: source %q (resolved to %q) is refused: alloc/logs may only be bound read-only, a task may plant nothing where Nomad writes logs", field, given, real)
 	}
 	rel, _ := filepath.Rel(b.alloc, real)
 	what := "another task's directory"
@@ -81,7 +90,7 @@ func (b allocBoundary) checkSource(m Mount, real string) error {
 	case strings.HasPrefix(rel, "alloc/"):
 		what = "a part of the shared alloc directory other than data, tmp and logs"
 	}
-	return fmt.Errorf("%s: source %q (resolved to %q) is refused: it is %s; a bind inside the allocation may reach only the task's own directory, alloc/data, alloc/tmp and (read-only) alloc/logs", m.Field, m.Source, real, what)
+	return fmt.Errorf("%s: source %q (resolved to %q) is refused: it is %s; a bind inside the allocation may reach only the task's own directory, alloc/data, alloc/tmp and (read-only) alloc/logs", field, given, real, what)
 }
 
 // nomadDirs are the container directories Nomad mounts, that no bind may
@@ -110,22 +119,4 @@ func checkTarget(field, target, resolved string) error {
 		}
 	}
 	return nil
-}
-
-// bindTargetCheck is the check the executor runs on each mount target once
-// it is resolved inside the image's root filesystem: the task's own mounts
-// may not be redirected onto Nomad's. Nomad's own mounts (and anything
-// else the driver adds) are not the task's to choose.
-func bindTargetCheck(ms []Mount) func(target, resolved string) error {
-	fields := map[string]string{}
-	for _, m := range ms {
-		fields[path.Clean(m.Target)] = m.Field
-	}
-	return func(target, resolved string) error {
-		field, ok := fields[path.Clean(target)]
-		if !ok {
-			return nil
-		}
-		return checkTarget(field, target, resolved)
-	}
 }

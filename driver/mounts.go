@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -11,14 +12,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
-)
-
-// Container paths of Nomad's task directories.
-const (
-	allocMountPath   = "/alloc"
-	localMountPath   = "/local"
-	secretsMountPath = "/secrets"
-	logsMountPath    = "/alloc/logs"
 )
 
 // Mount is one task-requested mount, from any of the option forms that
@@ -204,7 +197,7 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]
 			return nil, fmt.Errorf("%s: source %q cannot be resolved: %w", m.Field, m.Source, err)
 		}
 		if b.contains(pin.real) {
-			err = b.checkSource(m, pin.real)
+			err = b.checkSource(m.Field, m.Source, pin.real, m.ReadOnly)
 		} else {
 			err = c.allowHostPath(m.Field, m.Source, pin.real)
 		}
@@ -300,5 +293,23 @@ func propagation(mode string) string {
 		return "rshared"
 	default:
 		return "rprivate"
+	}
+}
+
+// bindTargetCheck is the check the executor runs on each mount target once
+// it is resolved inside the image's root filesystem: the task's own mounts
+// may not be redirected onto Nomad's. Nomad's own mounts (and anything
+// else the driver adds) are not the task's to choose.
+func bindTargetCheck(ms []Mount) func(target, resolved string) error {
+	fields := map[string]string{}
+	for _, m := range ms {
+		fields[path.Clean(m.Target)] = m.Field
+	}
+	return func(target, resolved string) error {
+		field, ok := fields[path.Clean(target)]
+		if !ok {
+			return nil
+		}
+		return checkTarget(field, target, resolved)
 	}
 }

@@ -3,8 +3,6 @@ package driver
 import (
 	"sort"
 	"sync"
-
-	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
 
 // usedNamespaces are the containerd namespaces this plugin has tasks in
@@ -37,20 +35,4 @@ func (u *usedNamespaces) list(current string) []string {
 	}
 	sort.Strings(out)
 	return append([]string{current}, out...)
-}
-
-// runtimeIn is st's runtime for containerd namespace ns; "" is the
-// configured namespace (task states written before it was saved).
-func (d *Driver) runtimeIn(st *state, ns string) *executor.Runtime {
-	if ns == "" || ns == st.config.Namespace {
-		return st.runtime
-	}
-	d.namespaces.add(ns)
-	return executor.New(st.client, ns, d.logger)
-}
-
-// inConfiguredNamespace reports whether ns is the namespace the image
-// manager and image GC of st work in ("" is).
-func inConfiguredNamespace(st *state, ns string) bool {
-	return ns == "" || ns == st.config.Namespace
 }

@@ -113,3 +113,15 @@ func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, dest strin
 	p.bind(name, dest, pin)
 	return bindMount(pin.real, dest, false), nil
 }
+
+// hostname is the task's hostname option, else the one Nomad gave the
+// group; "" keeps the runtime's default.
+func hostname(cfg *drivers.TaskConfig, tc *TaskConfig) string {
+	if tc.Hostname != "" {
+		return tc.Hostname
+	}
+	if iso := cfg.NetworkIsolation; iso != nil && iso.HostsConfig != nil {
+		return iso.HostsConfig.Hostname
+	}
+	return ""
+}

@@ -151,16 +151,6 @@ func commandArgs(tc *TaskConfig) []string {
 	return nil
 }
 
-func hostname(cfg *drivers.TaskConfig, tc *TaskConfig) string {
-	if tc.Hostname != "" {
-		return tc.Hostname
-	}
-	if iso := cfg.NetworkIsolation; iso != nil && iso.HostsConfig != nil {
-		return iso.HostsConfig.Hostname
-	}
-	return ""
-}
-
 // namespaceMode resolves pid_mode / ipc_mode against the plugin default
 // and gate; it reports whether the host namespace is used.
 func namespaceMode(field, task, def string, allowed bool, gate string) (bool, error) {
