@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
@@ -133,17 +132,10 @@ func parseDevice(field, v string) (DeviceRequest, error) {
 	if err := executor.CheckMountDestination(d.ContainerPath); err != nil {
 		return d, fmt.Errorf("%s: %w", field, err)
 	}
-	seen := map[rune]bool{}
-	for _, r := range d.Permissions {
-		if !strings.ContainsRune("rwm", r) || seen[r] {
-			return d, fmt.Errorf("%s: permissions %q must be letters of \"rwm\", each at most once", field, d.Permissions)
-		}
-		seen[r] = true
-	}
 	if d.Permissions == "" {
 		return d, fmt.Errorf("%s: permissions in %q are empty; give letters of \"rwm\"", field, v)
 	}
-	return d, nil
+	return d, checkDevicePermissions(field, d.Permissions)
 }
 
 // Namespaced sysctls, as runc and docker allow them: System V IPC and
@@ -217,16 +209,9 @@ func (sc SecurityConfig) allowDevice(d DeviceRequest) (executor.Device, error) {
 	if len(sc.AllowedDevices) == 0 {
 		return executor.Device{}, fmt.Errorf("%s: host device %q is refused: the plugin's allowed_devices is empty", d.Field, d.HostPath)
 	}
-	real, err := filepath.EvalSymlinks(d.HostPath)
+	real, err := deviceNode(d.Field, d.HostPath)
 	if err != nil {
-		return executor.Device{}, fmt.Errorf("%s: host device %q cannot be resolved: %w", d.Field, d.HostPath, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(real, &st); err != nil {
-		return executor.Device{}, fmt.Errorf("%s: failed to stat host device %q: %w", d.Field, real, err)
-	}
-	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
-		return executor.Device{}, fmt.Errorf("%s: %q (resolved to %q) is not a device node", d.Field, d.HostPath, real)
+		return executor.Device{}, err
 	}
 	for _, p := range sc.AllowedDevices {
 		if ok, _ := filepath.Match(p, real); ok {

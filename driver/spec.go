@@ -91,6 +91,9 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		ShimGroup:      cfg.AllocID,
 	}
 	applyResources(&spec, cfg.Resources)
+	if spec.Devices, err = reservedDevices(cfg); err != nil {
+		return nil, err
+	}
 	if err := planSecurity(c.Security, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
 		return nil, err
 	}
