@@ -40,6 +40,7 @@ type Config struct {
 	Images             ImageConfig
 	Containers         ContainerGC
 	Security           SecurityConfig
+	CDI                CDIConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -122,6 +123,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.Containers, err = parseContainerGC(raw.GC); err != nil {
+		return nil, err
+	}
+	if c.CDI, err = parseCDIConfig(raw.CDI); err != nil {
 		return nil, err
 	}
 	if c.Security, err = parseSecurityConfig(rawSecurityConfig{

@@ -85,6 +85,7 @@ type state struct {
 	networks    *network.Manager
 	verifier    *trust.Verifier
 	gc          *image.GC
+	cdi         *cdiRegistry
 	// stopReconciler stops the dangling container reconciler; nil with
 	// gc.container = false.
 	stopReconciler func()

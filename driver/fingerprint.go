@@ -73,6 +73,7 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	if len(missing) > 0 {
 		fp.Attributes["driver.containerd.cni.missing"] = pstructs.NewStringAttribute(strings.Join(missing, ","))
 	}
+	st.cdi.fingerprint(fp.Attributes)
 	return fp
 }
 

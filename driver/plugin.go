@@ -87,6 +87,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		networks: networks,
 		verifier: verifier,
 		gc:       image.NewGC(c, conf.Namespace, conf.Images.GC, d.logger),
+		cdi:      newCDIRegistry(conf.CDI),
 	}
 	if cfg.AgentConfig != nil {
 		st.nomadConfig = cfg.AgentConfig.Driver

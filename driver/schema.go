@@ -45,6 +45,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"subnet":      hclspec.NewDefault(hclspec.NewAttr("subnet", "string", false), hclspec.NewLiteral(`"172.31.0.0/16"`)),
 		"netns_dir":   hclspec.NewDefault(hclspec.NewAttr("netns_dir", "string", false), hclspec.NewLiteral(`"/var/run/netns"`)),
 	})),
+	"cdi": hclspec.NewBlock("cdi", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"spec_dirs":       hclspec.NewDefault(hclspec.NewAttr("spec_dirs", "list(string)", false), hclspec.NewLiteral(`["/etc/cdi", "/var/run/cdi"]`)),
+		"allowed_devices": hclspec.NewAttr("allowed_devices", "list(string)", false),
+	})),
 	// security
 	"allow_unconfined_seccomp": hclspec.NewDefault(hclspec.NewAttr("allow_unconfined_seccomp", "bool", false), hclspec.NewLiteral("false")),
 	"allowed_seccomp_profiles": hclspec.NewAttr("allowed_seccomp_profiles", "list(string)", false),
@@ -76,6 +80,7 @@ type rawConfig struct {
 	DefaultIPCMode      string          `codec:"default_ipc_mode"`
 	DefaultNetMode      string          `codec:"default_network_mode"`
 	CNI                 rawCNIConfig    `codec:"cni"`
+	CDI                 rawCDIConfig    `codec:"cdi"`
 
 	AllowUnconfinedSeccomp bool     `codec:"allow_unconfined_seccomp"`
 	AllowedSeccompProfiles []string `codec:"allowed_seccomp_profiles"`
@@ -221,6 +226,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"no_new_privileges": hclspec.NewAttr("no_new_privileges", "bool", false),
 	"sysctl":            hclspec.NewAttr("sysctl", "list(map(string))", false),
 	"devices":           hclspec.NewAttr("devices", "list(string)", false),
+	"cdi_devices":       hclspec.NewAttr("cdi_devices", "list(string)", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -268,6 +274,7 @@ type rawTaskConfig struct {
 	NoNewPrivileges  *bool               `codec:"no_new_privileges"`
 	Sysctl           []map[string]string `codec:"sysctl"`
 	Devices          []string            `codec:"devices"`
+	CDIDevices       []string            `codec:"cdi_devices"`
 }
 
 type rawMount struct {

@@ -39,6 +39,8 @@ type TaskConfig struct {
 	Platform         string // "os/arch[/variant]" instead of this machine's
 	Load             string // archive to load the image from, relative to the task dir
 	Security         TaskSecurity
+	// CDIDevices are fully qualified CDI device names (vendor.com/class=name).
+	CDIDevices []string
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -131,6 +133,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		return nil, err
 	}
 	if tc.Security, err = parseTaskSecurity(raw.security()); err != nil {
+		return nil, err
+	}
+	if tc.CDIDevices, err = parseCDIDevices(raw.CDIDevices); err != nil {
 		return nil, err
 	}
 	return tc, nil

@@ -93,6 +93,12 @@ type SpecConfig struct {
 	Sysctl map[string]string
 	// Devices are host devices made available in the container.
 	Devices []Device
+	// CDIDevices are fully qualified CDI device names, injected by CDI
+	// after everything else that shapes the environment, mounts and
+	// devices.
+	CDIDevices []string
+	// CDI resolves CDIDevices; it must be set when they are.
+	CDI CDIInjector `json:"-"`
 }
 
 // BuildSpecOpts turns an image config and the driver's SpecConfig into the
@@ -173,6 +179,9 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 	}
 	for _, d := range cfg.Devices {
 		opts = append(opts, oci.WithDevices(d.HostPath, d.ContainerPath, d.Permissions))
+	}
+	if len(cfg.CDIDevices) > 0 {
+		opts = append(opts, withCDIDevices(cfg.CDI, cfg.CDIDevices))
 	}
 
 	if cfg.CPUShares > 0 {
