@@ -53,7 +53,7 @@ func parseCDIConfig(raw rawCDIConfig) (CDIConfig, error) {
 		}
 	}
 	for _, p := range c.AllowedDevices {
-		if _, err := path.Match(p, ""); err != nil || !strings.Contains(p, "/") || !strings.Contains(p, "=") {
+		if _, err := path.Match(p, ""); err != nil || !strings.Contains(p, "/") {
 			return c, fmt.Errorf("cdi.allowed_devices: %q must be a CDI device name or pattern such as %q", p, "nvidia.com/gpu=*")
 		}
 	}
