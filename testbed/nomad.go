@@ -85,6 +85,13 @@ func launchNomad(cfg NomadConfig, o LaunchOptions, id string) (_ *Nomad, err err
 	if err := LinkPlugin(n.Config.PluginDir, plugins); err != nil {
 		return nil, err
 	}
+	for _, p := range n.Config.Plugins {
+		link := filepath.Join(plugins, filepath.Base(p))
+		_ = os.Remove(link)
+		if err := os.Symlink(p, link); err != nil {
+			return nil, err
+		}
+	}
 	n.Addr = fmt.Sprintf("http://127.0.0.1:%d", n.Ports.HTTP)
 	for name, client := range map[string]bool{"agent.hcl": true, "bootstrap.hcl": false} {
 		conf := nomadAgentConfig(n.Config, plugins, n.Ports, n.id, client)

@@ -26,6 +26,10 @@ type NomadConfig struct {
 	PluginConfig string // HCL body of the plugin's `config { }` block
 	DataDir      string // default: a new temp dir, removed by Stop
 	Extra        string // more agent HCL, appended as is
+	// Plugins are more plugin executables (device plugins) linked into
+	// the agent's plugin dir under their file names; configure them in
+	// Extra with plugin "<file name>" { config { ... } }.
+	Plugins []string
 
 	// Role is what the agent runs; the default is a server and a client in
 	// one process, a cluster of its own.
