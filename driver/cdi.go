@@ -19,7 +19,8 @@ const (
 	// GPUs with: their UUIDs, comma-separated.
 	nvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 	// nvidiaGPUKind is the CDI vendor and class `nvidia-ctk cdi generate`
-	// writes for GPUs, named by index, UUID and "all".
+	// writes for GPUs, named by index or UUID (its --device-name-strategy)
+	// and "all".
 	nvidiaGPUKind = "nvidia.com/gpu"
 	// cdiAttrPrefix starts the fingerprint attributes naming the CDI
 	// devices found, one per vendor/class.
@@ -114,7 +115,7 @@ func (r *cdiRegistry) taskDevices(cfg *drivers.TaskConfig, named []string, runti
 	for _, id := range gpus {
 		n := nvidiaGPUKind + "=" + id
 		if r.cache.GetDevice(n) == nil {
-			return nil, fmt.Errorf("%s=%s: %w; write the node's GPU specs with `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`",
+			return nil, fmt.Errorf("%s=%s: %w; write the node's GPU specs, named by UUID, with `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=uuid`",
 				nvidiaVisibleDevices, cfg.DeviceEnv[nvidiaVisibleDevices], r.unknown("GPU reserved by Nomad's device plugin", n))
 		}
 		out = appendNew(out, n)
