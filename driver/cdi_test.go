@@ -52,6 +52,24 @@ func writeCDISpec(t *testing.T, dir, file, kind string, devs ...cdiDevice) {
 	must.NoError(t, os.WriteFile(filepath.Join(dir, file), b, 0o644))
 }
 
+// checkParsed is one case of a table of configs: parse fails with an
+// error containing wantErr, or succeeds and get of the result is want.
+func checkParsed[C, T any](t *testing.T, parse func() (C, error), wantErr string, want T, get func(C) T) {
+	t.Helper()
+	c, err := parse()
+	if wantErr != "" {
+		must.ErrorContains(t, err, wantErr)
+		return
+	}
+	must.NoError(t, err)
+	must.Eq(t, want, get(c))
+}
+
+// pluginBody parses a plugin config body through the schema.
+func pluginBody(t *testing.T, body string) func() (*Config, error) {
+	return func() (*Config, error) { return parseConfig(decodePluginHCL(t, body)) }
+}
+
 func TestParseCDIConfig(t *testing.T) {
 	cases := []struct {
 		body string
@@ -68,13 +86,7 @@ func TestParseCDIConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if tc.err != "" {
-				must.ErrorContains(t, err, tc.err)
-				return
-			}
-			must.NoError(t, err)
-			must.Eq(t, tc.want, c.CDI)
+			checkParsed(t, pluginBody(t, tc.body), tc.err, tc.want, func(c *Config) CDIConfig { return c.CDI })
 		})
 	}
 }
@@ -94,13 +106,8 @@ func TestParseCDIDevices(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
-			got, err := parseTaskConfig(decodeTaskHCL(t, tc.body))
-			if tc.err != "" {
-				must.ErrorContains(t, err, tc.err)
-				return
-			}
-			must.NoError(t, err)
-			must.Eq(t, tc.want, got.CDIDevices)
+			parse := func() (*TaskConfig, error) { return parseTaskConfig(decodeTaskHCL(t, tc.body)) }
+			checkParsed(t, parse, tc.err, tc.want, func(c *TaskConfig) []string { return c.CDIDevices })
 		})
 	}
 }

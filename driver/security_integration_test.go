@@ -378,12 +378,7 @@ func testRuncFingerprint(t *testing.T, b *bed) {
 			commit = s
 		}
 	}
-	h := b.harness(t, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ch, err := h.Fingerprint(ctx)
-	must.NoError(t, err)
-	fp := <-ch
+	fp := firstFingerprint(t, b.harness(t, ""))
 	got, _ := fp.Attributes["driver.containerd.runc.version"].GetString()
 	must.Eq(t, version, got)
 	want := checkRunc(version, commit).warning()

@@ -31,13 +31,7 @@ func TestParseSecurityConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if tc.err != "" {
-				must.ErrorContains(t, err, tc.err)
-				return
-			}
-			must.NoError(t, err)
-			must.Eq(t, tc.want, c.Security)
+			checkParsed(t, pluginBody(t, tc.body), tc.err, tc.want, func(c *Config) SecurityConfig { return c.Security })
 		})
 	}
 }
