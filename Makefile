@@ -66,7 +66,7 @@ bench: deps build ## driver vs raw containerd, go-cni and ctr in one run: table,
 dist: ## versioned, reproducible release archives for linux/amd64 and arm64 with SHA256SUMS, in dist/
 	VERSION=$(VERSION) hack/dist.sh
 
-demo: ## deps, build, then run example-jobs/hello and service on containerd + Nomad (root)
+demo: ## install what the demo needs, build in parallel, then run example-jobs/hello and service on containerd + Nomad (root)
 	bash hack/demo.sh
 
 demo-stop: ## stop what `make demo` left running
