@@ -80,7 +80,7 @@ func TestCheckHealthyBed(t *testing.T) {
 	b := newBed(t)
 	code, out := runCheck(t, b.body())
 	must.Eq(t, 0, code)
-	for _, want := range []string{"✓ config:", "✓ containerd: containerd 2.2.1", "runtime: runtime io.containerd.runc.v2", "✓ snapshotter: snapshotter overlayfs",
+	for _, want := range []string{"✓ config:", "✓ plugin_dir: ", "✓ containerd: containerd 2.2.1", "runtime: runtime io.containerd.runc.v2", "✓ snapshotter: snapshotter overlayfs",
 		`✓ cni bridge:`, `✓ cni lan: network "lan"`, "✓ cgroups: cgroup v", "✓ registry_config_dir: registry_config_dir " + b.registryDir + ": hosts for localhost:5000",
 		"✓ trust: default_policy off, 1 rule(s), keys readable: " + b.key, "✓ volumes: volumes.allowed_host_paths exist: " + b.hostPath} {
 		must.StrContains(t, out, want)
@@ -96,7 +96,7 @@ func TestCheckHealthyBed(t *testing.T) {
 	var rep Report
 	must.NoError(t, json.Unmarshal([]byte(js), &rep))
 	must.True(t, rep.OK)
-	must.SliceLen(t, 10, rep.Checks)
+	must.SliceLen(t, 11, rep.Checks)
 }
 
 // TestCheckBrokenBeds: each fault is named on a ✗ line with a fix, and the

@@ -18,7 +18,18 @@ const pluginName = "containerd"
 // agentFile is the part of a Nomad agent config file that the check reads,
 // decoded as the agent decodes it (HCL 1, or JSON).
 type agentFile struct {
-	Plugins []*pluginBlock `hcl:"plugin"`
+	DataDir   string         `hcl:"data_dir"`
+	PluginDir string         `hcl:"plugin_dir"`
+	Plugins   []*pluginBlock `hcl:"plugin"`
+}
+
+// agentConfig is what the check takes from the agent's config files.
+type agentConfig struct {
+	plugin map[string]any // the plugin block's config; nil: the defaults
+	src    string         // where the block is
+	// pluginDir is where the agent looks for the plugin: plugin_dir, by
+	// default <data_dir>/plugins; "" when the config names neither.
+	pluginDir string
 }
 
 type pluginBlock struct {
@@ -29,21 +40,28 @@ type pluginBlock struct {
 // checkConfig reads the plugin block from the agent config at path and
 // validates it exactly as the agent and the driver would.
 func checkConfig(path string) (*config, Result) {
+	conf, _, res := checkAgent(path)
+	return conf, res
+}
+
+// checkAgent is checkConfig that also returns where the agent looks for
+// the plugin.
+func checkAgent(path string) (*config, string, Result) {
 	res := Result{Name: "config"}
-	block, src, err := loadPluginConfig(path)
+	agent, err := loadAgentConfig(path)
 	if err != nil {
 		res.Status, res.Detail = Fail, err.Error()
 		res.Fix = "give -config the Nomad agent's config file or directory"
-		return nil, res
+		return nil, "", res
 	}
-	conf, err := ValidateConfig(block)
+	conf, err := ValidateConfig(agent.plugin)
 	if err != nil {
-		res.Status, res.Detail = Fail, fmt.Sprintf("%s: %v", src, err)
+		res.Status, res.Detail = Fail, fmt.Sprintf("%s: %v", agent.src, err)
 		res.Fix = fmt.Sprintf("correct the plugin %q block; the options are in the README's plugin configuration table", pluginName)
-		return nil, res
+		return nil, "", res
 	}
-	res.Status, res.Detail = Pass, fmt.Sprintf("%s: plugin %q config is valid", src, pluginName)
-	return conf, res
+	res.Status, res.Detail = Pass, fmt.Sprintf("%s: plugin %q config is valid", agent.src, pluginName)
+	return conf, agent.pluginDir, res
 }
 
 // ValidateConfig decodes a plugin block's config map through the driver's
@@ -57,39 +75,45 @@ func ValidateConfig(block map[string]any) (*driver.Config, error) {
 	return driver.DecodeConfig(b)
 }
 
-// loadPluginConfig returns the config of the plugin "containerd" block in
-// the agent config at path (a file, or a directory whose .hcl and .json
-// files the agent reads in name order, a later block replacing an earlier
-// one) and where it was found. No block means the defaults (nil map), as
-// for an agent that loads the plugin without one.
-func loadPluginConfig(path string) (map[string]any, string, error) {
+// loadAgentConfig reads the agent config at path: a file, or a directory
+// whose .hcl and .json files the agent reads in name order, a later plugin
+// "containerd" block replacing an earlier one. No block means the defaults
+// (a nil map), as for an agent that loads the plugin without one.
+func loadAgentConfig(path string) (agentConfig, error) {
 	if path == "" {
-		return nil, "defaults (no -config given)", nil
+		return agentConfig{src: "defaults (no -config given)"}, nil
 	}
 	files, err := configFiles(path)
 	if err != nil {
-		return nil, "", err
+		return agentConfig{}, err
 	}
-	var (
-		found map[string]any
-		src   = fmt.Sprintf("%s (no plugin %q block: the defaults apply)", path, pluginName)
-	)
+	ac := agentConfig{src: fmt.Sprintf("%s (no plugin %q block: the defaults apply)", path, pluginName)}
+	var dataDir string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, "", fmt.Errorf("failed to read agent config: %w", err)
+			return agentConfig{}, fmt.Errorf("failed to read agent config: %w", err)
 		}
 		var af agentFile
 		if err := hcl.Decode(&af, string(b)); err != nil {
-			return nil, "", fmt.Errorf("failed to parse agent config %s: %w", f, err)
+			return agentConfig{}, fmt.Errorf("failed to parse agent config %s: %w", f, err)
 		}
 		for _, p := range af.Plugins {
 			if p != nil && p.Name == pluginName {
-				found, src = p.Config, f
+				ac.plugin, ac.src = p.Config, f
 			}
 		}
+		if af.DataDir != "" {
+			dataDir = af.DataDir
+		}
+		if af.PluginDir != "" {
+			ac.pluginDir = af.PluginDir
+		}
 	}
-	return found, src, nil
+	if ac.pluginDir == "" && dataDir != "" {
+		ac.pluginDir = filepath.Join(dataDir, "plugins")
+	}
+	return ac, nil
 }
 
 func configFiles(path string) ([]string, error) {

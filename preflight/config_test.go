@@ -45,12 +45,15 @@ func setConfigError(t *testing.T, body string) error {
 }
 
 // writeAgentConfig writes a Nomad agent config file with a client block
-// and the plugin block around body.
+// and the plugin block around body into dir, and an executable named
+// containerd into the agent's plugin dir (dir/data/plugins).
 func writeAgentConfig(t *testing.T, dir, body string) string {
 	t.Helper()
 	path := filepath.Join(dir, "client.hcl")
-	src := "data_dir = \"/opt/nomad\"\nclient {\n  enabled = true\n}\nplugin \"containerd\" {\n  config {\n" + body + "\n  }\n}\n"
+	src := "data_dir = \"" + filepath.Join(dir, "data") + "\"\nclient {\n  enabled = true\n}\nplugin \"containerd\" {\n  config {\n" + body + "\n  }\n}\n"
 	must.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	must.NoError(t, os.MkdirAll(filepath.Join(dir, "data", "plugins"), 0o755))
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "data", "plugins", "containerd"), []byte("#!/bin/sh\n"), 0o755))
 	return path
 }
 
@@ -149,35 +152,66 @@ func TestConfigSchemaErrors(t *testing.T) {
 	}
 }
 
-// TestLoadPluginConfig reads the plugin block the way the agent does: from
+// TestLoadAgentConfig reads the plugin block the way the agent does: from
 // a file or from a directory's .hcl and .json files in name order, a later
 // block replacing an earlier one; no block means the defaults.
-func TestLoadPluginConfig(t *testing.T) {
+func TestLoadAgentConfig(t *testing.T) {
 	dir := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "00-base.hcl"), []byte("plugin \"containerd\" {\n  config {\n    namespace = \"first\"\n  }\n}\nplugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n"), 0o644))
-	must.NoError(t, os.WriteFile(filepath.Join(dir, "10-override.json"), []byte(`{"plugin": {"containerd": {"config": {"namespace": "second"}}}}`), 0o644))
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "10-override.json"), []byte(`{"data_dir": "/srv/nomad", "plugin": {"containerd": {"config": {"namespace": "second"}}}}`), 0o644))
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "README"), []byte("not config"), 0o644))
 
-	block, src, err := loadPluginConfig(dir)
+	ac, err := loadAgentConfig(dir)
 	must.NoError(t, err)
-	must.Eq(t, filepath.Join(dir, "10-override.json"), src)
-	conf, err := ValidateConfig(block)
+	must.Eq(t, filepath.Join(dir, "10-override.json"), ac.src)
+	must.Eq(t, "/srv/nomad/plugins", ac.pluginDir)
+	conf, err := ValidateConfig(ac.plugin)
 	must.NoError(t, err)
 	must.Eq(t, "second", conf.Namespace)
 
 	empty := t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(empty, "client.hcl"), []byte("client {\n  enabled = true\n}\n"), 0o644))
-	block, src, err = loadPluginConfig(empty)
+	must.NoError(t, os.WriteFile(filepath.Join(empty, "plugins.hcl"), []byte("data_dir = \"/srv/nomad\"\nplugin_dir = \"/opt/nomad/plugins\"\n"), 0o644))
+	ac, err = loadAgentConfig(empty)
 	must.NoError(t, err)
-	must.Nil(t, block)
-	must.StrContains(t, src, "the defaults apply")
+	must.Nil(t, ac.plugin)
+	must.StrContains(t, ac.src, "the defaults apply")
+	must.Eq(t, "/opt/nomad/plugins", ac.pluginDir)
 
-	_, _, err = loadPluginConfig(filepath.Join(empty, "missing.hcl"))
+	_, err = loadAgentConfig(filepath.Join(empty, "missing.hcl"))
 	must.ErrorContains(t, err, "no such file")
 
 	bad := filepath.Join(empty, "bad.hcl")
 	must.NoError(t, os.WriteFile(bad, []byte("plugin \"containerd\" {\n"), 0o644))
-	_, _, err = loadPluginConfig(bad)
+	_, err = loadAgentConfig(bad)
 	must.ErrorContains(t, err, "failed to parse agent config "+bad)
 	must.True(t, strings.HasPrefix(err.Error(), "failed to parse"))
+}
+
+// TestCheckPluginBinary: the agent loads the driver only from an
+// executable named containerd in its plugin dir.
+func TestCheckPluginBinary(t *testing.T) {
+	cases := []struct {
+		name   string
+		make   func(path string)
+		status Status
+		want   string
+	}{
+		{"installed", func(p string) { must.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755)) }, Pass, "the agent loads the driver from it"},
+		{"missing", func(string) {}, Fail, "no such file or directory; Nomad loads the driver only from a file in plugin_dir named \"containerd\""},
+		{"not executable", func(p string) { must.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644)) }, Fail, "is not an executable file"},
+		{"a directory", func(p string) { must.NoError(t, os.Mkdir(p, 0o755)) }, Fail, "is not an executable file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.make(filepath.Join(dir, "containerd"))
+			r := checkPluginBinary(dir)
+			must.Eq(t, tc.status, r.Status)
+			must.StrContains(t, r.Detail, tc.want)
+			if tc.status == Fail {
+				must.StrContains(t, r.Fix, "install nomad-driver-containerd as "+filepath.Join(dir, "containerd"))
+			}
+		})
+	}
 }

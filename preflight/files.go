@@ -118,3 +118,22 @@ func orNone(s []string) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// checkPluginBinary checks that the agent will find the plugin: Nomad loads
+// a plugin only from a file in plugin_dir named like its plugin block.
+func checkPluginBinary(dir string) Result {
+	r := Result{Name: "plugin_dir"}
+	path := filepath.Join(dir, pluginName)
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		r.Status, r.Detail = Fail, fmt.Sprintf("%s: %v; Nomad loads the driver only from a file in plugin_dir named %q", path, errText(err), pluginName)
+	case st.IsDir() || st.Mode()&0o111 == 0:
+		r.Status, r.Detail = Fail, fmt.Sprintf("%s is not an executable file", path)
+	default:
+		r.Status, r.Detail = Pass, fmt.Sprintf("%s: the agent loads the driver from it", path)
+		return r
+	}
+	r.Fix = fmt.Sprintf("install nomad-driver-containerd as %s (a copy or a symlink, mode 0755)", path)
+	return r
+}

@@ -73,8 +73,11 @@ func Run(ctx context.Context, o Options) Report {
 		o.Timeout = 5 * time.Second
 	}
 	var r Report
-	conf, res := checkConfig(o.ConfigPath)
+	conf, pluginDir, res := checkAgent(o.ConfigPath)
 	r.Checks = append(r.Checks, res)
+	if pluginDir != "" {
+		r.Checks = append(r.Checks, checkPluginBinary(pluginDir))
+	}
 	if conf != nil {
 		r.Checks = append(r.Checks, checkContainerd(ctx, conf, o.Timeout)...)
 		r.Checks = append(r.Checks, checkCNI(conf)...)
