@@ -59,14 +59,14 @@ soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and s
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \
 		| grep -v -e '\[DEBUG\]' -e '\[TRACE\]'
 
-bench: deps build ## driver vs raw containerd, go-cni and ctr in one run: table, .work/bench/results.json (root)
+bench: deps build ## driver vs raw containerd, go-cni and ctr in one run: table, .work/bench/results.json and results.svg (root)
 	$(GO) test -count=1 -p 1 -timeout 60m -tags bench -run '^TestBench$$' -v ./e2e/bench/ 2>&1 | \
 		grep -v -e '^=== ' -e ' \[DEBUG\] ' ; exit $${PIPESTATUS[0]}
 
 dist: ## versioned, reproducible release archives for linux/amd64 and arm64 with SHA256SUMS, in dist/
 	VERSION=$(VERSION) hack/dist.sh
 
-demo: ## deps, build, then run example-jobs/hello and service on containerd + Nomad (root)
+demo: ## install what the demo needs, build in parallel, then run example-jobs/hello and service on containerd + Nomad (root)
 	bash hack/demo.sh
 
 demo-stop: ## stop what `make demo` left running

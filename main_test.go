@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,30 @@ func TestBuiltVersion(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(got)); s != "nomad-driver-containerd "+want {
 		t.Fatalf("-version printed %q, want %q", s, "nomad-driver-containerd "+want)
+	}
+	checkSubcommand(t, bin)
+}
+
+// checkSubcommand runs the built binary's check command: a bad plugin
+// option is a ✗ line and exit code 1; a bad argument exit code 2.
+func checkSubcommand(t *testing.T, bin string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "client.hcl")
+	if err := os.WriteFile(cfg, []byte("plugin \"containerd\" {\n  config {\n    namespace = \"a b\"\n  }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "check", "-config", cfg).Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("check of a bad config: %v, want exit code 1\n%s", err, out)
+	}
+	want := "✗ config: " + cfg + `: invalid plugin config: namespace: "a b" may only hold`
+	if !strings.HasPrefix(string(out), want) {
+		t.Fatalf("check printed\n%s\nwant a first line starting %q", out, want)
+	}
+	err = exec.Command(bin, "check", "-no-such-flag").Run()
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("check -no-such-flag: %v, want exit code 2", err)
 	}
 }
 

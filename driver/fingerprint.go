@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
-	rspecfeatures "github.com/opencontainers/runtime-spec/specs-go/features"
 )
 
 const (
@@ -83,22 +82,17 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 // the warning is logged when it first appears or changes. The node stays
 // healthy: the operator decides.
 func (d *Driver) fingerprintRunc(fp *drivers.Fingerprint, runtime string, features any) {
-	f, _ := features.(*rspecfeatures.Features)
-	if f == nil || f.Annotations[runcVersionAnnotation] == "" {
-		if !strings.HasPrefix(runtime, "io.containerd.runc.") {
-			return // another runtime: its version is not runc's
-		}
-		f = &rspecfeatures.Features{}
+	r, ok := RuncFromFeatures(runtime, features)
+	if !ok {
+		return // another runtime: its version is not runc's
 	}
-	s := checkRunc(f.Annotations[runcVersionAnnotation], f.Annotations[runcCommitAnnotation])
-	if s.version != "" {
-		fp.Attributes["driver.containerd.runc.version"] = pstructs.NewStringAttribute(s.version)
+	if r.Version != "" {
+		fp.Attributes["driver.containerd.runc.version"] = pstructs.NewStringAttribute(r.Version)
 	}
-	warning := s.warning()
-	if warning != "" {
-		fp.Attributes["driver.containerd.runc.warning"] = pstructs.NewStringAttribute(warning)
+	if r.Warning != "" {
+		fp.Attributes["driver.containerd.runc.warning"] = pstructs.NewStringAttribute(r.Warning)
 	}
-	if old, _ := d.runcWarning.Swap(warning).(string); old != warning && warning != "" {
-		d.logger.Warn("runc lacks breakout fixes", "version", s.version, "commit", s.commit, "missing", strings.Join(s.missing, ","), "warning", warning)
+	if old, _ := d.runcWarning.Swap(r.Warning).(string); old != r.Warning && r.Warning != "" {
+		d.logger.Warn("runc lacks breakout fixes", "version", r.Version, "commit", r.Commit, "missing", strings.Join(r.Missing, ","), "warning", r.Warning)
 	}
 }

@@ -49,15 +49,9 @@ func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return driverCa
 // connection is lazy: containerd being down is a fingerprint state, not a
 // config error.
 func (d *Driver) SetConfig(cfg *base.Config) error {
-	var raw rawConfig
-	if len(cfg.PluginConfig) != 0 {
-		if err := base.MsgPackDecode(cfg.PluginConfig, &raw); err != nil {
-			return fmt.Errorf("failed to decode plugin config: %w", err)
-		}
-	}
-	conf, err := parseConfig(raw)
+	conf, err := DecodeConfig(cfg.PluginConfig)
 	if err != nil {
-		return fmt.Errorf("invalid plugin config: %w", err)
+		return err
 	}
 	c, err := client.New(conf.Address, client.WithDefaultNamespace(conf.Namespace), client.WithTimeout(callTimeout))
 	if err != nil {

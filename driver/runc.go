@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	rspecfeatures "github.com/opencontainers/runtime-spec/specs-go/features"
 )
 
 // Annotations runc reports in `runc features`, which containerd's runc shim
@@ -70,6 +72,33 @@ func (s runcStatus) warning() string {
 			s.version, s.commit, strings.Join(s.missing, ", "))
 	}
 	return ""
+}
+
+// RuncReport is what is known of the runc a runtime runs.
+type RuncReport struct {
+	Version, Commit string
+	// Missing are the breakouts whose fix the version is not known to have.
+	Missing []string
+	// Warning says what is wrong and what to use instead; "" when runc has
+	// every known fix.
+	Warning string
+}
+
+// RuncFromFeatures reads the version of the runc that a runtime runs from
+// the features containerd reports for it (RuntimeInfo: containerd's runc
+// shim passes on `runc features`) and judges it against runc's known
+// container breakouts. ok is false for a runtime that is not runc's and
+// reports no runc version.
+func RuncFromFeatures(runtime string, features any) (r RuncReport, ok bool) {
+	f, _ := features.(*rspecfeatures.Features)
+	if f == nil || f.Annotations[runcVersionAnnotation] == "" {
+		if !strings.HasPrefix(runtime, "io.containerd.runc.") {
+			return r, false
+		}
+		f = &rspecfeatures.Features{}
+	}
+	s := checkRunc(f.Annotations[runcVersionAnnotation], f.Annotations[runcCommitAnnotation])
+	return RuncReport{Version: s.version, Commit: s.commit, Missing: s.missing, Warning: s.warning()}, true
 }
 
 // checkRunc judges runc's reported version and commit.

@@ -187,6 +187,7 @@ func untilWithin(t *testing.T, timeout time.Duration, what string, cond func() b
 
 func TestExampleJobs(t *testing.T) {
 	e := setup(t)
+	t.Run("preflight check", func(t *testing.T) { testPreflight(t, e) })
 	t.Run("batch", func(t *testing.T) { testBatch(t, e) })
 	t.Run("binds", func(t *testing.T) { testBinds(t, e) })
 	t.Run("service", func(t *testing.T) { testService(t, e) })

@@ -1,31 +1,61 @@
 #!/usr/bin/env bash
-# `make demo`: on a fresh Debian 12 machine, as root, installs the test bed,
-# builds the plugin, starts containerd, a local registry holding a busybox
-# image and a Nomad agent with the plugin (all under .work/demo), runs
-# example-jobs/hello.nomad.hcl and shows its output, then starts
-# example-jobs/service.nomad.hcl and shows its logs, an exec into it and the
-# containerd view.
+# `make demo`: on a fresh Debian 12 machine, as root, installs what the demo
+# needs of the test bed, builds the plugin, starts containerd, a local
+# registry holding a busybox image and a Nomad agent with the plugin (all
+# under .work/demo), runs example-jobs/hello.nomad.hcl and shows its output,
+# then starts example-jobs/service.nomad.hcl and shows its logs, an exec into
+# it and the containerd view.
 # The daemons keep running for a look around; `make demo-stop` stops them.
 # Re-runnable: a previous run's daemons are stopped and started afresh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 work=$root/.work/demo
+build=$root/.work/demo-build
 export PATH="$root/.deps/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 unset AWS_CA_BUNDLE
 
-say() { printf '\n==> %s\n' "$*"; }
+# The demo's install list, handed to hack/deps.sh: only what the demo runs
+# (demo_test.go checks it against what the demo and `testbed up` use).
+# `make deps` / `make test` install everything, cosign included.
+DEMO_APT="runc iptables iproute2 busybox-static docker-registry"
+DEMO_TOOLS="containerd nomad"
+DEMO_CNI="bridge host-local portmap firewall loopback"
+
+start=$SECONDS
+say() { printf '\n==> [%3ds] %s\n' "$((SECONDS - start))" "$*"; }
 
 if [ "$(id -u)" != 0 ]; then
   echo "demo: needs root (containerd, runc, mounts)" >&2
   exit 1
 fi
 
-say "installing the test bed (make deps)"
-bash hack/deps.sh all
+mkdir -p "$build"
+say "installing the demo's test bed (apt: $DEMO_APT)"
+DEPS_APT="$DEMO_APT" bash hack/deps.sh apt
 
-say "building the plugin (make build)"
-make --no-print-directory build
+# the tools, the plugin and the demo's testbed command are independent
+# builds: run them at once, each timed, each with its own log
+say "building $DEMO_TOOLS, the CNI plugins ($DEMO_CNI), the plugin and the demo's testbed command, in parallel"
+DEPS_CNI="$DEMO_CNI" bash hack/deps.sh cni $DEMO_TOOLS &
+deps_pid=$!
+(
+  s=$SECONDS
+  make --no-print-directory build >"$build/plugin.log" 2>&1 || { cat "$build/plugin.log" >&2; exit 1; }
+  echo "demo: plugin: built in $((SECONDS - s))s"
+) &
+plugin_pid=$!
+(
+  s=$SECONDS
+  go build -o "$build/testbed" ./testbed/cmd/testbed >"$build/testbed.log" 2>&1 || { cat "$build/testbed.log" >&2; exit 1; }
+  echo "demo: testbed: built in $((SECONDS - s))s"
+) &
+testbed_pid=$!
+failed=0
+for pid in $deps_pid $plugin_pid $testbed_pid; do
+  wait "$pid" || failed=1
+done
+[ "$failed" = 0 ] || { echo "demo: a build failed (see above)" >&2; exit 1; }
 
 if ls "$work"/*/*.pid >/dev/null 2>&1; then
   say "stopping the previous demo run"
@@ -39,7 +69,7 @@ rm -rf "$work"
 mkdir -p "$work"
 
 say "starting containerd, a registry with the busybox image and a Nomad agent"
-go run ./testbed/cmd/testbed up -dir "$work" >"$work/env.tmp"
+"$build/testbed" up -dir "$work" >"$work/env.tmp"
 mv "$work/env.tmp" "$work/env"
 # shellcheck source=/dev/null
 . "$work/env"
@@ -67,6 +97,7 @@ ctr() { command ctr -a "$CONTAINERD_ADDRESS" -n nomad "$@" 2> >(grep -v DEPRECAT
 say "nomad job run -var image=$IMAGE example-jobs/hello.nomad.hcl"
 nomad job run -var "image=$IMAGE" example-jobs/hello.nomad.hcl
 alloc=$(wait_alloc hello complete)
+first_job=$((SECONDS - start))
 
 say "nomad alloc logs $alloc hello"
 nomad alloc logs "$alloc" hello
@@ -94,7 +125,7 @@ ctr images ls
 
 cat <<MSG
 
-demo: done. Still running, for a look around (addresses in .work/demo/env):
+demo: done; the first job ran ${first_job}s after the start. Still running, for a look around (addresses in .work/demo/env):
   export NOMAD_ADDR=$NOMAD_ADDR
   nomad job status service
   nomad alloc logs -f $svc web

@@ -2,6 +2,11 @@
 # Installs the test bed into .deps/ (git-ignored): Debian packages through apt,
 # containerd, the CNI plugins, cosign and Nomad built from the Go module proxy.
 # Idempotent: a tool whose pinned version is already built is skipped.
+#
+# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign, or all.
+# apt runs first; the Go builds then run in parallel, each timed. DEPS_APT
+# (Debian packages) and DEPS_CNI (plugin names) narrow apt and cni to what a
+# caller needs (`make demo`, see hack/demo.sh); unset, they install everything.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -9,14 +14,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.deps/bin"
 cni="$root/.deps/cni/bin"
 stamp="$root/.deps/stamps"
-mkdir -p "$bin" "$cni" "$stamp"
+logs="$root/.work/deps"
+mkdir -p "$bin" "$cni" "$stamp" "$logs"
 export GOFLAGS=-buildvcs=false
 
 log() { printf 'deps: %s\n' "$*"; }
 
 apt_install() {
   local missing=()
-  for p in $DEBIAN_PACKAGES; do
+  for p in ${DEPS_APT:-$DEBIAN_PACKAGES}; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -35,8 +41,7 @@ built() { [ "$(cat "$stamp/$1" 2>/dev/null)" = "$2" ]; }
 mark() { echo "$2" >"$stamp/$1"; }
 
 build_containerd() {
-  built containerd "$CONTAINERD_VERSION" && return 0
-  log "building containerd $CONTAINERD_VERSION"
+  built containerd "$CONTAINERD_VERSION" && log "containerd: $CONTAINERD_VERSION already built" && return 0
   GOBIN="$bin" CGO_ENABLED=0 go install -tags "no_btrfs" \
     "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
     "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
@@ -44,30 +49,48 @@ build_containerd() {
   mark containerd "$CONTAINERD_VERSION"
 }
 
+# build_cni builds the plugins named in DEPS_CNI (all when unset). The stamp
+# "cni" stands for the whole set, "cni-<name>" for one plugin.
 build_cni() {
-  built cni "$CNI_PLUGINS_VERSION" && return 0
-  log "building CNI plugins $CNI_PLUGINS_VERSION"
+  built cni "$CNI_PLUGINS_VERSION" && log "cni: $CNI_PLUGINS_VERSION already built" && return 0
   local m=github.com/containernetworking/plugins/plugins
-  GOBIN="$cni" CGO_ENABLED=0 go install \
-    "$m/main/bridge@$CNI_PLUGINS_VERSION" "$m/main/loopback@$CNI_PLUGINS_VERSION" \
-    "$m/main/macvlan@$CNI_PLUGINS_VERSION" "$m/main/ptp@$CNI_PLUGINS_VERSION" \
-    "$m/main/host-device@$CNI_PLUGINS_VERSION" "$m/main/vlan@$CNI_PLUGINS_VERSION" \
-    "$m/ipam/host-local@$CNI_PLUGINS_VERSION" "$m/ipam/static@$CNI_PLUGINS_VERSION" \
-    "$m/meta/portmap@$CNI_PLUGINS_VERSION" "$m/meta/firewall@$CNI_PLUGINS_VERSION" \
+  local all=(
+    "$m/main/bridge@$CNI_PLUGINS_VERSION" "$m/main/loopback@$CNI_PLUGINS_VERSION"
+    "$m/main/macvlan@$CNI_PLUGINS_VERSION" "$m/main/ptp@$CNI_PLUGINS_VERSION"
+    "$m/main/host-device@$CNI_PLUGINS_VERSION" "$m/main/vlan@$CNI_PLUGINS_VERSION"
+    "$m/ipam/host-local@$CNI_PLUGINS_VERSION" "$m/ipam/static@$CNI_PLUGINS_VERSION"
+    "$m/meta/portmap@$CNI_PLUGINS_VERSION" "$m/meta/firewall@$CNI_PLUGINS_VERSION"
     "$m/meta/tuning@$CNI_PLUGINS_VERSION" "$m/meta/bandwidth@$CNI_PLUGINS_VERSION"
-  mark cni "$CNI_PLUGINS_VERSION"
+  )
+  local want=() names=() p name
+  for p in "${all[@]}"; do
+    name=${p%@*}
+    name=${name##*/}
+    if [ -n "${DEPS_CNI:-}" ] && ! [[ " $DEPS_CNI " == *" $name "* ]]; then
+      continue
+    fi
+    built "cni-$name" "$CNI_PLUGINS_VERSION" && continue
+    want+=("$p")
+    names+=("$name")
+  done
+  if [ ${#want[@]} -eq 0 ]; then
+    log "cni: ${DEPS_CNI:-all} $CNI_PLUGINS_VERSION already built"
+    return 0
+  fi
+  GOBIN="$cni" CGO_ENABLED=0 go install "${want[@]}"
+  for name in "${names[@]}"; do mark "cni-$name" "$CNI_PLUGINS_VERSION"; done
+  [ -z "${DEPS_CNI:-}" ] && mark cni "$CNI_PLUGINS_VERSION"
+  return 0
 }
 
 build_cosign() {
-  built cosign "$COSIGN_VERSION" && return 0
-  log "building cosign $COSIGN_VERSION"
+  built cosign "$COSIGN_VERSION" && log "cosign: $COSIGN_VERSION already built" && return 0
   GOBIN="$bin" CGO_ENABLED=0 go install "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION"
   mark cosign "$COSIGN_VERSION"
 }
 
 build_cosign2() {
-  built cosign2 "$COSIGN_V2_VERSION" && return 0
-  log "building cosign $COSIGN_V2_VERSION as cosign2"
+  built cosign2 "$COSIGN_V2_VERSION" && log "cosign2: $COSIGN_V2_VERSION already built" && return 0
   local tmp
   tmp=$(mktemp -d)
   GOBIN="$tmp" CGO_ENABLED=0 go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_V2_VERSION"
@@ -77,8 +100,7 @@ build_cosign2() {
 }
 
 build_nomad() {
-  built nomad "$NOMAD_VERSION" && return 0
-  log "building nomad $NOMAD_VERSION"
+  built nomad "$NOMAD_VERSION" && log "nomad: $NOMAD_VERSION already built" && return 0
   # Nomad v1.6.1 (the last MPL-2.0 release) replaces its api submodule with a
   # local path, so it is built through a small wrapper module that pins its
   # other replaces and the api at the v1.6.1 commit.
@@ -86,13 +108,53 @@ build_nomad() {
   mark nomad "$NOMAD_VERSION"
 }
 
-what=${1:-all}
-case "$what" in
-  apt) apt_install ;;
-  containerd) build_containerd ;;
-  cni) build_cni ;;
-  cosign) build_cosign; build_cosign2 ;;
-  nomad) build_nomad ;;
-  all) apt_install; build_containerd; build_cni; build_nomad; build_cosign; build_cosign2 ;;
-  *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad]" >&2; exit 2 ;;
-esac
+# timed NAME CMD...: runs CMD, then says how long it took
+timed() {
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  log "$name: done in $((SECONDS - start))s"
+}
+
+# parallel NAME...: runs the build_NAME functions at once, each with its
+# output in .work/deps/NAME.log; fails, showing the log, if one fails
+parallel() {
+  local name pids=() failed=0 i=0
+  for name in "$@"; do
+    log "$name: started (log: ${logs#"$root"/}/$name.log)"
+    timed "$name" "build_$name" >"$logs/$name.log" 2>&1 &
+    pids+=($!)
+  done
+  for name in "$@"; do
+    if wait "${pids[$i]}"; then
+      grep '^deps: ' "$logs/$name.log" || true
+    else
+      log "$name: failed:"
+      tail -n 30 "$logs/$name.log" >&2
+      failed=1
+    fi
+    i=$((i + 1))
+  done
+  return $failed
+}
+
+steps=()
+for s in "${@:-all}"; do
+  case "$s" in
+    all) steps+=(apt containerd cni nomad cosign cosign2) ;;
+    cosign) steps+=(cosign cosign2) ;;
+    apt | containerd | cni | nomad) steps+=("$s") ;;
+    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad]..." >&2; exit 2 ;;
+  esac
+done
+builds=()
+for s in "${steps[@]}"; do
+  if [ "$s" = apt ]; then
+    timed apt apt_install
+  else
+    builds+=("$s")
+  fi
+done
+if [ ${#builds[@]} -gt 0 ]; then
+  parallel "${builds[@]}"
+fi

@@ -92,22 +92,7 @@ func (m *Manager) Config() Config { return m.cfg }
 
 // MissingPlugins lists the RequiredPlugins found in none of the bin dirs
 // (for fingerprinting the built-in network).
-func (m *Manager) MissingPlugins() []string {
-	var missing []string
-	for _, p := range RequiredPlugins {
-		found := false
-		for _, d := range m.cfg.BinDirs {
-			if st, err := os.Stat(filepath.Join(d, p)); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-				found = true
-				break
-			}
-		}
-		if !found {
-			missing = append(missing, p)
-		}
-	}
-	return missing
-}
+func (m *Manager) MissingPlugins() []string { return m.cfg.Missing(RequiredPlugins) }
 
 // NetNSPath is where the netns of task id lives.
 func (m *Manager) NetNSPath(id string) string {

@@ -3,10 +3,11 @@
 // containerd in one run, and reports each figure as min / median / p95 with
 // the ratio driver / baseline. The measurements are the `bench`-tagged tests
 // (`make bench`); this file holds the statistics, the table and the JSON
-// they are reported in.
+// they are reported in, chart.go the SVG chart.
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -204,7 +205,8 @@ func num(x float64) string {
 	return fmt.Sprintf("%.3f", x)
 }
 
-// Write saves the report as JSON in path and the table next to it (.txt).
+// Write saves the report as JSON in path, and the table (.txt) and the
+// chart (.svg) next to it.
 func (rep *Report) Write(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("failed to create %s: %w", filepath.Dir(path), err)
@@ -223,6 +225,14 @@ func (rep *Report) Write(path string) error {
 	txt := strings.TrimSuffix(path, filepath.Ext(path)) + ".txt"
 	if err := os.WriteFile(txt, []byte(table.String()), 0o644); err != nil {
 		return fmt.Errorf("failed to write table: %w", err)
+	}
+	var chart bytes.Buffer
+	if err := rep.WriteSVG(&chart); err != nil {
+		return err
+	}
+	svg := strings.TrimSuffix(path, filepath.Ext(path)) + ".svg"
+	if err := os.WriteFile(svg, chart.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("failed to write chart: %w", err)
 	}
 	return nil
 }
