@@ -40,6 +40,7 @@ type Config struct {
 	Images             ImageConfig
 	Containers         ContainerGC
 	Security           SecurityConfig
+	Limits             LimitsConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -130,6 +131,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		NoNewPrivileges:        raw.NoNewPrivileges,
 		AllowedDevices:         raw.AllowedDevices,
 	}); err != nil {
+		return nil, err
+	}
+	if c.Limits, err = parseLimitsConfig(raw.InitPath, raw.AllowNegativeOOMScoreAdj); err != nil {
 		return nil, err
 	}
 	return c, nil

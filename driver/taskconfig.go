@@ -39,6 +39,7 @@ type TaskConfig struct {
 	Platform         string // "os/arch[/variant]" instead of this machine's
 	Load             string // archive to load the image from, relative to the task dir
 	Security         TaskSecurity
+	Limits           TaskLimits
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -133,6 +134,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 	if tc.Security, err = parseTaskSecurity(raw.security()); err != nil {
 		return nil, err
 	}
+	if tc.Limits, err = parseTaskLimits(raw.limits()); err != nil {
+		return nil, err
+	}
 	return tc, nil
 }
 
@@ -166,4 +170,12 @@ func (r rawTaskConfig) network() rawNetwork {
 // security is the task's security options, for parseTaskSecurity.
 func (r rawTaskConfig) security() rawTaskSecurity {
 	return rawTaskSecurity{Seccomp: r.Seccomp, SeccompProfile: r.SeccompProfile, NoNewPrivileges: r.NoNewPrivileges, Sysctl: r.Sysctl, Devices: r.Devices}
+}
+
+// limits is the task's limit options, for parseTaskLimits.
+func (r rawTaskConfig) limits() rawTaskLimits {
+	return rawTaskLimits{
+		ShmSize: r.ShmSize, Ulimit: r.Ulimit, OOMScoreAdj: r.OOMScoreAdj, Init: r.Init,
+		CPUHardLimit: r.CPUHardLimit, CPUCFSPeriod: r.CPUCFSPeriod, GroupAdd: r.GroupAdd,
+	}
 }
