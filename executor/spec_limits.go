@@ -2,8 +2,10 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -91,8 +93,19 @@ func groupAddOpts(cfg SpecConfig) []oci.SpecOpts {
 	add := oci.WithAppendAdditionalGroups(cfg.GroupAdd...)
 	return []oci.SpecOpts{func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
 		if err := add(ctx, c, ctr, s); err != nil {
-			return fmt.Errorf("group_add: %w (a group name must be in the image's /etc/group)", err)
+			return fmt.Errorf("group_add: %w (a group name must be in the image's /etc/group)", lookupError(err))
 		}
 		return nil
 	}}
+}
+
+// lookupError is containerd's own "unable to find group" error inside
+// err, without the temporary mount it was read through; else err.
+func lookupError(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.HasPrefix(e.Error(), "unable to find group") {
+			return e
+		}
+	}
+	return err
 }

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -130,6 +132,13 @@ func TestGroupAddOpts(t *testing.T) {
 	}
 	if _, err := apply("nosuch"); err == nil || !strings.Contains(err.Error(), "group_add") || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("err = %v, want one naming group_add and the group", err)
+	}
+	wrapped := fmt.Errorf("mount callback failed on /tmp/m: %w", errors.New("unable to find group g"))
+	if got := lookupError(wrapped).Error(); got != "unable to find group g" {
+		t.Errorf("lookupError = %q", got)
+	}
+	if other := errors.New("disk on fire"); lookupError(other) != other {
+		t.Errorf("lookupError changed an unrelated error")
 	}
 	if opts := groupAddOpts(SpecConfig{}); opts != nil {
 		t.Errorf("options without groups: %d", len(opts))
