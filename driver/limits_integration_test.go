@@ -202,14 +202,6 @@ func testLimitRefusals(t *testing.T, b *bed) {
 		{name: "bad ulimit", raw: rawTaskConfig{Ulimit: []map[string]string{{"nofile": "9:1"}}}, err: `ulimit: nofile = "9:1" has a soft limit above its hard limit`},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := b.harness(t, c.plugin)
-			task := newTask(t, c.raw)
-			t.Cleanup(h.MkAllocDir(task, true))
-			_, _, err := h.StartTask(task)
-			must.Error(t, err)
-			must.StrContains(t, err.Error(), c.err)
-			b.nothingLeft(t, task)
-		})
+		t.Run(c.name, func(t *testing.T) { b.refusedStart(t, c.plugin, c.raw, c.err) })
 	}
 }
