@@ -21,7 +21,7 @@ func testLimits(t *testing.T, e *env) {
 	e.run(t, "limits.nomad.hcl")
 	a := e.alloc(t, "limits", "running")
 	var out string
-	until(t, "limits in logs", func() bool { out = e.cli(t, "alloc", "logs", a.ID); return strings.Contains(out, "groups: ") })
+	until(t, "limits in logs", func() bool { out = e.cli(t, "alloc", "logs", a.ID); return strings.Contains(out, "\ngroups: ") })
 	lines := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(l, ": "); ok {
