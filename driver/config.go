@@ -41,6 +41,7 @@ type Config struct {
 	Containers         ContainerGC
 	Security           SecurityConfig
 	CDI                CDIConfig
+	Limits             LimitsConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -134,6 +135,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		NoNewPrivileges:        raw.NoNewPrivileges,
 		AllowedDevices:         raw.AllowedDevices,
 	}); err != nil {
+		return nil, err
+	}
+	if c.Limits, err = parseLimitsConfig(raw.InitPath, raw.AllowNegativeOOMScoreAdj); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -54,6 +54,9 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"allowed_seccomp_profiles": hclspec.NewAttr("allowed_seccomp_profiles", "list(string)", false),
 	"no_new_privileges":        hclspec.NewDefault(hclspec.NewAttr("no_new_privileges", "bool", false), hclspec.NewLiteral("false")),
 	"allowed_devices":          hclspec.NewAttr("allowed_devices", "list(string)", false),
+	// limits
+	"init_path":                    hclspec.NewDefault(hclspec.NewAttr("init_path", "string", false), hclspec.NewLiteral(`"/usr/bin/tini-static"`)),
+	"allow_negative_oom_score_adj": hclspec.NewDefault(hclspec.NewAttr("allow_negative_oom_score_adj", "bool", false), hclspec.NewLiteral("false")),
 })
 
 // rawConfig is the plugin config as Nomad decodes it from configSpec.
@@ -86,6 +89,9 @@ type rawConfig struct {
 	AllowedSeccompProfiles []string `codec:"allowed_seccomp_profiles"`
 	NoNewPrivileges        bool     `codec:"no_new_privileges"`
 	AllowedDevices         []string `codec:"allowed_devices"`
+
+	InitPath                 string `codec:"init_path"`
+	AllowNegativeOOMScoreAdj bool   `codec:"allow_negative_oom_score_adj"`
 }
 
 type rawCNIConfig struct {
@@ -227,6 +233,15 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"sysctl":            hclspec.NewAttr("sysctl", "list(map(string))", false),
 	"devices":           hclspec.NewAttr("devices", "list(string)", false),
 	"cdi_devices":       hclspec.NewAttr("cdi_devices", "list(string)", false),
+	// limits; shm_size is a string so that both docker's number of bytes
+	// and the "64m" form decode
+	"shm_size":       hclspec.NewAttr("shm_size", "string", false),
+	"ulimit":         hclspec.NewAttr("ulimit", "list(map(string))", false),
+	"oom_score_adj":  hclspec.NewAttr("oom_score_adj", "number", false),
+	"init":           hclspec.NewAttr("init", "bool", false),
+	"cpu_hard_limit": hclspec.NewAttr("cpu_hard_limit", "bool", false),
+	"cpu_cfs_period": hclspec.NewDefault(hclspec.NewAttr("cpu_cfs_period", "number", false), hclspec.NewLiteral("100000")),
+	"group_add":      hclspec.NewAttr("group_add", "list(string)", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -275,6 +290,13 @@ type rawTaskConfig struct {
 	Sysctl           []map[string]string `codec:"sysctl"`
 	Devices          []string            `codec:"devices"`
 	CDIDevices       []string            `codec:"cdi_devices"`
+	ShmSize          string              `codec:"shm_size"`
+	Ulimit           []map[string]string `codec:"ulimit"`
+	OOMScoreAdj      any                 `codec:"oom_score_adj"` // see wholeNumber
+	Init             bool                `codec:"init"`
+	CPUHardLimit     bool                `codec:"cpu_hard_limit"`
+	CPUCFSPeriod     any                 `codec:"cpu_cfs_period"`
+	GroupAdd         []string            `codec:"group_add"`
 }
 
 type rawMount struct {

@@ -97,6 +97,9 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 	if err := planSecurity(c.Security, tc.Security, td.Dir, mode.kind != netHost, &spec); err != nil {
 		return nil, err
 	}
+	if err := planLimits(c.Limits, tc.Limits, cfg.Resources, &spec); err != nil {
+		return nil, err
+	}
 	switch mode.kind {
 	case netGroup:
 		spec.NetNSPath = cfg.NetworkIsolation.Path

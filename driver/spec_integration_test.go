@@ -123,18 +123,24 @@ func testRefusals(t *testing.T, b *bed) {
 		{name: "command not found", raw: rawTaskConfig{Command: "/no/such/binary"}, err: "/no/such/binary"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := b.harness(t, "image_pull_timeout = \"5s\"")
-			task := newTask(t, c.raw)
-			t.Cleanup(h.MkAllocDir(task, true))
-			_, _, err := h.StartTask(task)
-			must.Error(t, err)
-			must.StrContains(t, err.Error(), c.err)
-			b.nothingLeft(t, task)
-			_, err = h.InspectTask(task.ID)
-			must.Error(t, err)
-		})
+		t.Run(c.name, func(t *testing.T) { b.refusedStart(t, "image_pull_timeout = \"5s\"", c.raw, c.err) })
 	}
+}
+
+// refusedStart checks that starting raw under the plugin config fails with
+// an error containing want, and leaves no container, snapshot, lease or
+// task behind.
+func (b *bed) refusedStart(t *testing.T, pluginHCL string, raw rawTaskConfig, want string) {
+	t.Helper()
+	h := b.harness(t, pluginHCL)
+	task := newTask(t, raw)
+	t.Cleanup(h.MkAllocDir(task, true))
+	_, _, err := h.StartTask(task)
+	must.Error(t, err)
+	must.StrContains(t, err.Error(), want)
+	b.nothingLeft(t, task)
+	_, err = h.InspectTask(task.ID)
+	must.Error(t, err)
 }
 
 // testResources reads the limits the kernel holds for the task's cgroup.

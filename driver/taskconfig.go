@@ -41,6 +41,7 @@ type TaskConfig struct {
 	Security         TaskSecurity
 	// CDIDevices are fully qualified CDI device names (vendor.com/class=name).
 	CDIDevices []string
+	Limits     TaskLimits
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -138,6 +139,9 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 	if tc.CDIDevices, err = parseCDIDevices(raw.CDIDevices); err != nil {
 		return nil, err
 	}
+	if tc.Limits, err = parseTaskLimits(raw.limits()); err != nil {
+		return nil, err
+	}
 	return tc, nil
 }
 
@@ -171,4 +175,12 @@ func (r rawTaskConfig) network() rawNetwork {
 // security is the task's security options, for parseTaskSecurity.
 func (r rawTaskConfig) security() rawTaskSecurity {
 	return rawTaskSecurity{Seccomp: r.Seccomp, SeccompProfile: r.SeccompProfile, NoNewPrivileges: r.NoNewPrivileges, Sysctl: r.Sysctl, Devices: r.Devices}
+}
+
+// limits is the task's limit options, for parseTaskLimits.
+func (r rawTaskConfig) limits() rawTaskLimits {
+	return rawTaskLimits{
+		ShmSize: r.ShmSize, Ulimit: r.Ulimit, OOMScoreAdj: r.OOMScoreAdj, Init: r.Init,
+		CPUHardLimit: r.CPUHardLimit, CPUCFSPeriod: r.CPUCFSPeriod, GroupAdd: r.GroupAdd,
+	}
 }

@@ -199,6 +199,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
 	t.Run("hardened", func(t *testing.T) { testHardened(t, e) })
+	t.Run("limits", func(t *testing.T) { testLimits(t, e) })
 	t.Run("log symlink attack", func(t *testing.T) { testLogSymlinkAttack(t, e) })
 }
 

@@ -107,6 +107,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to build spec: %w", err)
 	}
 	specOpts = append(specOpts, namedUserOpts(*imgConfig, cfg.Spec)...)
+	specOpts = append(specOpts, groupAddOpts(cfg.Spec)...)
 	if cfg.Spec.CheckTarget != nil {
 		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
 	}

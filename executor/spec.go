@@ -99,6 +99,23 @@ type SpecConfig struct {
 	CDIDevices []string
 	// CDI resolves CDIDevices; it must be set when they are.
 	CDI CDIInjector `json:"-"`
+	// ShmSize is the size of the container's /dev/shm in bytes (rounded
+	// up to KiB); 0 keeps containerd's default of 64 MiB.
+	ShmSize int64
+	// Rlimits replace the default spec's rlimits of the same type.
+	Rlimits []specs.POSIXRlimit
+	// OOMScoreAdj, when set, is the process's /proc/self/oom_score_adj.
+	OOMScoreAdj *int
+	// CPUQuota > 0 is a CFS quota in microseconds per CPUPeriod.
+	CPUQuota  int64
+	CPUPeriod uint64
+	// Init is the host path of a static init binary (such as tini) to run
+	// as PID 1: bound read-only at InitPath, it starts the task's command
+	// after "--".
+	Init string
+	// GroupAdd are supplementary groups, GIDs or names of the image's
+	// /etc/group (resolved by Runtime.Create).
+	GroupAdd []string
 }
 
 // BuildSpecOpts turns an image config and the driver's SpecConfig into the
@@ -132,6 +149,13 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 	if cfg.MemoryBytes < 0 || cfg.MemoryMaxBytes < 0 || cfg.PidsLimit < 0 {
 		return nil, errors.New("memory and pids limits must not be negative")
 	}
+	if err := checkLimits(cfg); err != nil {
+		return nil, err
+	}
+	var initMount []oci.SpecOpts
+	if cfg.Init != "" {
+		args, initMount = withInit(cfg.Init, args)
+	}
 
 	opts := []oci.SpecOpts{
 		oci.WithDefaultSpecForPlatform(linuxPlatform),
@@ -155,6 +179,10 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 	if cfg.Hostname != "" {
 		opts = append(opts, oci.WithHostname(cfg.Hostname))
 	}
+	// before the mounts: a task's own mount at /dev/shm replaces this one
+	if cfg.ShmSize > 0 {
+		opts = append(opts, oci.WithDevShmSize((cfg.ShmSize+1023)/1024))
+	}
 	for _, m := range cfg.Mounts {
 		if err := CheckMountDestination(m.Destination); err != nil {
 			return nil, err
@@ -162,6 +190,7 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 		m.Destination = path.Clean(m.Destination)
 		opts = append(opts, oci.WithoutMounts(m.Destination), oci.WithMounts([]specs.Mount{m}))
 	}
+	opts = append(opts, initMount...)
 
 	if cfg.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)
@@ -194,6 +223,7 @@ func BuildSpecOpts(img ocispec.ImageConfig, cfg SpecConfig) ([]oci.SpecOpts, err
 	if cfg.PidsLimit > 0 {
 		opts = append(opts, oci.WithPidsLimit(cfg.PidsLimit))
 	}
+	opts = append(opts, limitOpts(cfg)...)
 
 	switch {
 	case cfg.HostNetwork:
