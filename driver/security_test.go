@@ -32,11 +32,9 @@ func TestParseSecurityConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
 			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if tc.err != "" {
-				must.ErrorContains(t, err, tc.err)
+			if !parsed(t, err, tc.err) {
 				return
 			}
-			must.NoError(t, err)
 			must.Eq(t, tc.want, c.Security)
 		})
 	}
@@ -82,11 +80,9 @@ func TestParseTaskSecurity(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tc, err := parseTaskConfig(decodeTaskHCL(t, img+c.body))
-			if c.err != "" {
-				must.ErrorContains(t, err, c.err)
+			if !parsed(t, err, c.err) {
 				return
 			}
-			must.NoError(t, err)
 			c.want(t, tc.Security)
 		})
 	}
@@ -214,11 +210,9 @@ func TestPlanTask_SecurityGates(t *testing.T) {
 				c.task(t, cfg)
 			}
 			p, err := planFor(t, conf, cfg, c.body)
-			if c.err != "" {
-				must.ErrorContains(t, err, c.err)
+			if !parsed(t, err, c.err) {
 				return
 			}
-			must.NoError(t, err)
 			c.check(t, p)
 		})
 	}

@@ -4,17 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/shoenig/test/must"
 )
-
-// decodeTaskHCL decodes a task config body through the real schema.
-func decodeTaskHCL(t *testing.T, body string) rawTaskConfig {
-	t.Helper()
-	var raw rawTaskConfig
-	hclutils.NewConfigParser(taskConfigSpec).ParseHCL(t, "config {\n"+body+"\n}", &raw)
-	return raw
-}
 
 func TestParseTaskConfig(t *testing.T) {
 	const img = "image = \"busybox:1\"\n"
@@ -79,12 +70,9 @@ func TestParseTaskConfig(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if c.err != "" {
-				must.Error(t, err)
-				must.StrContains(t, err.Error(), c.err)
+			if !parsed(t, err, c.err) {
 				return
 			}
-			must.NoError(t, err)
 			c.check(t, tc)
 		})
 	}
@@ -118,12 +106,9 @@ func TestParseTaskConfig_Mounts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if c.err != "" {
-				must.Error(t, err)
-				must.StrContains(t, err.Error(), c.err)
+			if !parsed(t, err, c.err) {
 				return
 			}
-			must.NoError(t, err)
 			must.Eq(t, c.want, tc.Mounts)
 		})
 	}
