@@ -88,11 +88,9 @@ func TestParseConfig_Fields(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if !parsed(t, err, tc.err) {
-				return
+			if c := configCase(t, tc.body, tc.err); c != nil {
+				tc.check(t, c)
 			}
-			tc.check(t, c)
 		})
 	}
 }

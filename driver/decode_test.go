@@ -41,3 +41,27 @@ func parsed(t *testing.T, err error, wantErr string) bool {
 	must.NoError(t, err)
 	return true
 }
+
+// configCase parses a plugin config body of a table case and checks its
+// error against wantErr; it returns the config, or nil where the case ends
+// (a parse that succeeds returns a config).
+func configCase(t *testing.T, body, wantErr string) *Config {
+	t.Helper()
+	c, err := parseConfig(decodePluginHCL(t, body))
+	if !parsed(t, err, wantErr) {
+		return nil
+	}
+	must.NotNil(t, c)
+	return c
+}
+
+// taskCase is configCase for a task config body.
+func taskCase(t *testing.T, body, wantErr string) *TaskConfig {
+	t.Helper()
+	tc, err := parseTaskConfig(decodeTaskHCL(t, body))
+	if !parsed(t, err, wantErr) {
+		return nil
+	}
+	must.NotNil(t, tc)
+	return tc
+}

@@ -31,11 +31,9 @@ func TestParseSecurityConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if !parsed(t, err, tc.err) {
-				return
+			if c := configCase(t, tc.body, tc.err); c != nil {
+				must.Eq(t, tc.want, c.Security)
 			}
-			must.Eq(t, tc.want, c.Security)
 		})
 	}
 }
@@ -79,11 +77,9 @@ func TestParseTaskSecurity(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, img+c.body))
-			if !parsed(t, err, c.err) {
-				return
+			if tc := taskCase(t, img+c.body, c.err); tc != nil {
+				c.want(t, tc.Security)
 			}
-			c.want(t, tc.Security)
 		})
 	}
 }

@@ -69,11 +69,9 @@ func TestParseTaskConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if !parsed(t, err, c.err) {
-				return
+			if tc := taskCase(t, c.body, c.err); tc != nil {
+				c.check(t, tc)
 			}
-			c.check(t, tc)
 		})
 	}
 }
@@ -105,11 +103,9 @@ func TestParseTaskConfig_Mounts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if !parsed(t, err, c.err) {
-				return
+			if tc := taskCase(t, c.body, c.err); tc != nil {
+				must.Eq(t, c.want, tc.Mounts)
 			}
-			must.Eq(t, c.want, tc.Mounts)
 		})
 	}
 }
