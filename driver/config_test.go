@@ -10,8 +10,7 @@ import (
 )
 
 func TestParseConfig_Defaults(t *testing.T) {
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	must.Eq(t, "/run/containerd/containerd.sock", c.Address)
 	must.Eq(t, "nomad", c.Namespace)
 	must.Eq(t, "io.containerd.runc.v2", c.Runtime)

@@ -42,26 +42,29 @@ func parsed(t *testing.T, err error, wantErr string) bool {
 	return true
 }
 
-// configCase parses a plugin config body of a table case and checks its
-// error against wantErr; it returns the config, or nil where the case ends
-// (a parse that succeeds returns a config).
+// configCase parses a plugin config body and checks its error against
+// wantErr (no error where it is empty); it returns the config, or nil where
+// a table case ends.
 func configCase(t *testing.T, body, wantErr string) *Config {
 	t.Helper()
 	c, err := parseConfig(decodePluginHCL(t, body))
-	if !parsed(t, err, wantErr) {
-		return nil
-	}
-	must.NotNil(t, c)
-	return c
+	return caseResult(t, c, err, wantErr)
 }
 
 // taskCase is configCase for a task config body.
 func taskCase(t *testing.T, body, wantErr string) *TaskConfig {
 	t.Helper()
 	tc, err := parseTaskConfig(decodeTaskHCL(t, body))
+	return caseResult(t, tc, err, wantErr)
+}
+
+// caseResult checks err against wantErr as parsed does and returns v, or
+// nil where the case ends; a parse that succeeds must give a value.
+func caseResult[T any](t *testing.T, v *T, err error, wantErr string) *T {
+	t.Helper()
 	if !parsed(t, err, wantErr) {
 		return nil
 	}
-	must.NotNil(t, tc)
-	return tc
+	must.NotNil(t, v)
+	return v
 }

@@ -219,14 +219,11 @@ func stopTook(t *testing.T, h *testbed.Harness, taskID string, timeout time.Dura
 // eventually waits for cond, for log files written by another process.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, 10*time.Second, what, cond)
+	testbed.Eventually(t, 10*time.Second, what, cond)
 }
 
 // waitFor waits up to timeout for cond.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testbed.Eventually(t, timeout, what, cond)
-}
+var waitFor = testbed.Eventually
 
 // containerExists asks containerd directly whether the container exists.
 func (b *bed) containerExists(t *testing.T, id string) bool {

@@ -14,8 +14,7 @@ import (
 )
 
 func TestParseSecurityConfig(t *testing.T) {
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	must.Eq(t, SecurityConfig{}, c.Security) // every gate closed
 
 	cases := []struct {

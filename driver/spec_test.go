@@ -27,8 +27,7 @@ func testTask(t *testing.T) *drivers.TaskConfig {
 
 func defaultConfig(t *testing.T) *Config {
 	t.Helper()
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	return c
 }
 

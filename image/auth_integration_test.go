@@ -199,13 +199,7 @@ func TestEnsureAuthSoftFail(t *testing.T) {
 
 func (ab *authBed) requireClean(t *testing.T) {
 	t.Helper()
-	ls, err := ab.cd.Client.LeasesService().List(ab.cd.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range ls {
-		t.Errorf("lease %s left behind", l.ID)
-	}
+	requireNoLeases(t, ab.cd)
 	requireNoIngests(t, ab.cd)
 }
 

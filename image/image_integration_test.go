@@ -58,7 +58,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // requireNoLeases fails when a lease is left in the namespace.
 func (b *bed) requireNoLeases(t *testing.T) {
 	t.Helper()
-	ls, err := b.cd.Client.LeasesService().List(b.cd.Context())
+	requireNoLeases(t, b.cd)
+}
+
+// requireNoLeases fails when a lease is left in cd's namespace.
+func requireNoLeases(t *testing.T, cd *testbed.Containerd) {
+	t.Helper()
+	ls, err := cd.Client.LeasesService().List(cd.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
