@@ -4,11 +4,9 @@ package driver
 
 import (
 	"archive/tar"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
@@ -75,16 +73,9 @@ func testAllocBoundary(t *testing.T, b *bed) {
 
 	// an image whose /data is a symlink to /alloc redirects a bind at /data
 	reg := testbed.StartRegistry(t)
-	base, err := testbed.BuildBusybox()
-	must.NoError(t, err)
 	layer, err := testbed.RawLayer(testbed.RawEntry{Name: "data", Type: tar.TypeSymlink, Linkname: "/alloc"})
 	must.NoError(t, err)
-	img, err := base.Derive(nil, layer)
-	must.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err = reg.Push(ctx, img, "hostile/data-to-alloc:1")
-	must.NoError(t, err)
+	pushBusyboxWith(t, reg, layer, "hostile/data-to-alloc:1")
 	ref := reg.Host + "/hostile/data-to-alloc:1"
 	for _, tc := range []struct{ name, source, err string }{
 		{"alloc data", "../alloc/data", `volumes[0]: target "/data" (the image resolves it to "/alloc") is refused: it would cover /alloc/logs, which stays read-only`},

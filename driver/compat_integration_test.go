@@ -16,16 +16,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 // TestNewerAgent plays an agent newer than the plugin's SDK: every request
 // message, and every message inside it, carries a field the v1.6 SDK does
 // not know. The plugin must ignore such fields and serve the task as usual.
 func TestNewerAgent(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	h := b.harness(t, "")
 
 	conn, err := grpc.NewClient(h.Target(),
@@ -46,9 +43,7 @@ func TestNewerAgent(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	fps, err := newer.Fingerprint(ctx)
-	must.NoError(t, err)
-	fp := <-fps
+	fp := firstFingerprint(ctx, t, newer)
 	must.Eq(t, drivers.HealthStateHealthy, fp.Health, must.Sprint(fp.HealthDescription))
 
 	task := newTask(t, sh("echo from-a-newer-agent; exit 7"))

@@ -3,7 +3,6 @@
 package driver
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -23,20 +22,12 @@ import (
 // starts, runs and is destroyed, and the hanging start completes once the
 // registry answers.
 func TestStartDuringPull(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	reg := testbed.StartRegistry(t)
-	bb, err := testbed.BuildBusybox()
-	must.NoError(t, err)
 	// a layer of its own, so that the pull has something to fetch
 	layer, err := testbed.NewLayer(testbed.File("etc/slow", 0o644, []byte("slow\n")))
 	must.NoError(t, err)
-	img, err := bb.Derive(nil, layer)
-	must.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err = reg.Push(ctx, img, "slow/busybox:1")
-	must.NoError(t, err)
+	pushBusyboxWith(t, reg, layer, "slow/busybox:1")
 	held, release := holdingProxy(t, reg.Host)
 	h := b.harness(t, "")
 
@@ -59,17 +50,7 @@ func TestStartDuringPull(t *testing.T) {
 
 	fast := newTask(t, sh("echo fast"))
 	t.Cleanup(h.MkAllocDir(fast, true))
-	fastDone := make(chan error, 1)
-	go func() {
-		_, _, err := h.StartTask(fast)
-		fastDone <- err
-	}()
-	select {
-	case err := <-fastDone:
-		must.NoError(t, err)
-	case <-time.After(time.Minute):
-		t.Fatal("a start whose image is present waited for another task's pull")
-	}
+	must.NoError(t, startBefore(t, h, fast, time.Minute, "a start whose image is present waited for another task's pull"))
 	must.Eq(t, 0, wait(t, h, fast.ID, 30*time.Second).ExitCode)
 	must.NoError(t, h.DestroyTask(fast.ID, false))
 	select {

@@ -6,22 +6,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/drivers/shared/capabilities"
-	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/shoenig/test/must"
 )
 
-// decodePluginHCL decodes a plugin config body through the real schema,
-// defaults included, the way the Nomad agent does.
-func decodePluginHCL(t *testing.T, body string) rawConfig {
-	t.Helper()
-	var raw rawConfig
-	hclutils.NewConfigParser(configSpec).ParseHCL(t, "config {\n"+body+"\n}", &raw)
-	return raw
-}
-
 func TestParseConfig_Defaults(t *testing.T) {
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	must.Eq(t, "/run/containerd/containerd.sock", c.Address)
 	must.Eq(t, "nomad", c.Namespace)
 	must.Eq(t, "io.containerd.runc.v2", c.Runtime)
@@ -98,8 +87,7 @@ func TestParseConfig_Fields(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if !failsAsWanted(t, err, tc.err) {
+			if c := configCase(t, tc.body, tc.err); c != nil {
 				tc.check(t, c)
 			}
 		})
@@ -111,18 +99,4 @@ func TestParseConfig_ErrorsNameFieldAndValue(t *testing.T) {
 	must.Error(t, err)
 	must.True(t, strings.HasPrefix(err.Error(), "stats_interval: "))
 	must.StrContains(t, err.Error(), `"fast"`)
-}
-
-// failsAsWanted checks err against a table case's expected error: with
-// want set, err must contain it (and the case is done); else err must be
-// nil.
-func failsAsWanted(t *testing.T, err error, want string) bool {
-	t.Helper()
-	if want != "" {
-		must.Error(t, err)
-		must.StrContains(t, err.Error(), want)
-		return true
-	}
-	must.NoError(t, err)
-	return false
 }

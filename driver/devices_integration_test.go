@@ -163,17 +163,9 @@ func testNvidiaCDI(t *testing.T, b *bed, baseline []string, fuse string) {
 	refuse(t, b, plugin, newTask(t, sh(script)), reserved("GPU-fake-0,GPU-fake-9"),
 		`NVIDIA_VISIBLE_DEVICES=GPU-fake-0,GPU-fake-9: GPU reserved by Nomad's device plugin: CDI device "nvidia.com/gpu=GPU-fake-9" is not defined by any spec in ["`+specs+`"]; known devices: ["nvidia.com/gpu=GPU-fake-0" "nvidia.com/gpu=GPU-fake-1"]`)
 
-	fp := firstFingerprint(t, b.harness(t, plugin))
-	gpus, _ := fp.Attributes["driver.containerd.cdi.nvidia.com/gpu"].GetString()
-	must.Eq(t, "GPU-fake-0,GPU-fake-1", gpus)
-}
-
-// firstFingerprint is the first fingerprint the driver sends.
-func firstFingerprint(t *testing.T, h *testbed.Harness) *drivers.Fingerprint {
-	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ch, err := h.Fingerprint(ctx)
-	must.NoError(t, err)
-	return <-ch
+	fp := firstFingerprint(ctx, t, b.harness(t, plugin))
+	gpus, _ := fp.Attributes["driver.containerd.cdi.nvidia.com/gpu"].GetString()
+	must.Eq(t, "GPU-fake-0,GPU-fake-1", gpus)
 }

@@ -27,8 +27,7 @@ import (
 // died between create and start leaves it: a new StartTask with the same
 // task removes the leftover and runs, with one container.
 func TestLeftoverContainer(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	h := b.harness(t, "")
 	task := newTask(t, sh("echo ran"))
 	id := containerID(task.Name, task.AllocID)
@@ -44,8 +43,7 @@ func TestLeftoverContainer(t *testing.T) {
 	must.NoError(t, err)
 	t.Logf("leftover task created, pid %d, not started", leftover.Pid())
 
-	start(t, h, task)
-	must.Eq(t, 0, wait(t, h, task.ID, 30*time.Second).ExitCode)
+	startExitsZero(t, h, task, 30*time.Second)
 	eventually(t, "the task's output", func() bool { return strings.Contains(logs(t, task, "stdout"), "ran") })
 	cs, err := b.cd.Client.Containers(ctx, `labels."nomad.alloc_id"==`+task.AllocID)
 	must.NoError(t, err)
@@ -89,8 +87,7 @@ func silentRegistry(t *testing.T) string {
 // the trust check ends with the task's image_pull_timeout and the start
 // fails with a recoverable error, leaving nothing.
 func TestHungRegistryTrustCheck(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	host := silentRegistry(t)
 	ref := host + "/hung/busybox:1"
 	ctx := b.cd.Context()
@@ -124,8 +121,7 @@ func TestGCKeepsImageOfStartingTask(t *testing.T) {
 	b := newBed(t)
 	h := b.harness(t, "gc {\n image_delay = \"1s\"\n}\n")
 	first := newTask(t, sh("exit 0"))
-	start(t, h, first)
-	must.Eq(t, 0, wait(t, h, first.ID, 30*time.Second).ExitCode)
+	startExitsZero(t, h, first, 30*time.Second)
 
 	second := newTask(t, sh("echo ran"))
 	held := make(chan struct{})
@@ -159,8 +155,7 @@ func (b *bed) containerIn(t *testing.T, ns, id string) bool {
 // state (running, not started again, nothing in the new namespace), and its
 // reconciler removes the other, left dangling in the old namespace.
 func TestNamespaceChangeAcrossRestart(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	old := b.harness(t, "gc {\n container = false\n}\n")
 	kept := newTask(t, sh("sleep 300"))
 	kept.Name = "kept"

@@ -29,18 +29,7 @@ const startDeadline = 90 * time.Second
 // within startDeadline.
 func startWithin(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) error {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := h.StartTask(task)
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(startDeadline):
-		t.Fatalf("StartTask did not return within %s", startDeadline)
-		return nil
-	}
+	return startBefore(t, h, task, startDeadline, fmt.Sprintf("StartTask did not return within %s", startDeadline))
 }
 
 // TestContainerdDownAtStart kills containerd under a plugin that was
@@ -50,8 +39,7 @@ func TestContainerdDownAtStart(t *testing.T) {
 	b := newBed(t)
 	h := b.harness(t, "")
 	first := newTask(t, sh("exit 0"))
-	start(t, h, first)
-	must.Eq(t, 0, wait(t, h, first.ID, 30*time.Second).ExitCode)
+	startExitsZero(t, h, first, 30*time.Second)
 
 	must.NoError(t, syscall.Kill(b.cd.PID, syscall.SIGKILL))
 	waitFor(t, 30*time.Second, "containerd gone", func() bool { return syscall.Kill(b.cd.PID, 0) != nil })
@@ -104,8 +92,7 @@ func nothingPartial(t *testing.T, cd *testbed.Containerd, ref string) {
 // its way: the start fails with a recoverable error, nothing of the pull is
 // left, and a start once the registry is back pulls and runs the image.
 func TestRegistryKilledMidPull(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	reg := testbed.StartRegistry(t)
 	hostsDir, err := reg.WriteHostsDir(t.TempDir())
 	must.NoError(t, err)
@@ -146,8 +133,7 @@ func TestRegistryKilledMidPull(t *testing.T) {
 
 	must.NoError(t, reg.Restart())
 	again := newTask(t, rawTaskConfig{Image: ref, Command: "sh", Args: []string{"-c", "echo ran"}})
-	start(t, h, again)
-	must.Eq(t, 0, wait(t, h, again.ID, time.Minute).ExitCode)
+	startExitsZero(t, h, again, time.Minute)
 }
 
 // TestContainerdRootFull runs containerd with its root on a small
@@ -200,8 +186,7 @@ func TestContainerdRootFull(t *testing.T) {
 
 	must.NoError(t, os.Remove(filler))
 	again := newTask(t, rawTaskConfig{Image: ref, Command: "sh", Args: []string{"-c", "echo ran"}})
-	start(t, h, again)
-	must.Eq(t, 0, wait(t, h, again.ID, time.Minute).ExitCode)
+	startExitsZero(t, h, again, time.Minute)
 	eventually(t, "output", func() bool { return strings.Contains(logs(t, again, "stdout"), "ran") })
 }
 

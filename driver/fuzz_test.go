@@ -145,41 +145,39 @@ func fuzzTask(t *testing.T, alloc string) *drivers.TaskConfig {
 // the option, or gives a bind with a source and a target that may be
 // mounted.
 func FuzzVolume(f *testing.F) {
-	for _, s := range []string{"data:/data", "/srv:/srv:ro", "a:/b:rw,rshared", "a:/proc", "a:b", "::", "a:/b:c:d", "../..:/up", "a:/:ro", "a:/x/../proc/1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		m, err := parseVolume("volumes[0]", v)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "volumes[0]: ") {
-				t.Fatalf("parseVolume(%q) error %q does not name the option", v, err)
-			}
-			return
-		}
+	fuzzOption(f, "parseVolume", "volumes[0]", parseVolume, func(t *testing.T, v string, m Mount) {
 		target := filepath.Clean(m.Target)
 		if m.Source == "" || !filepath.IsAbs(target) || target == "/" || target == "/proc" || strings.HasPrefix(target, "/proc/") ||
 			target == "/alloc" || target == "/alloc/logs" || strings.HasPrefix(target, "/alloc/logs/") {
 			t.Fatalf("parseVolume(%q) = %+v", v, m)
 		}
-	})
+	}, "data:/data", "/srv:/srv:ro", "a:/b:rw,rshared", "a:/proc", "a:b", "::", "a:/b:c:d", "../..:/up", "a:/:ro", "a:/x/../proc/1")
 }
 
 // FuzzDevice: a device string is refused with an error naming the option,
 // or gives absolute paths and permissions of "rwm".
 func FuzzDevice(f *testing.F) {
-	for _, s := range []string{"/dev/fuse", "/dev/sda:/dev/xvda:r", "/dev/a:/dev/b:rwm", "fuse", "/a:/b:", "/a:/proc/x", "/a:/b:rr"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		d, err := parseDevice("devices[0]", v)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "devices[0]: ") {
-				t.Fatalf("parseDevice(%q) error %q does not name the option", v, err)
-			}
-			return
-		}
+	fuzzOption(f, "parseDevice", "devices[0]", parseDevice, func(t *testing.T, v string, d DeviceRequest) {
 		if !filepath.IsAbs(d.HostPath) || !filepath.IsAbs(d.ContainerPath) || d.Permissions == "" || strings.Trim(d.Permissions, "rwm") != "" {
 			t.Fatalf("parseDevice(%q) = %+v", v, d)
 		}
+	}, "/dev/fuse", "/dev/sda:/dev/xvda:r", "/dev/a:/dev/b:rwm", "fuse", "/a:/b:", "/a:/proc/x", "/a:/b:rr")
+}
+
+// fuzzOption fuzzes parse, named name, of the option at path from seeds: a
+// refusal must name the option, and check gets each value parse accepts.
+func fuzzOption[T any](f *testing.F, name, path string, parse func(string, string) (T, error), check func(*testing.T, string, T), seeds ...string) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := parse(path, v)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), path+": ") {
+				t.Fatalf("%s(%q) error %q does not name the option", name, v, err)
+			}
+			return
+		}
+		check(t, v, got)
 	})
 }

@@ -38,6 +38,15 @@ func newBed(t *testing.T) *bed {
 	return &bed{cd: cd}
 }
 
+// newCheckedBed is newBed with a check that the test leaves nothing behind
+// in it.
+func newCheckedBed(t *testing.T) *bed {
+	t.Helper()
+	b := newBed(t)
+	testbed.LeakCheck(t, b.cd)
+	return b
+}
+
 // harness starts the driver behind the plugin harness with the given extra
 // plugin config lines. A config without a cni block runs its tasks on the
 // host network, as it has no CNI network for the default bridge.
@@ -112,6 +121,46 @@ func start(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig) *drivers.
 	return handle
 }
 
+// startExitsZero starts task under h and checks that it exits 0 within
+// timeout.
+func startExitsZero(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig, timeout time.Duration) {
+	t.Helper()
+	start(t, h, task)
+	must.Eq(t, 0, wait(t, h, task.ID, timeout).ExitCode)
+}
+
+// pushBusyboxWith pushes the busybox image with layer on top to reg as
+// repoTag.
+func pushBusyboxWith(t *testing.T, reg *testbed.Registry, layer testbed.Layer, repoTag string) {
+	t.Helper()
+	base, err := testbed.BuildBusybox()
+	must.NoError(t, err)
+	img, err := base.Derive(nil, layer)
+	must.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = reg.Push(ctx, img, repoTag)
+	must.NoError(t, err)
+}
+
+// startBefore runs StartTask and returns its error; it fails the test with
+// late when StartTask has not returned within deadline.
+func startBefore(t *testing.T, h *testbed.Harness, task *drivers.TaskConfig, deadline time.Duration, late string) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := h.StartTask(task)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(deadline):
+		t.Fatal(late)
+		return nil
+	}
+}
+
 // wait returns the task's exit, failing after timeout.
 func wait(t *testing.T, h *testbed.Harness, taskID string, timeout time.Duration) *drivers.ExitResult {
 	t.Helper()
@@ -137,17 +186,44 @@ func logs(t *testing.T, task *drivers.TaskConfig, stream string) string {
 	return string(b)
 }
 
+// firstFingerprint returns the first fingerprint d sends under ctx.
+func firstFingerprint(ctx context.Context, t *testing.T, d interface {
+	Fingerprint(context.Context) (<-chan *drivers.Fingerprint, error)
+}) *drivers.Fingerprint {
+	t.Helper()
+	ch, err := d.Fingerprint(ctx)
+	must.NoError(t, err)
+	return <-ch
+}
+
+// startReady starts a task running script under a harness of its own and
+// waits for the task to print "ready".
+func startReady(t *testing.T, b *bed, script string) (*testbed.Harness, *drivers.TaskConfig) {
+	t.Helper()
+	h := b.harness(t, "")
+	task := newTask(t, sh(script))
+	start(t, h, task)
+	eventually(t, "ready", func() bool { return strings.Contains(logs(t, task, "stdout"), "ready") })
+	return h, task
+}
+
+// stopTook stops the task with signal and timeout and returns how long
+// StopTask took.
+func stopTook(t *testing.T, h *testbed.Harness, taskID string, timeout time.Duration, signal string) time.Duration {
+	t.Helper()
+	began := time.Now()
+	must.NoError(t, h.StopTask(taskID, timeout, signal))
+	return time.Since(began)
+}
+
 // eventually waits for cond, for log files written by another process.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, 10*time.Second, what, cond)
+	testbed.Eventually(t, 10*time.Second, what, cond)
 }
 
 // waitFor waits up to timeout for cond.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testbed.Eventually(t, timeout, what, cond)
-}
+var waitFor = testbed.Eventually
 
 // containerExists asks containerd directly whether the container exists.
 func (b *bed) containerExists(t *testing.T, id string) bool {

@@ -35,8 +35,7 @@ type imageBed struct {
 
 func newImageBed(t *testing.T) *imageBed {
 	t.Helper()
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, User: "ndc", Password: "s3cret-pw"})
 	hostsDir, err := reg.WriteHostsDir(t.TempDir())
 	must.NoError(t, err)

@@ -44,14 +44,10 @@ func TestParseImageConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			conf, err := parseConfig(decodePluginHCL(t, c.body))
-			if c.err != "" {
-				must.ErrorContains(t, err, c.err)
-				return
+			if conf := configCase(t, c.body, c.err); conf != nil {
+				must.Eq(t, 2*time.Minute, conf.Images.ActivityTimeout)
+				must.NotNil(t, conf.Images.Trust)
 			}
-			must.NoError(t, err)
-			must.Eq(t, 2*time.Minute, conf.Images.ActivityTimeout)
-			must.NotNil(t, conf.Images.Trust)
 		})
 	}
 }

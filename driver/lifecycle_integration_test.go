@@ -14,15 +14,12 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
-
-	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 // TestDriver runs the task lifecycle against a hermetic containerd through
 // Nomad's plugin harness; subtests share the daemon.
 func TestDriver(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 
 	t.Run("fingerprint", func(t *testing.T) { testFingerprint(t, b) })
 	t.Run("exit code and logs", func(t *testing.T) { testExitCode(t, b) })
@@ -46,9 +43,7 @@ func testFingerprint(t *testing.T, b *bed) {
 	h := b.harness(t, "cni {\n bin_dir = \"/run/ndc-no-cni\"\n}")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ch, err := h.Fingerprint(ctx)
-	must.NoError(t, err)
-	fp := <-ch
+	fp := firstFingerprint(ctx, t, h)
 	must.Eq(t, drivers.HealthStateHealthy, fp.Health, must.Sprint(fp.HealthDescription))
 	v, ok := fp.Attributes["driver.containerd.version"].GetString()
 	must.True(t, ok)
@@ -61,16 +56,12 @@ func testFingerprint(t *testing.T, b *bed) {
 	must.StrContains(t, missing, "bridge")
 
 	down := b.harness(t, "address = \"/run/ndc-no-such.sock\"")
-	ch, err = down.Fingerprint(ctx)
-	must.NoError(t, err)
-	fp = <-ch
+	fp = firstFingerprint(ctx, t, down)
 	must.Eq(t, drivers.HealthStateUnhealthy, fp.Health)
 	must.StrContains(t, fp.HealthDescription, "/run/ndc-no-such.sock")
 
 	noRuntime := b.harness(t, "runtime = \"io.containerd.nope.v1\"\nallow_runtimes = [\"io.containerd.nope.v1\"]")
-	ch, err = noRuntime.Fingerprint(ctx)
-	must.NoError(t, err)
-	fp = <-ch
+	fp = firstFingerprint(ctx, t, noRuntime)
 	must.Eq(t, drivers.HealthStateUnhealthy, fp.Health)
 	must.StrContains(t, fp.HealthDescription, "io.containerd.nope.v1")
 }
@@ -93,26 +84,16 @@ func testExitCode(t *testing.T, b *bed) {
 }
 
 func testKillSignal(t *testing.T, b *bed) {
-	h := b.harness(t, "")
-	task := newTask(t, sh("trap 'echo got-int; exit 7' INT; echo ready; while true; do sleep 0.1; done"))
-	start(t, h, task)
-	eventually(t, "ready", func() bool { return strings.Contains(logs(t, task, "stdout"), "ready") })
-	began := time.Now()
-	must.NoError(t, h.StopTask(task.ID, 20*time.Second, "SIGINT"))
-	must.Less(t, 10*time.Second, time.Since(began), must.Sprint("StopTask waited for the kill timeout although the task exited"))
+	h, task := startReady(t, b, "trap 'echo got-int; exit 7' INT; echo ready; while true; do sleep 0.1; done")
+	must.Less(t, 10*time.Second, stopTook(t, h, task.ID, 20*time.Second, "SIGINT"), must.Sprint("StopTask waited for the kill timeout although the task exited"))
 	res := wait(t, h, task.ID, 5*time.Second)
 	must.Eq(t, 7, res.ExitCode)
 	eventually(t, "trap output", func() bool { return strings.Contains(logs(t, task, "stdout"), "got-int") })
 }
 
 func testKillTimeout(t *testing.T, b *bed) {
-	h := b.harness(t, "")
-	task := newTask(t, sh("trap '' TERM; echo ready; while true; do sleep 0.1; done"))
-	start(t, h, task)
-	eventually(t, "ready", func() bool { return strings.Contains(logs(t, task, "stdout"), "ready") })
-	began := time.Now()
-	must.NoError(t, h.StopTask(task.ID, 2*time.Second, "SIGTERM"))
-	must.Greater(t, 1900*time.Millisecond, time.Since(began))
+	h, task := startReady(t, b, "trap '' TERM; echo ready; while true; do sleep 0.1; done")
+	must.Greater(t, 1900*time.Millisecond, stopTook(t, h, task.ID, 2*time.Second, "SIGTERM"))
 	res := wait(t, h, task.ID, 5*time.Second)
 	must.Eq(t, 9, res.Signal)
 	must.Eq(t, 137, res.ExitCode)
@@ -159,10 +140,7 @@ func testExec(t *testing.T, b *bed) {
 }
 
 func testSignal(t *testing.T, b *bed) {
-	h := b.harness(t, "")
-	task := newTask(t, sh("trap 'echo got-usr1' USR1; echo ready; while true; do sleep 0.1; done"))
-	start(t, h, task)
-	eventually(t, "ready", func() bool { return strings.Contains(logs(t, task, "stdout"), "ready") })
+	h, task := startReady(t, b, "trap 'echo got-usr1' USR1; echo ready; while true; do sleep 0.1; done")
 	must.NoError(t, h.SignalTask(task.ID, "SIGUSR1"))
 	eventually(t, "signal handled", func() bool { return strings.Contains(logs(t, task, "stdout"), "got-usr1") })
 	err := h.SignalTask(task.ID, "SIGNOPE")

@@ -70,8 +70,7 @@ func TestParseTaskLimits(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, img+c.body))
-			if !failsAsWanted(t, err, c.err) {
+			if tc := taskCase(t, img+c.body, c.err); tc != nil {
 				c.check(t, tc.Limits)
 			}
 		})
@@ -161,7 +160,7 @@ func TestPlanTask_Limits(t *testing.T) {
 				cfg.Resources = c.res
 			}
 			p, err := planFor(t, pc, cfg, c.body)
-			if !failsAsWanted(t, err, c.err) {
+			if parsed(t, err, c.err) {
 				c.check(t, p)
 			}
 		})

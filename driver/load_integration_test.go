@@ -10,8 +10,6 @@ import (
 	"github.com/hashicorp/nomad/helper/uuid"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
-
-	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 // TestOOMUnderLoad runs a memory hog and a task that gets SIGKILLed at the
@@ -19,8 +17,7 @@ import (
 // hog is reported OOM-killed, the SIGKILLed task and the busy ones are not,
 // and each exit is reported once to each waiter.
 func TestOOMUnderLoad(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	h := b.harness(t, "")
 	allocID := uuid.Generate()
 	member := func(name, script string, memoryMB int64) *drivers.TaskConfig {

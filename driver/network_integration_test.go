@@ -38,8 +38,7 @@ type netBed struct {
 
 func newNetBed(t *testing.T) *netBed {
 	t.Helper()
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	testbed.ImportEchoImage(t, b.cd, echoImage)
 	n := testbed.NewCNINet(t)
 	nb := &netBed{bed: b, cni: n, netnsDir: t.TempDir()}
@@ -161,9 +160,7 @@ func testBridgePorts(t *testing.T, nb *netBed) {
 	h := nb.harness(t, nb.pluginHCL(""))
 	fpCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	fpCh, err := h.Fingerprint(fpCtx)
-	must.NoError(t, err)
-	cniOK, _ := (<-fpCh).Attributes["driver.containerd.cni"].GetBool()
+	cniOK, _ := firstFingerprint(fpCtx, t, h).Attributes["driver.containerd.cni"].GetBool()
 	must.True(t, cniOK)
 	httpPort, dnsPort := freePort(t), freePort(t)
 	task := echoTask(t, rawTaskConfig{NetworkMode: "bridge", Ports: []string{"http", "dns"}, Hostname: "echo",

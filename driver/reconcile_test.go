@@ -30,13 +30,9 @@ func TestParseContainerGC(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(decodePluginHCL(t, tc.body))
-			if tc.err != "" {
-				must.ErrorContains(t, err, tc.err)
-				return
+			if c := configCase(t, tc.body, tc.err); c != nil {
+				must.Eq(t, tc.want, c.Containers)
 			}
-			must.NoError(t, err)
-			must.Eq(t, tc.want, c.Containers)
 		})
 	}
 }

@@ -24,8 +24,7 @@ import (
 // TestDriverSecurity attacks every default of DESIGN.md 6 through the
 // driver and checks the host afterwards.
 func TestDriverSecurity(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	t.Run("host paths", func(t *testing.T) { testHostPathAttacks(t, b) })
 	t.Run("allocation boundary", func(t *testing.T) { testAllocBoundary(t, b) })
 	t.Run("image store", func(t *testing.T) { testImageStore(t, b) })
@@ -378,7 +377,10 @@ func testRuncFingerprint(t *testing.T, b *bed) {
 			commit = s
 		}
 	}
-	fp := firstFingerprint(t, b.harness(t, ""))
+	h := b.harness(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fp := firstFingerprint(ctx, t, h)
 	got, _ := fp.Attributes["driver.containerd.runc.version"].GetString()
 	must.Eq(t, version, got)
 	want := checkRunc(version, commit).warning()

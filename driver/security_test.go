@@ -14,8 +14,7 @@ import (
 )
 
 func TestParseSecurityConfig(t *testing.T) {
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	must.Eq(t, SecurityConfig{}, c.Security) // every gate closed
 
 	cases := []struct {
@@ -31,7 +30,9 @@ func TestParseSecurityConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {
-			checkParsed(t, pluginBody(t, tc.body), tc.err, tc.want, func(c *Config) SecurityConfig { return c.Security })
+			if c := configCase(t, tc.body, tc.err); c != nil {
+				must.Eq(t, tc.want, c.Security)
+			}
 		})
 	}
 }
@@ -75,13 +76,9 @@ func TestParseTaskSecurity(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, img+c.body))
-			if c.err != "" {
-				must.ErrorContains(t, err, c.err)
-				return
+			if tc := taskCase(t, img+c.body, c.err); tc != nil {
+				c.want(t, tc.Security)
 			}
-			must.NoError(t, err)
-			c.want(t, tc.Security)
 		})
 	}
 }
@@ -208,11 +205,9 @@ func TestPlanTask_SecurityGates(t *testing.T) {
 				c.task(t, cfg)
 			}
 			p, err := planFor(t, conf, cfg, c.body)
-			if c.err != "" {
-				must.ErrorContains(t, err, c.err)
+			if !parsed(t, err, c.err) {
 				return
 			}
-			must.NoError(t, err)
 			c.check(t, p)
 		})
 	}

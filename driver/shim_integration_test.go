@@ -20,8 +20,7 @@ import (
 // runc shim process, and that a shim goes when its allocation's last task
 // does.
 func TestShimPerAllocation(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	h := b.harness(t, "")
 	allocA, allocB := uuid.Generate(), uuid.Generate()
 	tasks := map[string]string{} // test name -> task ID

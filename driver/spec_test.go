@@ -27,8 +27,7 @@ func testTask(t *testing.T) *drivers.TaskConfig {
 
 func defaultConfig(t *testing.T) *Config {
 	t.Helper()
-	c, err := parseConfig(decodePluginHCL(t, ""))
-	must.NoError(t, err)
+	c := configCase(t, "", "")
 	return c
 }
 
@@ -142,9 +141,10 @@ func TestPlanTask_Gates(t *testing.T) {
 				c.enable(conf)
 			}
 			p, err := planFor(t, conf, testTask(t), c.body)
-			if !failsAsWanted(t, err, c.err) {
-				c.check(t, p)
+			if !parsed(t, err, c.err) {
+				return
 			}
+			c.check(t, p)
 		})
 	}
 }

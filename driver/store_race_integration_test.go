@@ -22,8 +22,7 @@ import (
 // naming the verified digest and the other one, and leaves no container,
 // snapshot or lease; a start with no race runs the signed image.
 func TestVerifiedPullRacedByNameWriter(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	reg := testbed.StartRegistry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

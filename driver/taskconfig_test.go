@@ -4,17 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/shoenig/test/must"
 )
-
-// decodeTaskHCL decodes a task config body through the real schema.
-func decodeTaskHCL(t *testing.T, body string) rawTaskConfig {
-	t.Helper()
-	var raw rawTaskConfig
-	hclutils.NewConfigParser(taskConfigSpec).ParseHCL(t, "config {\n"+body+"\n}", &raw)
-	return raw
-}
 
 func TestParseTaskConfig(t *testing.T) {
 	const img = "image = \"busybox:1\"\n"
@@ -78,8 +69,7 @@ func TestParseTaskConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if !failsAsWanted(t, err, c.err) {
+			if tc := taskCase(t, c.body, c.err); tc != nil {
 				c.check(t, tc)
 			}
 		})
@@ -113,8 +103,7 @@ func TestParseTaskConfig_Mounts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tc, err := parseTaskConfig(decodeTaskHCL(t, c.body))
-			if !failsAsWanted(t, err, c.err) {
+			if tc := taskCase(t, c.body, c.err); tc != nil {
 				must.Eq(t, c.want, tc.Mounts)
 			}
 		})

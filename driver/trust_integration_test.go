@@ -19,8 +19,7 @@ import (
 // verified; a new plugin config verifies again and, without the registry,
 // refuses it.
 func TestVerifiedImageStartsWithoutRegistry(t *testing.T) {
-	b := newBed(t)
-	testbed.LeakCheck(t, b.cd)
+	b := newCheckedBed(t)
 	reg := testbed.StartRegistry(t)
 	img, err := testbed.BuildBusybox()
 	must.NoError(t, err)

@@ -176,14 +176,11 @@ func (e *env) taskPID(t *testing.T, task, allocID string) uint32 {
 // until retries cond (which reads CLI output) for up to 30s.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	untilWithin(t, 30*time.Second, what, cond)
+	testbed.Eventually(t, 30*time.Second, what, cond)
 }
 
 // untilWithin retries cond for up to timeout.
-func untilWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testbed.Eventually(t, timeout, what, cond)
-}
+var untilWithin = testbed.Eventually
 
 func TestExampleJobs(t *testing.T) {
 	e := setup(t)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 func TestExec(t *testing.T) {
@@ -52,7 +53,7 @@ func TestExec(t *testing.T) {
 		stdinR, stdinW := io.Pipe()
 		defer stdinW.Close()
 		resize := make(chan executor.TermSize)
-		var stdout syncBuffer
+		var stdout testbed.SyncBuffer
 		done := make(chan struct{})
 		var code int
 		var err error

@@ -148,6 +148,16 @@ func (o *output) all(t *testing.T, timeout time.Duration) string {
 	return o.String()
 }
 
+// runReady runs spec as task id with its stdout on a fifo of the test's own
+// and waits up to 30s for the task to print "ready".
+func (b *bed) runReady(t *testing.T, id string, spec executor.SpecConfig) *executor.Task {
+	t.Helper()
+	outPath, stdout := fifo(t, "stdout")
+	task := b.run(t, id, spec, outPath, "")
+	stdout.waitFor(t, "ready", 30*time.Second)
+	return task
+}
+
 // run creates and starts a container running args in busybox.
 func (b *bed) run(t *testing.T, id string, spec executor.SpecConfig, stdout, stderr string) *executor.Task {
 	t.Helper()
@@ -189,23 +199,6 @@ func sh(script string) executor.SpecConfig {
 // "ready" once the trap is set.
 func termExits(code string) string {
 	return `trap "exit ` + code + `" TERM; echo ready; while :; do sleep 1 & wait $!; done`
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func assertGone(t *testing.T, b *bed, id string) {

@@ -9,16 +9,24 @@ import (
 	"testing"
 )
 
-func TestOpenLogFifos(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "stdout.fifo")
+// fifoAndFile makes a directory of the test's own with the fifo
+// stdout.fifo and a regular file name that holds data.
+func fifoAndFile(t *testing.T, name string, data []byte) (dir, fifo, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	fifo = filepath.Join(dir, "stdout.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
+	file = filepath.Join(dir, name)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return dir, fifo, file
+}
+
+func TestOpenLogFifos(t *testing.T) {
+	dir, fifo, file := fifoAndFile(t, "file", nil)
 	link := filepath.Join(dir, "link")
 	if err := os.Symlink(fifo, link); err != nil {
 		t.Fatal(err)
@@ -87,15 +95,7 @@ func TestOpenLogFifos(t *testing.T) {
 
 // A fifo swapped for a symlink after it was opened cannot redirect the shim.
 func TestLogFifoSwappedAfterOpen(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "stdout.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	canary := filepath.Join(dir, "canary")
-	if err := os.WriteFile(canary, []byte("host\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, fifo, canary := fifoAndFile(t, "canary", []byte("host\n"))
 	l, err := openLogFifos("", fifo, "")
 	if err != nil {
 		t.Fatal(err)

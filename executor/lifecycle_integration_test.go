@@ -73,9 +73,7 @@ func TestStop(t *testing.T) {
 	b := newBed(t)
 
 	t.Run("signal handled", func(t *testing.T) {
-		outPath, stdout := fifo(t, "stdout")
-		task := b.run(t, "stop-handled", sh(termExits("0")), outPath, "")
-		stdout.waitFor(t, "ready", 30*time.Second)
+		task := b.runReady(t, "stop-handled", sh(termExits("0")))
 		start := time.Now()
 		if err := task.Stop(b.ctx, syscall.SIGTERM, time.Minute); err != nil {
 			t.Fatal(err)
@@ -93,9 +91,7 @@ func TestStop(t *testing.T) {
 	})
 
 	t.Run("signal ignored", func(t *testing.T) {
-		outPath, stdout := fifo(t, "stdout")
-		task := b.run(t, "stop-ignored", sh(`trap "" TERM; echo ready; while :; do sleep 1 & wait $!; done`), outPath, "")
-		stdout.waitFor(t, "ready", 30*time.Second)
+		task := b.runReady(t, "stop-ignored", sh(`trap "" TERM; echo ready; while :; do sleep 1 & wait $!; done`))
 		const timeout = 2 * time.Second
 		start := time.Now()
 		if err := task.Stop(b.ctx, syscall.SIGTERM, timeout); err != nil {
@@ -147,9 +143,7 @@ func TestLoadAfterRestart(t *testing.T) {
 	b := newBed(t)
 
 	t.Run("running", func(t *testing.T) {
-		outPath, stdout := fifo(t, "stdout")
-		task := b.run(t, "reattach", sh(termExits("4")), outPath, "")
-		stdout.waitFor(t, "ready", 30*time.Second)
+		task := b.runReady(t, "reattach", sh(termExits("4")))
 
 		loaded, err := newRuntime(b.cd).Load(b.ctx, "reattach")
 		if err != nil {
@@ -273,9 +267,7 @@ func TestPurge(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	b := newBed(t)
-	outPath, stdout := fifo(t, "stdout")
-	task := b.run(t, "delete-me", sh(termExits("0")), outPath, "")
-	stdout.waitFor(t, "ready", 30*time.Second)
+	task := b.runReady(t, "delete-me", sh(termExits("0")))
 
 	if err := task.Delete(b.ctx, false); !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("delete of a running task = %v, want a refusal", err)

@@ -129,14 +129,32 @@ func received[T any](t *testing.T, ch <-chan T, what string) T {
 	return zero
 }
 
-func TestExitWatchSurvivesDaemonRestart(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "api.sock")
-	first := newAPI()
-	stop := serve(t, sock, first)
-
-	r := New(testClient(t, sock), "nomad", nil)
-	task := newTask(r, "web-1", nil, noMetricsTask{})
+// watchedTask serves a fake containerd API on a socket of the test's own
+// and returns task web-1 of a runtime on it; its watchers stop when the test
+// ends, and stop ends the API.
+func watchedTask(t *testing.T) (sock string, api *apiServer, stop func(), task *Task) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "api.sock")
+	api = newAPI()
+	stop = serve(t, sock, api)
+	task = newTask(New(testClient(t, sock), "nomad", nil), "web-1", nil, noMetricsTask{})
 	t.Cleanup(task.stopWatch)
+	return sock, api, stop, task
+}
+
+// awaitExit waits up to 30s for the task's exit and fails with msg without
+// one.
+func awaitExit(t *testing.T, task *Task, msg string) {
+	t.Helper()
+	select {
+	case <-task.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal(msg)
+	}
+}
+
+func TestExitWatchSurvivesDaemonRestart(t *testing.T) {
+	sock, first, stop, task := watchedTask(t)
 	task.startWatch()
 	if req := received(t, first.waits, "wait on the first daemon"); req.ContainerID != "web-1" {
 		t.Fatalf("wait for %q", req.ContainerID)
@@ -156,11 +174,7 @@ func TestExitWatchSurvivesDaemonRestart(t *testing.T) {
 	}
 	serve(t, sock, second)
 	received(t, second.waits, "wait on the restarted daemon")
-	select {
-	case <-task.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("exit not reported after the daemon came back")
-	}
+	awaitExit(t, task, "exit not reported after the daemon came back")
 	if es := task.Exit(); es.Code != 143 || es.Signal != 15 || !es.ExitedAt.Equal(exitedAt) || es.Err != nil || es.OOMKilled {
 		t.Fatalf("exit = %+v", es)
 	}
@@ -176,24 +190,14 @@ func TestExitWatchTaskGone(t *testing.T) {
 	task := newTask(New(testClient(t, sock), "nomad", nil), "web-1", nil, noMetricsTask{})
 	t.Cleanup(task.stopWatch)
 	task.startWatch()
-	select {
-	case <-task.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit for a task that is gone")
-	}
+	awaitExit(t, task, "no exit for a task that is gone")
 	if es := task.Exit(); !errdefs.IsNotFound(es.Err) || es.Code != int(client.UnknownExitStatus) {
 		t.Fatalf("exit = %+v", es)
 	}
 }
 
 func TestOOMSubscriptionSurvivesDaemonRestart(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "api.sock")
-	first := newAPI()
-	stop := serve(t, sock, first)
-
-	r := New(testClient(t, sock), "nomad", nil)
-	task := newTask(r, "web-1", nil, noMetricsTask{})
-	t.Cleanup(task.stopWatch)
+	sock, first, stop, task := watchedTask(t)
 	task.subscribeOOM()
 	req := received(t, first.subscribes, "subscription")
 	if len(req.Filters) != 1 {
@@ -231,11 +235,7 @@ func TestOOMSubscriptionSurvivesDaemonRestart(t *testing.T) {
 		return &tasksapi.WaitResponse{ExitStatus: 137, ExitedAt: timestamppb.Now()}, nil
 	}
 	task.startWatch()
-	select {
-	case <-task.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit")
-	}
+	awaitExit(t, task, "no exit")
 	if es := task.Exit(); !es.OOMKilled || es.Signal != 9 {
 		t.Fatalf("exit = %+v", es)
 	}

@@ -22,6 +22,21 @@ func metricOf(t *testing.T, v any, at time.Time) *types.Metric {
 	return &types.Metric{ID: "web-1234", Timestamp: timestamppb.New(at), Data: data}
 }
 
+// checkStats checks the stats and the OOM kill count read from m.
+func checkStats(t *testing.T, m *types.Metric, want *Stats, kills uint64) {
+	t.Helper()
+	got, err := statsFromMetric(m)
+	if err != nil {
+		t.Fatalf("statsFromMetric: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stats =\n%+v\nwant\n%+v", got, want)
+	}
+	if n, err := oomKillsFromMetric(m); err != nil || n != kills {
+		t.Fatalf("oom kills = %d, %v; want %d", n, err, kills)
+	}
+}
+
 func TestStatsFromCgroupV1(t *testing.T) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m := metricOf(t, &v1stats.Metrics{
@@ -39,24 +54,14 @@ func TestStatsFromCgroupV1(t *testing.T) {
 		MemoryOomControl: &v1stats.MemoryOomControl{OomKill: 2},
 	}, at)
 
-	got, err := statsFromMetric(m)
-	if err != nil {
-		t.Fatalf("statsFromMetric: %v", err)
-	}
-	want := &Stats{
+	checkStats(t, m, &Stats{
 		Timestamp:     at,
 		CPUTotalNanos: 9_000, CPUUserNanos: 6_000, CPUSystemNanos: 3_000,
 		CPUThrottledPeriods: 4, CPUThrottledNanos: 700,
 		MemoryRSS: 1 << 20, MemoryCache: 2 << 20, MemorySwap: 2 << 20,
 		MemoryUsage: 4 << 20, MemoryMaxUsage: 5 << 20, MemoryKernelUsage: 300,
 		MemoryMeasured: []string{"RSS", "Cache", "Swap", "Usage", "Max Usage", "Kernel Usage"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("stats =\n%+v\nwant\n%+v", got, want)
-	}
-	if kills, err := oomKillsFromMetric(m); err != nil || kills != 2 {
-		t.Fatalf("oom kills = %d, %v; want 2", kills, err)
-	}
+	}, 2)
 }
 
 func TestStatsFromCgroupV1WithoutSwapAccounting(t *testing.T) {
@@ -85,24 +90,14 @@ func TestStatsFromCgroupV2(t *testing.T) {
 		MemoryEvents: &v2stats.MemoryEvents{OomKill: 1},
 	}, at)
 
-	got, err := statsFromMetric(m)
-	if err != nil {
-		t.Fatalf("statsFromMetric: %v", err)
-	}
-	want := &Stats{
+	checkStats(t, m, &Stats{
 		Timestamp:     at,
 		CPUTotalNanos: 9_000, CPUUserNanos: 6_000, CPUSystemNanos: 3_000,
 		CPUThrottledPeriods: 4, CPUThrottledNanos: 7_000,
 		MemoryRSS: 1 << 20, MemoryCache: 2 << 20, MemorySwap: 3 << 20,
 		MemoryUsage: 4 << 20, MemoryMaxUsage: 5 << 20,
 		MemoryMeasured: []string{"RSS", "Cache", "Swap", "Usage", "Max Usage"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("stats =\n%+v\nwant\n%+v", got, want)
-	}
-	if kills, err := oomKillsFromMetric(m); err != nil || kills != 1 {
-		t.Fatalf("oom kills = %d, %v; want 1", kills, err)
-	}
+	}, 1)
 }
 
 func TestStatsFromCgroupV2WithoutPeak(t *testing.T) {

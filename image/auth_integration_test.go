@@ -176,21 +176,15 @@ func TestEnsureAuthSoftFail(t *testing.T) {
 	cd := testbed.StartContainerd(t)
 	testbed.LeakCheck(t, cd)
 	reg := testbed.StartRegistry(t)
-	img, err := testbed.BuildBusybox()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := img.Push(ctx, reg.Host, "public/busybox:1"); err != nil {
-		t.Fatal(err)
-	}
+	reg.PushBusybox(ctx, t, "public/busybox:1")
 	ref := reg.Host + "/public/busybox:1"
 	installHelper(t, "ndcbroken", `echo "helper exploded" >&2; exit 1`)
 	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
 	mgr := image.NewManager(cd.Client, cd.Namespace, image.Config{AuthHelper: "ndcbroken"}, logger)
 
-	_, err = mgr.Ensure(ctx, image.Request{Ref: ref})
+	_, err := mgr.Ensure(ctx, image.Request{Ref: ref})
 	if !errors.Is(err, image.ErrCredentialLookup) || image.IsRecoverable(err) {
 		t.Fatalf("broken helper without auth_soft_fail: err %v, want a non-recoverable credential lookup error", err)
 	}
@@ -205,13 +199,7 @@ func TestEnsureAuthSoftFail(t *testing.T) {
 
 func (ab *authBed) requireClean(t *testing.T) {
 	t.Helper()
-	ls, err := ab.cd.Client.LeasesService().List(ab.cd.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range ls {
-		t.Errorf("lease %s left behind", l.ID)
-	}
+	requireNoLeases(t, ab.cd)
 	requireNoIngests(t, ab.cd)
 }
 

@@ -36,16 +36,9 @@ func newBed(t *testing.T) *bed {
 	cd := testbed.StartContainerd(t)
 	testbed.LeakCheck(t, cd)
 	reg := testbed.StartRegistry(t)
-	img, err := testbed.BuildBusybox()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	dgst, err := img.Push(ctx, reg.Host, "test/busybox:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, dgst := reg.PushBusybox(ctx, t, "test/busybox:1")
 	proxy := startProxy(t, reg.Host)
 	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
 	return &bed{
@@ -65,7 +58,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // requireNoLeases fails when a lease is left in the namespace.
 func (b *bed) requireNoLeases(t *testing.T) {
 	t.Helper()
-	ls, err := b.cd.Client.LeasesService().List(b.cd.Context())
+	requireNoLeases(t, b.cd)
+}
+
+// requireNoLeases fails when a lease is left in cd's namespace.
+func requireNoLeases(t *testing.T, cd *testbed.Containerd) {
+	t.Helper()
+	ls, err := cd.Client.LeasesService().List(cd.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -117,16 +118,24 @@ func inNetNS(path string, fn func() error) error {
 	return <-errc
 }
 
+// listenIn opens a listener with listen in the netns at path; it closes
+// when the test ends.
+func listenIn[L io.Closer](t *testing.T, path string, listen func() (L, error)) L {
+	t.Helper()
+	var l L
+	must.NoError(t, inNetNS(path, func() (err error) {
+		l, err = listen()
+		return err
+	}))
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
 // listenTCP starts a TCP server in the netns at path that writes greeting
 // to every connection; it stops when the test ends.
 func listenTCP(t *testing.T, path string, port int, greeting string) {
 	t.Helper()
-	var ln net.Listener
-	must.NoError(t, inNetNS(path, func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
-		return err
-	}))
-	t.Cleanup(func() { _ = ln.Close() })
+	ln := listenIn(t, path, func() (net.Listener, error) { return net.Listen("tcp", fmt.Sprintf(":%d", port)) })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -143,12 +152,7 @@ func listenTCP(t *testing.T, path string, port int, greeting string) {
 // datagram with greeting + the datagram.
 func listenUDP(t *testing.T, path string, port int, greeting string) {
 	t.Helper()
-	var pc net.PacketConn
-	must.NoError(t, inNetNS(path, func() (err error) {
-		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		return err
-	}))
-	t.Cleanup(func() { _ = pc.Close() })
+	pc := listenIn(t, path, func() (net.PacketConn, error) { return net.ListenPacket("udp", fmt.Sprintf(":%d", port)) })
 	go func() {
 		buf := make([]byte, 1500)
 		for {

@@ -69,12 +69,10 @@ func TestSetupTeardown_Builtin(t *testing.T) {
 
 func TestPortMap_TCP(t *testing.T) {
 	e := newEnv(t)
-	hostPort := freePort(t, "tcp")
-	res := e.setup(t, Request{ID: e.id(), Ports: portMaps(hostPort, 8080, "tcp")})
+	res, hostAddrs := e.portMapped(t, 8080, "tcp")
 	listenTCP(t, res.NetNSPath, 8080, "hello tcp")
 
-	for _, host := range []string{"127.0.0.1", res.Gateway} {
-		addr := netip.AddrPortFrom(netip.MustParseAddr(host), uint16(hostPort)).String()
+	for _, addr := range hostAddrs {
 		must.Eq(t, "hello tcp", readTCP(t, "", addr))
 	}
 	// and directly on the task's address
@@ -84,12 +82,10 @@ func TestPortMap_TCP(t *testing.T) {
 
 func TestPortMap_UDP(t *testing.T) {
 	e := newEnv(t)
-	hostPort := freePort(t, "udp")
-	res := e.setup(t, Request{ID: e.id(), Ports: portMaps(hostPort, 5353, "udp")})
+	res, hostAddrs := e.portMapped(t, 5353, "udp")
 	listenUDP(t, res.NetNSPath, 5353, "udp:")
 
-	for _, host := range []string{"127.0.0.1", res.Gateway} {
-		addr := netip.AddrPortFrom(netip.MustParseAddr(host), uint16(hostPort)).String()
+	for _, addr := range hostAddrs {
 		must.Eq(t, "udp:ping", exchangeUDP(t, addr, "ping"))
 	}
 	e.teardown(t, res.Attachment)
@@ -109,6 +105,20 @@ func TestTwoTasksReachEachOther(t *testing.T) {
 }
 
 // portMaps is one mapping of hostPort to port for proto.
+// portMapped sets up a task network that maps a free host port to
+// port/proto, and returns it with the host's addresses of that port: on
+// loopback and on the gateway.
+func (e *env) portMapped(t *testing.T, port int, proto string) (*Result, []string) {
+	t.Helper()
+	hostPort := freePort(t, proto)
+	res := e.setup(t, Request{ID: e.id(), Ports: portMaps(hostPort, port, proto)})
+	var addrs []string
+	for _, host := range []string{"127.0.0.1", res.Gateway} {
+		addrs = append(addrs, netip.AddrPortFrom(netip.MustParseAddr(host), uint16(hostPort)).String())
+	}
+	return res, addrs
+}
+
 func portMaps(hostPort, port int, proto string) []gocni.PortMapping {
 	return []gocni.PortMapping{{HostPort: int32(hostPort), ContainerPort: int32(port), Protocol: proto}}
 }

@@ -25,24 +25,24 @@ type Cosign struct {
 // skipped (failed under CI=true) when cosign is missing.
 func NewCosign(t testing.TB) *Cosign {
 	t.Helper()
-	Require(t, false, "cosign")
-	bin, err := LookBin("cosign")
-	if err != nil {
-		t.Fatalf("testbed: %v", err)
-	}
-	return &Cosign{Bin: bin, Dir: t.TempDir(), Password: "testbed-cosign"}
+	return newCosign(t, "cosign", false)
 }
 
 // NewCosignV2 is NewCosign for the cosign v2 build (`cosign2`, see
 // hack/deps.sh), which writes the classic signature layout.
 func NewCosignV2(t testing.TB) *Cosign {
 	t.Helper()
-	Require(t, false, "cosign2")
-	bin, err := LookBin("cosign2")
+	return newCosign(t, "cosign2", true)
+}
+
+func newCosign(t testing.TB, name string, v2 bool) *Cosign {
+	t.Helper()
+	Require(t, false, name)
+	bin, err := LookBin(name)
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	return &Cosign{Bin: bin, V2: true, Dir: t.TempDir(), Password: "testbed-cosign"}
+	return &Cosign{Bin: bin, V2: v2, Dir: t.TempDir(), Password: "testbed-cosign"}
 }
 
 // KeyPair is a pair from `cosign generate-key-pair`: an encrypted ECDSA

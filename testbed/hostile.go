@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"archive/tar"
-	"bytes"
 	"fmt"
 	"path"
 	"strings"
@@ -19,8 +18,7 @@ type RawEntry struct {
 
 // RawLayer builds a layer from entries as they are.
 func RawLayer(entries ...RawEntry) (Layer, error) {
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
+	tes := make([]tarEntry, 0, len(entries))
 	for _, e := range entries {
 		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Linkname: e.Linkname, Mode: 0o644, ModTime: Epoch, Format: tar.FormatPAX}
 		switch e.Type {
@@ -31,19 +29,9 @@ func RawLayer(entries ...RawEntry) (Layer, error) {
 		case tar.TypeSymlink:
 			h.Mode = 0o777
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			return Layer{}, fmt.Errorf("layer entry %s: %w", e.Name, err)
-		}
-		if e.Type == tar.TypeReg {
-			if _, err := tw.Write(e.Data); err != nil {
-				return Layer{}, err
-			}
-		}
+		tes = append(tes, tarEntry{name: e.Name, h: h, data: e.Data})
 	}
-	if err := tw.Close(); err != nil {
-		return Layer{}, err
-	}
-	return gzipLayer(raw.Bytes())
+	return tarLayer(tes)
 }
 
 // CanaryName is the file HostileLayers aim at in the host directory.

@@ -76,8 +76,7 @@ type Layer struct {
 func NewLayer(entries ...Entry) (Layer, error) {
 	sorted := append([]Entry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
+	tes := make([]tarEntry, 0, len(sorted))
 	for _, e := range sorted {
 		h := &tar.Header{
 			Name:    strings.TrimPrefix(e.Name, "/"),
@@ -108,11 +107,29 @@ func NewLayer(entries ...Entry) (Layer, error) {
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.Data))
 		}
 		h.Mode = perm
-		if err := tw.WriteHeader(h); err != nil {
-			return Layer{}, fmt.Errorf("layer entry %s: %w", e.Name, err)
+		tes = append(tes, tarEntry{name: e.Name, h: h, data: e.Data})
+	}
+	return tarLayer(tes)
+}
+
+// tarEntry is a tar header, the data of a regular file, and the name an
+// error gives for the entry.
+type tarEntry struct {
+	name string
+	h    *tar.Header
+	data []byte
+}
+
+// tarLayer writes entries, in order, into a tar and makes it a layer.
+func tarLayer(entries []tarEntry) (Layer, error) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, e := range entries {
+		if err := tw.WriteHeader(e.h); err != nil {
+			return Layer{}, fmt.Errorf("layer entry %s: %w", e.name, err)
 		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write(e.Data); err != nil {
+		if e.h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write(e.data); err != nil {
 				return Layer{}, err
 			}
 		}

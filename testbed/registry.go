@@ -201,6 +201,21 @@ func (r *Registry) Push(ctx context.Context, img *Image, repoTag string) (digest
 	return img.PushTo(ctx, r.URL(), r.HTTPClient(), r.User, r.Password, repoTag)
 }
 
+// PushBusybox builds the busybox image and pushes it over plain HTTP as
+// repoTag; it fails the test on an error.
+func (r *Registry) PushBusybox(ctx context.Context, t testing.TB, repoTag string) (*Image, digest.Digest) {
+	t.Helper()
+	img, err := BuildBusybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dgst, err := img.Push(ctx, r.Host, repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, dgst
+}
+
 // LogTail is the last n bytes of the registry's log.
 func (r *Registry) LogTail(n int64) string { return r.proc.logTail(n) }
 

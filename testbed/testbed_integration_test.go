@@ -24,16 +24,9 @@ func TestPushAndPull(t *testing.T) {
 	testbed.LeakCheck(t, cd)
 	reg := testbed.StartRegistry(t)
 
-	img, err := testbed.BuildBusybox()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(cd.Context(), 2*time.Minute)
 	defer cancel()
-	dgst, err := img.Push(ctx, reg.Host, "test/busybox:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, dgst := reg.PushBusybox(ctx, t, "test/busybox:1")
 	if dgst != img.Digest() {
 		t.Fatalf("push returned %s, image digest is %s", dgst, img.Digest())
 	}
