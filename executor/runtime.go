@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -66,6 +67,9 @@ type ContainerConfig struct {
 	// LogRoot is the directory the log fifos must lie beneath (Nomad's
 	// allocation directory); no symlink below it is followed. "" is /.
 	LogRoot string
+	// Cpuset, when set, is the cpuset cgroup Nomad keeps for the task; the
+	// container's processes run in it (see Cpuset).
+	Cpuset *Cpuset
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -109,6 +113,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	specOpts = append(specOpts, namedUserOpts(*imgConfig, cfg.Spec)...)
 	if cfg.Spec.CheckTarget != nil {
 		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
+	}
+	if cs := cfg.Cpuset; cs != nil && cs.unified {
+		specOpts = append(specOpts, oci.WithCgroup(cs.cgroupsPath(cfg.ID)))
 	}
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
@@ -158,6 +165,11 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task: %w", err)
+	}
+	// the init process has not run the task's program yet: all it forks
+	// inherits the cpuset
+	if err := cfg.Cpuset.join(task.Pid()); err != nil {
+		return nil, err
 	}
 	logger.Debug("created container and task", "pid", task.Pid(), "snapshotter", snapshotter)
 	t := newTask(r, cfg.ID, container, task)
