@@ -145,6 +145,22 @@ func writeCgroup(dir, file, value string) error {
 	return nil
 }
 
+// removeCgroupParent removes what a Nomad client made under its
+// cgroup_parent: on cgroup v1 in the cpuset hierarchy, else on v2.
+func removeCgroupParent(parent string) error {
+	if parent == "" {
+		return nil
+	}
+	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || parent == "/" {
+		return fmt.Errorf("cgroup parent %q: want a clean absolute path below the root", parent)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(cpusetRoot, &st); err == nil && st.Type == unix.CGROUP_SUPER_MAGIC {
+		return removeCpusets(filepath.Join(cpusetRoot, parent))
+	}
+	return removeCpusets(filepath.Join(filepath.Dir(cpusetRoot), parent))
+}
+
 // removeCpusets removes a cgroup parent and every cgroup below it, deepest
 // first; a cgroup that still holds a process is an error.
 func removeCpusets(parent string) error {
