@@ -27,7 +27,9 @@ func testCores(t *testing.T, e *env) {
 	// the api package leaves the reserved cores out of its types
 	var raw struct {
 		AllocatedResources struct {
-			Tasks map[string]struct{ Cpu struct{ ReservedCores []uint16 } }
+			Tasks map[string]struct {
+				Cpu struct{ ReservedCores []uint16 }
+			}
 		}
 	}
 	_, err := e.nomad.API().Raw().Query("/v1/allocation/"+pinned.ID, &raw, nil)

@@ -13,6 +13,11 @@ variable "pinned" {
   default = 1
 }
 
+locals {
+  # print the cores the task may run on, then stay up
+  show_cores = ["-c", "grep Cpus_allowed_list /proc/self/status; exec sleep 3600"]
+}
+
 job "cores" {
   type = "service"
 
@@ -23,7 +28,7 @@ job "cores" {
       config {
         image   = var.image
         command = "sh"
-        args    = ["-c", "grep Cpus_allowed_list /proc/self/status; exec sleep 3600"]
+        args    = local.show_cores
       }
 
       resources {
@@ -42,7 +47,7 @@ job "cores" {
       config {
         image   = var.image
         command = "sh"
-        args    = ["-c", "grep Cpus_allowed_list /proc/self/status; exec sleep 3600"]
+        args    = local.show_cores
       }
 
       resources {
