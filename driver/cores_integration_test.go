@@ -4,6 +4,7 @@ package driver
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,8 +144,12 @@ func testCoresNoCgroup(t *testing.T, b *bed) {
 	cpusOf(t, h, pinned.ID, []int{core})
 }
 
+// testCoresBadCgroup: a path that is no cpuset cgroup is refused, and a
+// cgroup that takes no process (reserved, with no cores while nothing is
+// reserved) fails the start; neither leaves anything behind.
 func testCoresBadCgroup(t *testing.T, b *bed) {
-	for _, path := range []string{t.TempDir(), "/sys/fs/cgroup/cpuset/ndc-no-such-cgroup", "/sys/fs/cgroup/cpuset/../cpuset"} {
+	cs := testbed.NewCpusets(t)
+	for _, path := range []string{t.TempDir(), "/sys/fs/cgroup/cpuset/ndc-no-such-cgroup", "/sys/fs/cgroup/cpuset/../cpuset", filepath.Join(cs.Parent, "reserved")} {
 		t.Run(path, func(t *testing.T) {
 			h := b.harness(t, "")
 			task := newTask(t, sh("sleep 300"))
