@@ -88,12 +88,6 @@ func cgroupKind(dir string, fsType int64) (unified bool, err error) {
 	return false, fmt.Errorf("cpuset cgroup %q: not on a cgroup filesystem (type %#x)", dir, fsType)
 }
 
-// Dir is the cgroup directory.
-func (c *Cpuset) Dir() string { return c.dir }
-
-// Unified reports whether the cgroup is on cgroup v2.
-func (c *Cpuset) Unified() bool { return c.unified }
-
 // cgroupsPath is the OCI cgroupsPath of container id on v2: a child of the
 // task's scope, relative to the cgroup root.
 func (c *Cpuset) cgroupsPath(id string) string {
