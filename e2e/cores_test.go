@@ -5,7 +5,6 @@ package e2e
 import (
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,19 +69,9 @@ func testCores(t *testing.T, e *env) {
 // the processes differ.
 func (e *env) allowedCPUs(t *testing.T, allocID, task string) []int {
 	t.Helper()
-	out := e.cli(t, "alloc", "exec", "-task", task, allocID, "sh", "-c", "grep -H Cpus_allowed_list /proc/[0-9]*/status 2>/dev/null; true")
-	var cpus []int
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	must.Greater(t, 1, len(lines), must.Sprintf("processes of %s: %q", task, lines))
-	for i, l := range lines {
-		_, list, _ := strings.Cut(l, "Cpus_allowed_list:")
-		got, err := testbed.ParseCPUList(list)
-		must.NoError(t, err)
-		if i == 0 {
-			cpus = got
-		}
-		must.Eq(t, cpus, got, must.Sprintf("processes of %s: %q", task, lines))
-	}
+	out := e.cli(t, "alloc", "exec", "-task", task, allocID, "sh", "-c", testbed.AllowedCPUsScript)
+	cpus, err := testbed.AllowedCPUs(out, 2)
+	must.NoError(t, err, must.Sprintf("task %s", task))
 	return cpus
 }
 

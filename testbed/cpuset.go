@@ -211,3 +211,30 @@ func FormatCPUList(cores []int) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// AllowedCPUsScript, run by sh inside a container, prints the
+// Cpus_allowed_list of every process there, its own included.
+const AllowedCPUsScript = "grep -H Cpus_allowed_list /proc/[0-9]*/status 2>/dev/null; true"
+
+// AllowedCPUs reads AllowedCPUsScript's output: the cores all the
+// container's processes may run on. It is an error when they differ, when
+// the init (PID 1) is missing or when fewer than min processes are seen.
+func AllowedCPUs(out string, min int) ([]int, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < min || !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "/proc/1/") }) {
+		return nil, fmt.Errorf("want the init and %d processes in all: %q", min, lines)
+	}
+	var cpus []int
+	for i, l := range lines {
+		_, list, _ := strings.Cut(l, "Cpus_allowed_list:")
+		got, err := ParseCPUList(list)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && !slices.Equal(cpus, got) {
+			return nil, fmt.Errorf("processes on different cores: %q", lines)
+		}
+		cpus = got
+	}
+	return cpus, nil
+}

@@ -30,3 +30,25 @@ func TestCPUList(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowedCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		min       int
+		cpus      []int
+		bad       bool
+	}{
+		{"all alike", "/proc/1/status:Cpus_allowed_list:\t0\n/proc/7/status:Cpus_allowed_list:\t0\n", 2, []int{0}, false},
+		{"ranges", "/proc/1/status:Cpus_allowed_list:\t0-1\n/proc/9/status:Cpus_allowed_list:\t0,1\n", 2, []int{0, 1}, false},
+		{"differ", "/proc/1/status:Cpus_allowed_list:\t0\n/proc/7/status:Cpus_allowed_list:\t0-1\n", 2, nil, true},
+		{"too few", "/proc/1/status:Cpus_allowed_list:\t0\n", 2, nil, true},
+		{"no init", "/proc/5/status:Cpus_allowed_list:\t0\n/proc/7/status:Cpus_allowed_list:\t0\n", 2, nil, true},
+		{"garbage", "/proc/1/status:Cpus_allowed_list:\tx\n/proc/7/status:Cpus_allowed_list:\t0\n", 2, nil, true},
+		{"empty", "", 1, nil, true},
+	} {
+		cpus, err := AllowedCPUs(tc.out, tc.min)
+		if (err != nil) != tc.bad || !slices.Equal(cpus, tc.cpus) {
+			t.Errorf("%s: got %v, %v; want %v (error %v)", tc.name, cpus, err, tc.cpus, tc.bad)
+		}
+	}
+}
