@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,6 +93,15 @@ func cgroupKind(dir string, fsType int64) (unified bool, err error) {
 // task's scope, relative to the cgroup root.
 func (c *Cpuset) cgroupsPath(id string) string {
 	return strings.TrimPrefix(c.dir, cgroupRoot) + "/" + id
+}
+
+// specOpts make the cgroup of container id a child of the task's scope on
+// v2; on v1 the container keeps containerd's cgroups.
+func (c *Cpuset) specOpts(id string) []oci.SpecOpts {
+	if c == nil || !c.unified {
+		return nil
+	}
+	return []oci.SpecOpts{oci.WithCgroup(c.cgroupsPath(id))}
 }
 
 // join moves process pid (and on v1 only in the cpuset hierarchy) into

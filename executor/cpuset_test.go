@@ -1,8 +1,12 @@
 package executor
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestCheckCpusetDir(t *testing.T) {
@@ -52,10 +56,23 @@ func TestCgroupKind(t *testing.T) {
 	}
 }
 
-func TestCpusetCgroupsPath(t *testing.T) {
-	cs := &Cpuset{dir: "/sys/fs/cgroup/nomad.slice/0b1c.web.scope", unified: true}
-	if got, want := cs.cgroupsPath("web-0b1c"), "/nomad.slice/0b1c.web.scope/web-0b1c"; got != want {
-		t.Errorf("cgroupsPath = %q, want %q", got, want)
+func TestCpusetSpecOpts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cs   *Cpuset
+		want string
+	}{
+		{"v2: below the scope", &Cpuset{dir: "/sys/fs/cgroup/nomad.slice/0b1c.web.scope", unified: true}, "/nomad.slice/0b1c.web.scope/web-0b1c"},
+		{"v1: containerd's", &Cpuset{dir: "/sys/fs/cgroup/cpuset/nomad/shared"}, "/nomad/web-0b1c"},
+		{"none: containerd's", nil, "/nomad/web-0b1c"},
+	} {
+		s := &specs.Spec{Linux: &specs.Linux{CgroupsPath: "/nomad/web-0b1c"}}
+		if err := oci.ApplyOpts(context.Background(), nil, nil, s, tc.cs.specOpts("web-0b1c")...); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if s.Linux.CgroupsPath != tc.want {
+			t.Errorf("%s: cgroupsPath %q, want %q", tc.name, s.Linux.CgroupsPath, tc.want)
+		}
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -114,9 +113,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	if cfg.Spec.CheckTarget != nil {
 		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
 	}
-	if cs := cfg.Cpuset; cs != nil && cs.unified {
-		specOpts = append(specOpts, oci.WithCgroup(cs.cgroupsPath(cfg.ID)))
-	}
+	specOpts = append(specOpts, cfg.Cpuset.specOpts(cfg.ID)...)
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
