@@ -24,7 +24,7 @@ func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*
 	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code, err := h.task.Exec(ctx, executor.ExecOptions{Args: cmd, Stdout: &stdout, Stderr: &stderr})
+	code, err := h.task.Exec(ctx, executor.ExecOptions{Args: cmd, Stdout: &stdout, Stderr: &stderr, Cpuset: execCpuset(h.cfg, h.logger)})
 	if err != nil {
 		return nil, fmt.Errorf("failed to exec in task %s: %w", taskID, err)
 	}
@@ -54,6 +54,7 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 		Stdout: opts.Stdout,
 		Stderr: opts.Stderr,
 		Resize: resize,
+		Cpuset: execCpuset(h.cfg, h.logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to exec in task %s: %w", taskID, err)

@@ -22,6 +22,7 @@ type plan struct {
 	spec        executor.SpecConfig
 	net         netMode
 	ports       *portmap.Result
+	cpuset      *executor.Cpuset
 	// pins hold the bind sources open until the container exists; the
 	// caller closes them (see pins).
 	pins *pins
@@ -73,6 +74,10 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 	if err != nil {
 		return nil, err
 	}
+	cpuset, err := taskCpuset(cfg)
+	if err != nil {
+		return nil, err
+	}
 	spec := executor.SpecConfig{
 		Entrypoint:     tc.Entrypoint,
 		Command:        commandArgs(tc),
@@ -118,6 +123,7 @@ func planTask(c *Config, cfg *drivers.TaskConfig, tc *TaskConfig) (_ *plan, err 
 		spec:        spec,
 		net:         mode,
 		ports:       ports,
+		cpuset:      cpuset,
 		pins:        pinned,
 	}, nil
 }

@@ -145,6 +145,7 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		StdoutPath:  cfg.StdoutPath,
 		StderrPath:  cfg.StderrPath,
 		LogRoot:     cfg.AllocDir,
+		Cpuset:      p.cpuset,
 	})
 	if err != nil {
 		err = fmt.Errorf("failed to create container %s: %w", p.containerID, err)

@@ -65,7 +65,8 @@ func setup(t *testing.T) *env {
 		fmt.Sprintf("allowed_seccomp_profiles = [%q]\nno_new_privileges = true\n", seccompDir()) +
 		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
 		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
-	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin})
+	// a cgroup parent of its own: other agents on the host rewrite /nomad's
+	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin, CgroupParent: fmt.Sprintf("/ndc-e2e-%d", os.Getpid())})
 	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, digest: dgst, private: private, mirror: mirror, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
 }
 
@@ -197,6 +198,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
 	t.Run("hardened", func(t *testing.T) { testHardened(t, e) })
 	t.Run("limits", func(t *testing.T) { testLimits(t, e) })
+	t.Run("cores", func(t *testing.T) { testCores(t, e) })
 	t.Run("log symlink attack", func(t *testing.T) { testLogSymlinkAttack(t, e) })
 }
 

@@ -32,6 +32,9 @@ type ExecOptions struct {
 	Stderr io.Writer
 	// Resize carries terminal size changes while the process runs (Tty only).
 	Resize <-chan TermSize
+	// Cpuset, when set, is the task's cpuset cgroup (as given to Create);
+	// the process joins it once started.
+	Cpuset *Cpuset
 }
 
 // TermSize is a terminal size in characters.
@@ -53,6 +56,11 @@ func (t *Task) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 	}
 	if spec.Process == nil {
 		return 0, errors.New("container spec has no process")
+	}
+	if spec.Linux != nil {
+		if err := opts.Cpuset.copyTo(spec.Linux.CgroupsPath); err != nil {
+			t.logger.Warn("exec process starts outside the task's cpuset", "error", err)
+		}
 	}
 	pspec := *spec.Process
 	pspec.Args = opts.Args
@@ -120,6 +128,9 @@ func (t *Task) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 		return 0, fmt.Errorf("failed to start exec process: %w", err)
 	}
 	close(started)
+	if err := opts.Cpuset.join(proc.Pid()); err != nil && !processGone(err) {
+		logger.Warn("exec process runs outside the task's cpuset", "error", err)
+	}
 	exited := make(chan struct{})
 	defer close(exited)
 	if opts.Tty && opts.Resize != nil {

@@ -66,6 +66,9 @@ type ContainerConfig struct {
 	// LogRoot is the directory the log fifos must lie beneath (Nomad's
 	// allocation directory); no symlink below it is followed. "" is /.
 	LogRoot string
+	// Cpuset, when set, is the cpuset cgroup Nomad keeps for the task; the
+	// container's processes run in it (see Cpuset).
+	Cpuset *Cpuset
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -111,6 +114,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	if cfg.Spec.CheckTarget != nil {
 		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
 	}
+	specOpts = append(specOpts, cfg.Cpuset.specOpts(cfg.ID)...)
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
@@ -159,6 +163,11 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task: %w", err)
+	}
+	// the init process has not run the task's program yet: all it forks
+	// inherits the cpuset
+	if err := cfg.Cpuset.join(task.Pid()); err != nil {
+		return nil, err
 	}
 	logger.Debug("created container and task", "pid", task.Pid(), "snapshotter", snapshotter)
 	t := newTask(r, cfg.ID, container, task)

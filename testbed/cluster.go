@@ -18,9 +18,9 @@ import (
 // (named by alloc ID), /var/lib/cni (keyed by network name and container
 // ID), the iptables chains CNI plugins and Nomad share (rules in them name
 // a bridge, subnet or container), and on cgroup v1 Nomad's /nomad cgroups
-// (the default cgroup_parent): both clients write the same full core set
-// there, and only tasks of Nomad's executor drivers with reserved cores ever
-// change it.
+// (the default cgroup_parent, unless NomadConfig.CgroupParent names one of
+// the client's own): both clients write the same full core set there, and
+// only tasks with reserved cores ever change it.
 type NomadCluster struct {
 	Server  *Nomad
 	Clients []*Nomad

@@ -336,6 +336,9 @@ func (n *Nomad) Stop() error {
 			killPIDs(append(descendants(left), left...))
 		}
 		err = UnmountAll(n.Config.DataDir)
+		if cerr := removeCgroupParent(n.Config.CgroupParent); err == nil {
+			err = cerr
+		}
 		if n.ownDir {
 			if rerr := removeTree(n.Dir); err == nil {
 				err = rerr

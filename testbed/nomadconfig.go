@@ -41,6 +41,11 @@ type NomadConfig struct {
 	// Nomad's default (20000-32000). Clients on one host need ranges of
 	// their own: each only knows the ports its own allocations hold.
 	DynamicPorts [2]int
+	// CgroupParent, when set, is the client's cgroup_parent (Nomad's
+	// default is /nomad, which every agent on the host shares): the parent
+	// of the cpuset cgroups it keeps for reserved and shared cores. Stop
+	// removes it.
+	CgroupParent string
 }
 
 // NomadRole says whether an agent runs a server, a client or both.
@@ -138,8 +143,8 @@ plugin %s {
 		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
 }
 
-// clientJoin is the client block's lines for cfg.Servers and
-// cfg.DynamicPorts.
+// clientJoin is the client block's lines for cfg.Servers,
+// cfg.CgroupParent and cfg.DynamicPorts.
 func clientJoin(cfg NomadConfig) string {
 	var b strings.Builder
 	if len(cfg.Servers) > 0 {
@@ -148,6 +153,9 @@ func clientJoin(cfg NomadConfig) string {
 			qs[i] = fmt.Sprintf("%q", s)
 		}
 		fmt.Fprintf(&b, "\n  servers               = [%s]", strings.Join(qs, ", "))
+	}
+	if cfg.CgroupParent != "" {
+		fmt.Fprintf(&b, "\n  cgroup_parent         = %q", cfg.CgroupParent)
 	}
 	if cfg.DynamicPorts != [2]int{} {
 		fmt.Fprintf(&b, "\n  min_dynamic_port      = %d\n  max_dynamic_port      = %d", cfg.DynamicPorts[0], cfg.DynamicPorts[1])
