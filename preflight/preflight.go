@@ -83,6 +83,7 @@ func Run(ctx context.Context, o Options) Report {
 		r.Checks = append(r.Checks, checkCNI(conf)...)
 		r.Checks = append(r.Checks, checkCgroups(o.Host.withDefaults()))
 		r.Checks = append(r.Checks, checkFiles(ctx, conf)...)
+		r.Checks = append(r.Checks, checkFeatures(conf)...)
 	}
 	r.OK = true
 	for _, c := range r.Checks {
