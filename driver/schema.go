@@ -215,6 +215,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"trust_prefix":       hclspec.NewAttr("trust_prefix", "string", false),
 	"platform":           hclspec.NewAttr("platform", "string", false),
 	"load":               hclspec.NewAttr("load", "string", false),
+	"pull_only":          hclspec.NewAttr("pull_only", "bool", false),
 	// security
 	"seccomp":           hclspec.NewAttr("seccomp", "bool", false),
 	"seccomp_profile":   hclspec.NewAttr("seccomp_profile", "string", false),
@@ -263,6 +264,7 @@ type rawTaskConfig struct {
 	TrustPrefix      string              `codec:"trust_prefix"`
 	Platform         string              `codec:"platform"`
 	Load             string              `codec:"load"`
+	PullOnly         bool                `codec:"pull_only"`
 	Seccomp          *bool               `codec:"seccomp"`
 	SeccompProfile   string              `codec:"seccomp_profile"`
 	NoNewPrivileges  *bool               `codec:"no_new_privileges"`
