@@ -116,6 +116,10 @@ var (
 		"container":   hclspec.NewDefault(hclspec.NewAttr("container", "bool", false), hclspec.NewLiteral("true")),
 		"container_grace": hclspec.NewDefault(hclspec.NewAttr("container_grace", "string", false),
 			hclspec.NewLiteral(`"5m"`)),
+		"disk_high":           hclspec.NewAttr("disk_high", "string", false),
+		"disk_low":            hclspec.NewAttr("disk_low", "string", false),
+		"disk_check_interval": hclspec.NewDefault(hclspec.NewAttr("disk_check_interval", "string", false), hclspec.NewLiteral(`"1m"`)),
+		"disk_paths":          hclspec.NewAttr("disk_paths", "list(string)", false),
 	}))
 	// taskAuthSpec is the docker driver's task auth block.
 	taskAuthSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
@@ -147,6 +151,11 @@ type rawGC struct {
 	ImageDelay     string `codec:"image_delay"`
 	Container      *bool  `codec:"container"`
 	ContainerGrace string `codec:"container_grace"`
+	// DiskHigh and DiskLow are percentages ("90%", "90" or 90 in HCL).
+	DiskHigh          string   `codec:"disk_high"`
+	DiskLow           string   `codec:"disk_low"`
+	DiskCheckInterval string   `codec:"disk_check_interval"`
+	DiskPaths         []string `codec:"disk_paths"`
 }
 
 type rawTaskAuth struct {
