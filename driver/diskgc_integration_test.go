@@ -4,7 +4,6 @@ package driver
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -45,18 +44,14 @@ func TestDiskPressureGC(t *testing.T) {
 	b := &bed{cd: cd}
 
 	reg := testbed.StartRegistry(t)
-	bb, err := testbed.BuildBusybox()
-	must.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	names := []string{"pinned", "a", "b", "c", "next"}
-	for _, n := range names {
-		noise := make([]byte, 8<<20) // incompressible: the blob and the snapshot take 8 MiB each
-		_, err := rand.Read(noise)
+	for i, n := range names {
+		// incompressible: the blob and the snapshot take 8 MiB each
+		layer, err := testbed.FillerLayer(n, 8<<20, time.Now().UnixNano()+int64(i))
 		must.NoError(t, err)
-		layer, err := testbed.NewLayer(testbed.File("data/"+n, 0o644, noise))
-		must.NoError(t, err)
-		img, err := bb.Derive(nil, layer)
+		img, err := testbed.BusyboxWith(&layer)
 		must.NoError(t, err)
 		_, err = reg.Push(ctx, img, "disk/"+n+":1")
 		must.NoError(t, err)

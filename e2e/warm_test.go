@@ -18,11 +18,7 @@ import (
 // without a container, the image is in containerd, and a job started on it
 // afterwards asks the registry (the mirror) nothing.
 func testWarmImages(t *testing.T, e *env) {
-	bb, err := testbed.BuildBusybox()
-	must.NoError(t, err)
-	layer, err := testbed.NewLayer(testbed.File("etc/warmed", 0o644, []byte("warmed\n")))
-	must.NoError(t, err)
-	img, err := bb.Derive(nil, layer)
+	img, err := testbed.BusyboxWith(nil, testbed.File("etc/warmed", 0o644, []byte("warmed\n")))
 	must.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

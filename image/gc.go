@@ -344,23 +344,14 @@ func (s containerdGCStore) remove(ctx context.Context, ref string) error {
 }
 
 func (s containerdGCStore) unused(ctx context.Context) ([]string, error) {
-	ctx = namespaces.WithNamespace(ctx, s.ns)
-	imgs, err := s.c.ImageService().List(ctx)
+	imgs, err := s.inventory(ctx)
 	if err != nil {
 		return nil, err
-	}
-	cs, err := s.c.ContainerService().List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	used := map[string]bool{}
-	for _, c := range cs {
-		used[c.Image] = true
 	}
 	var out []string
 	for _, i := range imgs {
-		if !used[i.Name] && !pinned(i.Labels) {
-			out = append(out, i.Name)
+		if !i.inUse && !i.pinned {
+			out = append(out, i.name)
 		}
 	}
 	return out, nil
