@@ -310,6 +310,11 @@ func (g *GC) collect(ctx context.Context, ref string, p *pending, reason string,
 		}
 		return false, fmt.Errorf("failed to delete image %s: %w", ref, err)
 	}
+	g.mu.Lock()
+	if g.starting[ref] == 0 {
+		delete(g.lastUsed, ref)
+	}
+	g.mu.Unlock()
 	logger.Info("removed unused image", append([]any{"digest", img.Target.Digest, "reason", reason}, kv...)...)
 	return true, nil
 }

@@ -247,3 +247,28 @@ func waitGC(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Without watermarks, or with image GC off, no timer is armed and a check
+// asked for removes nothing, however full the disk.
+func TestGCDiskPressureOff(t *testing.T) {
+	for name, cfg := range map[string]GCConfig{
+		"no watermarks": {Enabled: true, Delay: delay},
+		"image gc off":  {Enabled: false, Delay: delay, Disk: DiskPressure{High: 90, Low: 80}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := diskGCStore{fakeGCStore: newFakeStore("a"), lastUsed: map[string]time.Time{"a": at(0)}}
+			clock := &fakeClock{}
+			g := newGCAt(cfg, store, clock.afterFunc, time.Now, hclog.NewNullLogger())
+			t.Cleanup(g.Stop)
+			g.disk.measure = func([]string) (float64, error) { return 99, nil }
+			g.CheckDisk()
+			waitGC(t, g.diskIdle)
+			if n := clock.armed(); n != 0 {
+				t.Fatalf("%d timers armed", n)
+			}
+			if got := store.removals(); len(got) != 0 {
+				t.Fatalf("removed %q", got)
+			}
+		})
+	}
+}
