@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/nomad/drivers/shared/capabilities"
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/image"
 )
 
 func TestParseConfig_Defaults(t *testing.T) {
@@ -48,6 +50,17 @@ func TestParseConfig_Fields(t *testing.T) {
 			check: func(t *testing.T, c *Config) { must.Eq(t, "io.containerd.kata.v2", c.Runtime) }},
 		{name: "snapshotter native", body: `snapshotter = "native"`, check: func(t *testing.T, c *Config) { must.Eq(t, "native", c.Snapshotter) }},
 		{name: "bad snapshotter", body: `snapshotter = "aufs"`, err: `snapshotter: "aufs" is not one of`},
+		{name: "disk watermarks", body: "gc {\n disk_high = \"90%\"\n disk_low = 75\n disk_check_interval = \"30s\"\n disk_paths = [\"/var/lib/containerd\"]\n}",
+			check: func(t *testing.T, c *Config) {
+				must.Eq(t, image.DiskPressure{High: 90, Low: 75, Interval: 30 * time.Second, Paths: []string{"/var/lib/containerd"}}, c.Images.GC.Disk)
+			}},
+		{name: "no disk watermarks", body: "", check: func(t *testing.T, c *Config) { must.Eq(t, 0.0, c.Images.GC.Disk.High) }},
+		{name: "disk_low above disk_high", body: "gc {\n disk_high = \"80%\"\n disk_low = \"85%\"\n}", err: `gc.disk_low: "85%" must be below gc.disk_high "80%"`},
+		{name: "disk_high alone", body: "gc {\n disk_high = \"80%\"\n}", err: `gc.disk_high and gc.disk_low: set both or neither`},
+		{name: "disk_high not a percentage", body: "gc {\n disk_high = \"lots\"\n disk_low = \"80%\"\n}", err: `gc.disk_high: "lots" is not a percentage`},
+		{name: "disk watermarks without image gc", body: "gc {\n image = false\n disk_high = 90\n disk_low = 80\n}", err: `gc.disk_high: "90" needs gc.image = true`},
+		{name: "bad disk_check_interval", body: "gc {\n disk_high = 90\n disk_low = 80\n disk_check_interval = \"0s\"\n}", err: `gc.disk_check_interval: "0s" must be greater than zero`},
+		{name: "relative disk_paths", body: "gc {\n disk_paths = [\"containerd\"]\n}", err: `gc.disk_paths: "containerd" must be an absolute path`},
 		{name: "registry dir relative", body: `registry_config_dir = "certs.d"`, err: `registry_config_dir: "certs.d" must be an absolute path`},
 		{name: "registry dir", body: `registry_config_dir = "/etc/containerd/certs.d"`,
 			check: func(t *testing.T, c *Config) { must.Eq(t, "/etc/containerd/certs.d", c.RegistryConfigDir) }},

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -65,6 +66,12 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		HealthDescription: drivers.DriverHealthy,
 	}
 	d.fingerprintRunc(fp, st.config.Runtime, rt.Features)
+	if used, ok := st.gc.DiskUsage(ctx); ok {
+		fp.Attributes["driver.containerd.images.disk_used_percent"] = pstructs.NewFloatAttribute(math.Round(used*10)/10, "")
+		if high := st.config.Images.GC.Disk.High; high > 0 {
+			fp.Attributes["driver.containerd.images.disk_pressure"] = pstructs.NewBoolAttribute(used > high)
+		}
+	}
 	// the built-in bridge network needs the reference CNI plugins; host,
 	// none and group networking work without them
 	missing := st.networks.MissingPlugins()

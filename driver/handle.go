@@ -15,7 +15,7 @@ import (
 // taskHandle is the driver's view of one running (or exited) task.
 type taskHandle struct {
 	cfg    *drivers.TaskConfig
-	task   *executor.Task
+	task   process
 	state  TaskState
 	logger hclog.Logger
 
@@ -64,7 +64,7 @@ func (h *taskHandle) stopDestroyRetry() {
 	}
 }
 
-func newHandle(cfg *drivers.TaskConfig, task *executor.Task, st TaskState, logger hclog.Logger) *taskHandle {
+func newHandle(cfg *drivers.TaskConfig, task process, st TaskState, logger hclog.Logger) *taskHandle {
 	return &taskHandle{
 		cfg:       cfg,
 		task:      task,

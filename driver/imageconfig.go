@@ -56,7 +56,33 @@ func parseImageConfig(raw rawImageOptions) (ImageConfig, error) {
 			return ic, err
 		}
 	}
+	if ic.GC.Disk, err = parseDiskPressure(raw.GC, ic.GC.Enabled); err != nil {
+		return ic, err
+	}
 	return ic, nil
+}
+
+// parseDiskPressure validates the disk watermarks of the gc block.
+func parseDiskPressure(raw rawGC, imageGC bool) (image.DiskPressure, error) {
+	dp, err := image.ParseDiskPressure(raw.DiskHigh, raw.DiskLow)
+	if err != nil {
+		return dp, err
+	}
+	if dp.High > 0 && !imageGC {
+		return dp, fmt.Errorf("gc.disk_high: %q needs gc.image = true: with image GC off no image is ever removed", raw.DiskHigh)
+	}
+	if raw.DiskCheckInterval != "" {
+		if dp.Interval, err = positiveDuration("gc.disk_check_interval", raw.DiskCheckInterval); err != nil {
+			return dp, err
+		}
+	}
+	for _, p := range raw.DiskPaths {
+		if !filepath.IsAbs(p) {
+			return dp, fmt.Errorf("gc.disk_paths: %q must be an absolute path, such as containerd's root %q", p, "/var/lib/containerd")
+		}
+	}
+	dp.Paths = raw.DiskPaths
+	return dp, nil
 }
 
 // defaultContainerGrace is gc.container_grace's default.

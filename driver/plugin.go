@@ -80,7 +80,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		runtime:  executor.New(c, conf.Namespace, d.logger),
 		networks: networks,
 		verifier: verifier,
-		gc:       image.NewGC(c, conf.Namespace, conf.Images.GC, d.logger),
+		gc:       image.NewGC(c, conf.Namespace, gcConfig(conf), d.logger),
 		cdi:      newCDIRegistry(conf.CDI),
 	}
 	if cfg.AgentConfig != nil {
@@ -109,6 +109,14 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	}
 	d.st = st
 	return nil
+}
+
+// gcConfig is the image GC's config: the gc block and the snapshotter
+// whose filesystem disk pressure measures.
+func gcConfig(conf *Config) image.GCConfig {
+	gc := conf.Images.GC
+	gc.Snapshotter = conf.Snapshotter
+	return gc
 }
 
 // TaskEvents streams the driver's task events to Nomad.

@@ -86,6 +86,7 @@ func (d *Driver) pullImage(st *state, cfg *drivers.TaskConfig, tc *TaskConfig) (
 		return nil, image.Info{}, structs.NewRecoverableError(fmt.Errorf("failed to get image %q: %w", tc.Image, err), image.IsRecoverable(err))
 	}
 	info := res.Info
+	st.gc.CheckDisk() // a pull may have filled the disk; this start holds its own image
 	d.emit(cfg, fmt.Sprintf("Using image %s@%s", info.Ref, info.Digest), map[string]string{"image": info.Ref, "image_digest": info.Digest})
 	return res.Image, info, nil
 }

@@ -42,6 +42,11 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err := d.tasks.Reserve(handle.Config.ID, ts.ContainerID); err != nil {
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
+	if ts.PullOnly {
+		// it exited 0 when its pull ended and left nothing to reattach to
+		d.tasks.Set(handle.Config.ID, newHandle(handle.Config, newPulled(ts.ContainerID, ts.StartedAt), ts, d.logger))
+		return nil
+	}
 	// the task's container is in the namespace it was started in, which
 	// the plugin's namespace setting may no longer name
 	rt := d.runtimeIn(st, ts.Namespace)

@@ -127,6 +127,10 @@ var (
 		"container":   hclspec.NewDefault(hclspec.NewAttr("container", "bool", false), hclspec.NewLiteral("true")),
 		"container_grace": hclspec.NewDefault(hclspec.NewAttr("container_grace", "string", false),
 			hclspec.NewLiteral(`"5m"`)),
+		"disk_high":           hclspec.NewAttr("disk_high", "string", false),
+		"disk_low":            hclspec.NewAttr("disk_low", "string", false),
+		"disk_check_interval": hclspec.NewDefault(hclspec.NewAttr("disk_check_interval", "string", false), hclspec.NewLiteral(`"1m"`)),
+		"disk_paths":          hclspec.NewAttr("disk_paths", "list(string)", false),
 	}))
 	// taskAuthSpec is the docker driver's task auth block.
 	taskAuthSpec = hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
@@ -158,6 +162,11 @@ type rawGC struct {
 	ImageDelay     string `codec:"image_delay"`
 	Container      *bool  `codec:"container"`
 	ContainerGrace string `codec:"container_grace"`
+	// DiskHigh and DiskLow are percentages ("90%", "90" or 90 in HCL).
+	DiskHigh          string   `codec:"disk_high"`
+	DiskLow           string   `codec:"disk_low"`
+	DiskCheckInterval string   `codec:"disk_check_interval"`
+	DiskPaths         []string `codec:"disk_paths"`
 }
 
 type rawTaskAuth struct {
@@ -226,6 +235,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"trust_prefix":       hclspec.NewAttr("trust_prefix", "string", false),
 	"platform":           hclspec.NewAttr("platform", "string", false),
 	"load":               hclspec.NewAttr("load", "string", false),
+	"pull_only":          hclspec.NewAttr("pull_only", "bool", false),
 	// security
 	"seccomp":           hclspec.NewAttr("seccomp", "bool", false),
 	"seccomp_profile":   hclspec.NewAttr("seccomp_profile", "string", false),
@@ -284,6 +294,7 @@ type rawTaskConfig struct {
 	TrustPrefix      string              `codec:"trust_prefix"`
 	Platform         string              `codec:"platform"`
 	Load             string              `codec:"load"`
+	PullOnly         bool                `codec:"pull_only"`
 	Seccomp          *bool               `codec:"seccomp"`
 	SeccompProfile   string              `codec:"seccomp_profile"`
 	NoNewPrivileges  *bool               `codec:"no_new_privileges"`

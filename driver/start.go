@@ -50,6 +50,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc.PullOnly {
+		return d.warmImage(st, cfg, tc)
+	}
 	p, err := planTask(st.config, cfg, tc)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,10 @@ type TaskState struct {
 	Network *network.Attachment
 	// PortMap is the label -> container port map handed back to Nomad.
 	PortMap map[string]int
+	// PullOnly marks a pull_only task: it has no container (ContainerID
+	// is the name one would have) and exited 0 at StartedAt. Absent, so
+	// false, in the states of earlier plugins.
+	PullOnly bool `codec:",omitempty"`
 }
 
 // decodeState reads the task state from Nomad's handle and brings it to the

@@ -62,6 +62,15 @@ var stateFixtures = []struct {
 		StartedAt:   time.Date(2025, 6, 30, 23, 59, 59, 0, time.UTC),
 		PID:         7,
 	}},
+	{"taskstate-v1-pullonly.msgpack", TaskState{
+		Version:     1,
+		ContainerID: "warm-1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6",
+		Namespace:   "nomad",
+		ImageRef:    "registry.example.com/team/web:1.5",
+		ImageDigest: "sha256:0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d",
+		StartedAt:   time.Date(2026, 1, 12, 4, 0, 0, 0, time.UTC),
+		PullOnly:    true,
+	}},
 }
 
 // newerFixture is a state of a version this plugin does not know: the

@@ -38,7 +38,11 @@ type TaskConfig struct {
 	TrustPrefix      string
 	Platform         string // "os/arch[/variant]" instead of this machine's
 	Load             string // archive to load the image from, relative to the task dir
-	Security         TaskSecurity
+	// PullOnly (pull_only): the task pulls and verifies its image and
+	// exits 0 without a container; the options that shape a container are
+	// ignored.
+	PullOnly bool
+	Security TaskSecurity
 	// CDIDevices are fully qualified CDI device names (vendor.com/class=name).
 	CDIDevices []string
 	Limits     TaskLimits
@@ -67,6 +71,7 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		TrustPrefix:    raw.TrustPrefix,
 		Platform:       raw.Platform,
 		Load:           raw.Load,
+		PullOnly:       raw.PullOnly,
 	}
 	if tc.Image == "" {
 		return nil, fmt.Errorf("image: must name an image such as %q, got an empty value", "docker.io/library/redis:7")

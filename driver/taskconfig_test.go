@@ -28,6 +28,7 @@ func TestParseTaskConfig(t *testing.T) {
 			err: "mount[0]: tmpfs_options.size: 8.01 is not a whole number"},
 		{name: "platform", body: img + `platform = "linux/arm64/v8"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "linux/arm64/v8", tc.Platform) }},
 		{name: "bad platform", body: img + `platform = "linux//"`, err: `platform: "linux//" is not a platform`},
+		{name: "pull_only", body: img + `pull_only = true`, check: func(t *testing.T, tc *TaskConfig) { must.True(t, tc.PullOnly) }},
 		{name: "load", body: img + `load = "local/img.tar"`, check: func(t *testing.T, tc *TaskConfig) { must.Eq(t, "local/img.tar", tc.Load) }},
 		{name: "absolute load", body: img + `load = "/srv/img.tar"`, err: `load: "/srv/img.tar" must be a path relative to the task directory`},
 		{name: "task auth", body: img + "auth {\n username = \"u\"\n password = \"p\"\n}\nauth_soft_fail = true", check: func(t *testing.T, tc *TaskConfig) {

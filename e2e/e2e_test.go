@@ -196,6 +196,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
 	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
+	t.Run("warm images", func(t *testing.T) { testWarmImages(t, e) })
 	t.Run("hardened", func(t *testing.T) { testHardened(t, e) })
 	t.Run("limits", func(t *testing.T) { testLimits(t, e) })
 	t.Run("cores", func(t *testing.T) { testCores(t, e) })

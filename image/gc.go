@@ -29,6 +29,11 @@ const DefaultGCDelay = 3 * time.Minute
 type GCConfig struct {
 	Enabled bool          // gc.image (default true)
 	Delay   time.Duration // gc.image_delay (default 3m): how long an image must be unused before removal
+	// Disk holds the disk-pressure watermarks; off when Disk.High is 0.
+	Disk DiskPressure
+	// Snapshotter is the snapshotter whose root, with the content
+	// store's, disk pressure measures.
+	Snapshotter string
 }
 
 // pinned reports whether image labels pin the image: it is never removed.
@@ -65,6 +70,7 @@ type GC struct {
 	cfg       GCConfig
 	store     gcStore
 	afterFunc afterFunc
+	now       func() time.Time
 	logger    hclog.Logger
 
 	ctx    context.Context // cancelled by Stop: aborts removals under way
@@ -72,10 +78,13 @@ type GC struct {
 	wg     sync.WaitGroup // removals under way
 
 	mu       sync.Mutex
-	timers   map[string]*pending // armed removals
-	removing map[string]*pending // removals under way
-	starting map[string]int      // starts in flight, from Use to Started or Failed
+	timers   map[string]*pending  // armed removals
+	removing map[string]*pending  // removals under way
+	starting map[string]int       // starts in flight, from Use to Started or Failed
+	lastUsed map[string]time.Time // when a task last began or ended with the image
 	stopped  bool
+
+	disk diskWatch // disk-pressure checks; see gc_disk.go
 }
 
 // pending is one armed removal.
@@ -87,10 +96,14 @@ type pending struct {
 
 // NewGC returns the image collector for namespace of containerd c.
 func NewGC(c *client.Client, namespace string, cfg GCConfig, logger hclog.Logger) *GC {
-	return newGC(cfg, containerdGCStore{c: c, ns: namespace}, realAfterFunc, logger)
+	return newGC(cfg, containerdGCStore{c: c, ns: namespace, snapshotter: cfg.Snapshotter}, realAfterFunc, logger)
 }
 
 func newGC(cfg GCConfig, store gcStore, after afterFunc, logger hclog.Logger) *GC {
+	return newGCAt(cfg, store, after, time.Now, logger)
+}
+
+func newGCAt(cfg GCConfig, store gcStore, after afterFunc, now func() time.Time, logger hclog.Logger) *GC {
 	if cfg.Delay <= 0 {
 		cfg.Delay = DefaultGCDelay
 	}
@@ -98,11 +111,14 @@ func newGC(cfg GCConfig, store gcStore, after afterFunc, logger hclog.Logger) *G
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &GC{
-		cfg: cfg, store: store, afterFunc: after, logger: logger.Named("gc"),
+	g := &GC{
+		cfg: cfg, store: store, afterFunc: after, now: now, logger: logger.Named("gc"),
 		ctx: ctx, cancel: cancel,
 		timers: map[string]*pending{}, removing: map[string]*pending{}, starting: map[string]int{},
+		lastUsed: map[string]time.Time{},
 	}
+	g.startDiskWatch()
+	return g
 }
 
 // Use is called when a task starts with ref: it cancels a pending removal,
@@ -116,6 +132,7 @@ func (g *GC) Use(ref string) {
 	}
 	g.mu.Lock()
 	g.starting[ref]++
+	g.lastUsed[ref] = g.now()
 	if p, ok := g.timers[ref]; ok {
 		p.timer.Stop()
 		delete(g.timers, ref)
@@ -172,6 +189,7 @@ func (g *GC) Release(ref string) {
 	if g.stopped {
 		return
 	}
+	g.lastUsed[ref] = g.now()
 	if p, ok := g.timers[ref]; ok {
 		p.timer.Stop()
 	}
@@ -205,6 +223,9 @@ func (g *GC) Stop() {
 		p.timer.Stop()
 		delete(g.timers, ref)
 	}
+	if g.disk.timer != nil {
+		g.disk.timer.Stop()
+	}
 	g.mu.Unlock()
 	g.cancel()
 	g.wg.Wait()
@@ -224,69 +245,85 @@ func (g *GC) expire(ref string, p *pending) {
 		return
 	}
 	delete(g.timers, ref)
-	p.done = make(chan struct{})
-	g.removing[ref] = p
-	g.wg.Add(1)
+	g.beginRemovalLocked(ref, p)
 	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.removing, ref)
-		g.mu.Unlock()
-		close(p.done)
-		g.wg.Done()
-	}()
+	defer g.endRemoval(ref, p)
 
 	ctx, cancel := context.WithTimeout(g.ctx, cleanupTimeout)
 	defer cancel()
-	if err := g.collect(ctx, ref, p); err != nil {
+	if _, err := g.collect(ctx, ref, p, "unused for gc.image_delay", "unused_for", g.cfg.Delay); err != nil {
 		g.logger.Warn("failed to remove unused image", "image", ref, "error", err)
 	}
 }
 
-// collect checks ref once more and removes it.
-func (g *GC) collect(ctx context.Context, ref string, p *pending) error {
+// beginRemovalLocked records that the removal p of ref is under way: Use
+// of ref waits for it to end.
+func (g *GC) beginRemovalLocked(ref string, p *pending) {
+	p.done = make(chan struct{})
+	g.removing[ref] = p
+	g.wg.Add(1)
+}
+
+// endRemoval ends what beginRemovalLocked began.
+func (g *GC) endRemoval(ref string, p *pending) {
+	g.mu.Lock()
+	delete(g.removing, ref)
+	g.mu.Unlock()
+	close(p.done)
+	g.wg.Done()
+}
+
+// collect checks ref once more and removes it, logging why with the
+// key/value pairs kv; it reports whether ref was removed.
+func (g *GC) collect(ctx context.Context, ref string, p *pending, reason string, kv ...any) (bool, error) {
 	logger := g.logger.With("image", ref)
 	img, err := g.store.image(ctx, ref)
 	if errdefs.IsNotFound(err) {
 		logger.Debug("image kept", "reason", "already removed")
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("failed to get image %s: %w", ref, err)
+		return false, fmt.Errorf("failed to get image %s: %w", ref, err)
 	}
 	if pinned(img.Labels) {
 		logger.Debug("image kept", "reason", "pinned", "digest", img.Target.Digest)
-		return nil
+		return false, nil
 	}
 	ids, err := g.store.containersUsing(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("failed to list containers using %s: %w", ref, err)
+		return false, fmt.Errorf("failed to list containers using %s: %w", ref, err)
 	}
 	if len(ids) > 0 {
 		logger.Debug("image kept", "reason", "in use", "containers", ids)
-		return nil
+		return false, nil
 	}
 	g.mu.Lock()
 	used := p.used || g.starting[ref] > 0
 	g.mu.Unlock()
 	if used {
 		logger.Debug("image kept", "reason", "used by a task starting")
-		return nil
+		return false, nil
 	}
 	if err := g.store.remove(ctx, ref); err != nil {
 		if errdefs.IsNotFound(err) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("failed to delete image %s: %w", ref, err)
+		return false, fmt.Errorf("failed to delete image %s: %w", ref, err)
 	}
-	logger.Info("removed unused image", "digest", img.Target.Digest, "unused_for", g.cfg.Delay)
-	return nil
+	g.mu.Lock()
+	if g.starting[ref] == 0 {
+		delete(g.lastUsed, ref)
+	}
+	g.mu.Unlock()
+	logger.Info("removed unused image", append([]any{"digest", img.Target.Digest, "reason", reason}, kv...)...)
+	return true, nil
 }
 
 // containerdGCStore is gcStore on a containerd namespace.
 type containerdGCStore struct {
-	c  *client.Client
-	ns string
+	c           *client.Client
+	ns          string
+	snapshotter string
 }
 
 func (s containerdGCStore) containersUsing(ctx context.Context, ref string) ([]string, error) {
@@ -312,23 +349,14 @@ func (s containerdGCStore) remove(ctx context.Context, ref string) error {
 }
 
 func (s containerdGCStore) unused(ctx context.Context) ([]string, error) {
-	ctx = namespaces.WithNamespace(ctx, s.ns)
-	imgs, err := s.c.ImageService().List(ctx)
+	imgs, err := s.inventory(ctx)
 	if err != nil {
 		return nil, err
-	}
-	cs, err := s.c.ContainerService().List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	used := map[string]bool{}
-	for _, c := range cs {
-		used[c.Image] = true
 	}
 	var out []string
 	for _, i := range imgs {
-		if !used[i.Name] && !pinned(i.Labels) {
-			out = append(out, i.Name)
+		if !i.inUse && !i.pinned {
+			out = append(out, i.name)
 		}
 	}
 	return out, nil

@@ -295,6 +295,24 @@ func BuildBusybox() (*Image, error) {
 	}, layer)
 }
 
+// BusyboxWith is the busybox image with one more layer: the given
+// layer, or one holding entries when layer is nil. Its digest differs from
+// BuildBusybox's, so that a test pulls it even where busybox is present.
+func BusyboxWith(layer *Layer, entries ...Entry) (*Image, error) {
+	bb, err := BuildBusybox()
+	if err != nil {
+		return nil, err
+	}
+	if layer == nil {
+		l, err := NewLayer(entries...)
+		if err != nil {
+			return nil, err
+		}
+		layer = &l
+	}
+	return bb.Derive(nil, *layer)
+}
+
 // FillerLayer is a layer holding one file of size pseudo-random bytes
 // (incompressible, the same for the same seed), for pull tests that need
 // layers of a given size.
