@@ -85,6 +85,16 @@ func newCDIRegistry(c CDIConfig) *cdiRegistry {
 	return &cdiRegistry{config: c, cache: cache}
 }
 
+// addDevices puts the task's CDI devices (see taskDevices) into its spec.
+func (r *cdiRegistry) addDevices(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan) error {
+	names, err := r.taskDevices(cfg, tc.CDIDevices, p.runtime)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	p.spec.CDIDevices, p.spec.CDI = names, r.cache
+	return nil
+}
+
 // taskDevices is the CDI devices a task gets: those it names in
 // cdi_devices (gated by cdi.allowed_devices) and the GPUs Nomad's nvidia
 // device plugin reserved for it (NVIDIA_VISIBLE_DEVICES in the device

@@ -58,11 +58,8 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
-	if p.spec.CDIDevices, err = st.cdi.taskDevices(cfg, tc.CDIDevices, p.runtime); err != nil {
+	if err := st.cdi.addDevices(cfg, tc, p); err != nil {
 		return nil, err
-	}
-	if len(p.spec.CDIDevices) > 0 {
-		p.spec.CDI = st.cdi.cache
 	}
 	if err := d.removeLeftover(st, cfg, p); err != nil {
 		return nil, err
