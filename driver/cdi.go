@@ -86,8 +86,8 @@ func newCDIRegistry(c CDIConfig) *cdiRegistry {
 }
 
 // addDevices puts the task's CDI devices (see taskDevices) into its spec.
-func (r *cdiRegistry) addDevices(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan) error {
-	names, err := r.taskDevices(cfg, tc.CDIDevices, p.runtime)
+func (r *cdiRegistry) addDevices(cfg *drivers.TaskConfig, named []string, p *plan) error {
+	names, err := r.taskDevices(cfg, named, p.runtime)
 	if err != nil || len(names) == 0 {
 		return err
 	}

@@ -58,7 +58,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
-	if err := st.cdi.addDevices(cfg, tc, p); err != nil {
+	if err := st.cdi.addDevices(cfg, tc.CDIDevices, p); err != nil {
 		return nil, err
 	}
 	if err := d.removeLeftover(st, cfg, p); err != nil {
