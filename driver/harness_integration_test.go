@@ -58,18 +58,11 @@ func (b *bed) harness(t *testing.T, pluginHCL string) *testbed.Harness {
 	raw := decodePluginHCL(t, "address = \""+b.cd.Address+"\"\n"+pluginHCL)
 	var data []byte
 	must.NoError(t, base.MsgPackEncode(&data, raw))
-	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}}))
+	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)}))
 	h := testbed.NewHarness(t, d)
 	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: data}))
 	t.Cleanup(d.Shutdown)
 	return h
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // newTask makes a task config for raw with 128 MiB of memory.

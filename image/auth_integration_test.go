@@ -51,7 +51,7 @@ func newAuthBed(t *testing.T, repos ...string) *authBed {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	ab := &authBed{cd: cd, reg: reg, hostsDir: hostsDir, ctx: ctx,
-		logger: hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})}
+		logger: hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)})}
 	for _, repo := range repos {
 		d, err := reg.Push(ctx, img, repo+":1")
 		if err != nil {
@@ -181,7 +181,7 @@ func TestEnsureAuthSoftFail(t *testing.T) {
 	reg.PushBusybox(ctx, t, "public/busybox:1")
 	ref := reg.Host + "/public/busybox:1"
 	installHelper(t, "ndcbroken", `echo "helper exploded" >&2; exit 1`)
-	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
+	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)})
 	mgr := image.NewManager(cd.Client, cd.Namespace, image.Config{AuthHelper: "ndcbroken"}, logger)
 
 	_, err := mgr.Ensure(ctx, image.Request{Ref: ref})

@@ -40,19 +40,12 @@ func newBed(t *testing.T) *bed {
 	t.Cleanup(cancel)
 	img, dgst := reg.PushBusybox(ctx, t, "test/busybox:1")
 	proxy := startProxy(t, reg.Host)
-	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
+	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)})
 	return &bed{
 		cd: cd, reg: reg, proxy: proxy, img: img, digest: dgst, ctx: ctx,
 		mgr: image.NewManager(cd.Client, cd.Namespace, image.Config{PullTimeout: time.Minute}, logger),
 		ref: proxy.Host + "/test/busybox:1",
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // requireNoLeases fails when a lease is left in the namespace.

@@ -4,6 +4,7 @@ package image_test
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,7 @@ func layerBytes(img *testbed.Image) (total int64) {
 }
 
 func (b *bed) manager(t *testing.T, cfg image.Config) *image.Manager {
-	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
+	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)})
 	return image.NewManager(b.cd.Client, b.cd.Namespace, cfg, logger)
 }
 
@@ -113,7 +114,7 @@ var fetchPaths = []fetchPath{
 func (p fetchPath) use(t *testing.T, b *bed, cfg image.Config) (*image.Manager, func()) {
 	t.Helper()
 	t.Cleanup(image.SetMinTransferStall(p.minStall))
-	rec := &logRecorder{t: t}
+	rec := &logRecorder{out: testbed.TestLog(t)}
 	logger := hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: rec})
 	return image.NewManager(b.cd.Client, b.cd.Namespace, cfg, logger), func() {
 		t.Helper()
@@ -125,7 +126,7 @@ func (p fetchPath) use(t *testing.T, b *bed, cfg image.Config) (*image.Manager, 
 
 // logRecorder passes a manager's log on to the test and keeps it.
 type logRecorder struct {
-	t   *testing.T
+	out io.Writer // testbed.TestLog
 	mu  sync.Mutex
 	log strings.Builder
 }
@@ -134,7 +135,7 @@ func (r *logRecorder) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	r.log.Write(p)
 	r.mu.Unlock()
-	return testWriter{r.t}.Write(p)
+	return r.out.Write(p)
 }
 
 func (r *logRecorder) contains(s string) bool {

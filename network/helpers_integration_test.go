@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	m, err := New(Config{
 		BinDirs: []string{n.BinDir}, ConfDir: n.ConfDir,
 		BridgeName: n.Bridge, Subnet: n.Subnet, NetNSDir: e.nsDir,
-	}, hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}}))
+	}, hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)}))
 	must.NoError(t, err)
 	e.m = m
 	testbed.NetLeakCheck(t, e.scope())
@@ -89,14 +88,6 @@ func (e *env) teardown(t *testing.T, a Attachment) {
 }
 
 // testWriter sends log output to t.Log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // inNetNS runs fn on a thread that is in the netns at path; sockets fn
 // creates stay in that netns.
 func inNetNS(path string, fn func() error) error {
