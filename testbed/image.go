@@ -69,6 +69,9 @@ func (img *Image) Descriptor() ocispec.Descriptor {
 type Layer struct {
 	Blob   []byte
 	DiffID digest.Digest // digest of the uncompressed tar
+	// Annotations go on the layer's descriptor in the manifest (an
+	// eStargz layer's TOC digest).
+	Annotations map[string]string
 }
 
 // NewLayer builds a deterministic layer (fixed mtimes, sorted entries,
@@ -173,7 +176,9 @@ func BuildImage(cfg ocispec.ImageConfig, layers ...Layer) (*Image, error) {
 	for _, l := range layers {
 		img.Config.RootFS.DiffIDs = append(img.Config.RootFS.DiffIDs, l.DiffID)
 		img.Config.History = append(img.Config.History, ocispec.History{Created: &created, CreatedBy: "testbed"})
-		img.Manifest.Layers = append(img.Manifest.Layers, img.addBlob(ocispec.MediaTypeImageLayerGzip, l.Blob))
+		desc := img.addBlob(ocispec.MediaTypeImageLayerGzip, l.Blob)
+		desc.Annotations = l.Annotations
+		img.Manifest.Layers = append(img.Manifest.Layers, desc)
 	}
 	cb, err := json.Marshal(img.Config)
 	if err != nil {
@@ -196,7 +201,7 @@ func (img *Image) addBlob(mediaType string, b []byte) ocispec.Descriptor {
 func (img *Image) Layers() []Layer {
 	var out []Layer
 	for i, d := range img.Manifest.Layers {
-		out = append(out, Layer{Blob: img.Blobs[d.Digest], DiffID: img.Config.RootFS.DiffIDs[i]})
+		out = append(out, Layer{Blob: img.Blobs[d.Digest], DiffID: img.Config.RootFS.DiffIDs[i], Annotations: d.Annotations})
 	}
 	return out
 }
