@@ -42,21 +42,12 @@ func TestLazyPullExample(t *testing.T) {
 	must.SliceNotEmpty(t, sz.Mounts())
 
 	for _, l := range img.Manifest.Layers {
-		var fetched int64
-		for _, r := range log.Blob(l.Digest.String()) {
-			if r.Method != "GET" {
-				continue
-			}
-			must.NotEq(t, "", r.Range, must.Sprintf("layer %s was fetched whole: %+v", l.Digest, r))
-			fetched += r.Bytes
-		}
+		fetched, whole := log.Fetched(l.Digest.String())
+		must.SliceEmpty(t, whole, must.Sprintf("layer %s was fetched whole", l.Digest))
 		t.Logf("layer %s: fetched %d of %d bytes", l.Digest, fetched, l.Size)
 	}
 	big := img.Manifest.Layers[len(img.Manifest.Layers)-1]
-	var fetched int64
-	for _, r := range log.Blob(big.Digest.String()) {
-		fetched += r.Bytes
-	}
+	fetched, _ := log.Fetched(big.Digest.String())
 	must.Less(t, big.Size/2, fetched)
 	e.stopJob(t, "lazy")
 }

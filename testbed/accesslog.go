@@ -64,6 +64,21 @@ func (a *AccessLog) Blob(d string) []Access {
 	return out
 }
 
+// Fetched is what the GETs of the blob of digest d sent back in all, and
+// the GETs among them that asked for the whole blob (no Range).
+func (a *AccessLog) Fetched(d string) (bytes int64, whole []Access) {
+	for _, e := range a.Blob(d) {
+		if e.Method != http.MethodGet {
+			continue
+		}
+		bytes += e.Bytes
+		if e.Range == "" {
+			whole = append(whole, e)
+		}
+	}
+	return bytes, whole
+}
+
 // All is every request so far, in order.
 func (a *AccessLog) All() []Access {
 	a.mu.Lock()

@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,13 +16,9 @@ import (
 // prioritized come first in the blob (the landmark for prefetch). Any gzip
 // reader still reads it as the plain layer it was.
 func EStargzLayer(l Layer, prioritized ...string) (Layer, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(l.Blob))
+	raw, err := l.Tar()
 	if err != nil {
-		return Layer{}, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return Layer{}, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
+		return Layer{}, err
 	}
 	var opts []estargz.Option
 	if len(prioritized) > 0 {

@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
 	"strings"
 	"testing"
@@ -20,11 +19,7 @@ func TestEStargzLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(l.Blob))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
+	raw, err := l.Tar()
 	if err != nil {
 		t.Fatal(err)
 	}

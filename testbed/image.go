@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	mathrand "math/rand"
 	"os"
@@ -72,6 +73,19 @@ type Layer struct {
 	// Annotations go on the layer's descriptor in the manifest (an
 	// eStargz layer's TOC digest).
 	Annotations map[string]string
+}
+
+// Tar is the layer's uncompressed tar.
+func (l Layer) Tar() ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(l.Blob))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
+	}
+	return raw, nil
 }
 
 // NewLayer builds a deterministic layer (fixed mtimes, sorted entries,
