@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Access is one request a registry's access log saw.
@@ -26,6 +27,35 @@ type AccessLog struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	log []Access
+	// rate, when > 0, is the link's speed in bytes per second, shared by
+	// every response body; next is when the link is free again.
+	rate int64
+	next time.Time
+}
+
+// SetRate makes every response body share one link of bytesPerSecond (0:
+// as fast as loopback), as a registry across a network would be.
+func (a *AccessLog) SetRate(bytesPerSecond int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rate = bytesPerSecond
+}
+
+// transmit waits until n bytes have crossed the link.
+func (a *AccessLog) transmit(n int) {
+	a.mu.Lock()
+	if a.rate <= 0 {
+		a.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	if a.next.Before(now) {
+		a.next = now
+	}
+	a.next = a.next.Add(time.Duration(int64(n) * int64(time.Second) / a.rate))
+	done := a.next
+	a.mu.Unlock()
+	time.Sleep(time.Until(done))
 }
 
 // StartAccessLog puts an AccessLog in front of reg (plain HTTP, no auth)
@@ -40,7 +70,7 @@ func StartAccessLog(t testing.TB, reg *Registry) *AccessLog {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = reg.HTTPClient().Transport
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+		cw := &countingWriter{ResponseWriter: w, status: http.StatusOK, link: a}
 		rp.ServeHTTP(cw, r)
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -90,6 +120,7 @@ type countingWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	link   *AccessLog
 }
 
 func (c *countingWriter) WriteHeader(status int) {
@@ -98,6 +129,7 @@ func (c *countingWriter) WriteHeader(status int) {
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	c.link.transmit(len(p))
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
 	return n, err

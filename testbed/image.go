@@ -318,8 +318,13 @@ func BuildBusybox() (*Image, error) {
 // (incompressible, the same for the same seed), for pull tests that need
 // layers of a given size.
 func FillerLayer(name string, size int, seed int64) (Layer, error) {
+	return NewLayer(Dir("filler", 0o755), File(path.Join("filler", name), 0o644, FillerBytes(size, seed)))
+}
+
+// FillerBytes are size pseudo-random bytes, the same for the same seed.
+func FillerBytes(size int, seed int64) []byte {
 	data := make([]byte, size)
 	rng := mathrand.New(mathrand.NewSource(seed))
 	_, _ = rng.Read(data)
-	return NewLayer(Dir("filler", 0o755), File(path.Join("filler", name), 0o644, data))
+	return data
 }
