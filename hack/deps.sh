@@ -3,7 +3,7 @@
 # containerd, the CNI plugins, cosign and Nomad built from the Go module proxy.
 # Idempotent: a tool whose pinned version is already built is skipped.
 #
-# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign, or all.
+# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign stargz, or all.
 # apt runs first; the Go builds then run in parallel, each timed. DEPS_APT
 # (Debian packages) and DEPS_CNI (plugin names) narrow apt and cni to what a
 # caller needs (`make demo`, see hack/demo.sh); unset, they install everything.
@@ -108,6 +108,15 @@ build_nomad() {
   mark nomad "$NOMAD_VERSION"
 }
 
+build_stargz() {
+  built stargz "$STARGZ_VERSION" && log "stargz: $STARGZ_VERSION already built" && return 0
+  # The stargz snapshotter's own command is a module the Go module proxy
+  # does not serve: a small wrapper module serves its snapshotter service,
+  # pinned in hack/tools/stargz/go.mod, as containerd's proxy plugin.
+  (cd "$root/hack/tools/stargz" && CGO_ENABLED=0 go build -o "$bin/containerd-stargz-grpc" nomad-driver-containerd/hack/tools/stargz)
+  mark stargz "$STARGZ_VERSION"
+}
+
 # timed NAME CMD...: runs CMD, then says how long it took
 timed() {
   local name=$1 start=$SECONDS
@@ -141,10 +150,10 @@ parallel() {
 steps=()
 for s in "${@:-all}"; do
   case "$s" in
-    all) steps+=(apt containerd cni nomad cosign cosign2) ;;
+    all) steps+=(apt containerd cni nomad cosign cosign2 stargz) ;;
     cosign) steps+=(cosign cosign2) ;;
-    apt | containerd | cni | nomad) steps+=("$s") ;;
-    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad]..." >&2; exit 2 ;;
+    apt | containerd | cni | nomad | stargz) steps+=("$s") ;;
+    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad|stargz]..." >&2; exit 2 ;;
   esac
 done
 builds=()

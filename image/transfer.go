@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/transfer"
 	transferimage "github.com/containerd/containerd/v2/core/transfer/image"
@@ -46,10 +47,17 @@ func (m *Manager) pullVerified(ctx context.Context, logger hclog.Logger, job pul
 		return nil, err
 	}
 	var img client.Image
-	if viaTransfer(job.stall) {
+	switch {
+	case m.lazy():
+		// The transfer service fetches every layer: a lazy pull goes
+		// through the client, which leaves eStargz layers to the
+		// snapshotter.
+		logger.Info("pulling lazily: eStargz layers are fetched on demand", "snapshotter", m.cfg.Snapshotter)
+		img, err = m.fetchClient(ctx, job, resolver, t)
+	case viaTransfer(job.stall):
 		logger.Debug("fetching through containerd's transfer service")
 		img, err = m.fetchTransfer(ctx, logger, job, auth, desc, t)
-	} else {
+	default:
 		logger.Debug("fetching through the plugin: the activity timeout is shorter than the transfer service's progress can judge", "activity_timeout", job.stall)
 		img, err = m.fetchClient(ctx, job, resolver, t)
 	}
@@ -65,11 +73,16 @@ func (m *Manager) pullVerified(ctx context.Context, logger hclog.Logger, job pul
 // fetchClient pulls and unpacks job.ref through the containerd client with
 // resolver (tracking, and pinned to a verified resolution): the plugin
 // fetches from the registry and writes containerd's content store, and t
-// counts every byte.
+// counts every byte. A lazy pull fetches only the layers the snapshotter
+// does not mount from the registry itself.
 func (m *Manager) fetchClient(ctx context.Context, job pullJob, resolver remotes.Resolver, t *pullTracker) (client.Image, error) {
+	wrap := t.wrapHandler
+	if m.lazy() {
+		wrap = func(h images.Handler) images.Handler { return remoteLabels(job.ref, t.wrapHandler(h)) }
+	}
 	return m.client.Pull(ctx, job.ref,
 		client.WithResolver(resolver),
-		client.WithImageHandlerWrapper(t.wrapHandler),
+		client.WithImageHandlerWrapper(wrap),
 		client.WithPlatformMatcher(job.platform),
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(m.cfg.Snapshotter),

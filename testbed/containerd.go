@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,7 +95,33 @@ func ContainerdConfig(root, state, address string) string {
 // one under /run for socket and state); the socket goes to a short directory
 // under /run when o.Dir would make its path too long (unix socket paths are
 // limited to 108 bytes). Stop undoes everything; tests use StartContainerd.
-func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
+func LaunchContainerd(o LaunchOptions) (*Containerd, error) {
+	return LaunchContainerdWith(o, ContainerdOptions{})
+}
+
+// ContainerdOptions add to the config of a containerd.
+type ContainerdOptions struct {
+	// ProxySnapshotters are snapshotters served by other processes, by
+	// name, with the address of their socket (a stargz snapshotter).
+	ProxySnapshotters map[string]string
+}
+
+// config is co's part of the containerd config.
+func (co ContainerdOptions) config() string {
+	names := make([]string, 0, len(co.ProxySnapshotters))
+	for name := range co.ProxySnapshotters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		fmt.Fprintf(&b, "[proxy_plugins.%q]\n  type = \"snapshot\"\n  address = %q\n", name, co.ProxySnapshotters[name])
+	}
+	return b.String()
+}
+
+// LaunchContainerdWith is LaunchContainerd with co added to its config.
+func LaunchContainerdWith(o LaunchOptions, co ContainerdOptions) (_ *Containerd, err error) {
 	bin, err := LookBin("containerd")
 	if err != nil {
 		return nil, err
@@ -124,7 +151,7 @@ func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
 		c.State = filepath.Join(dir, "state")
 	}
 	cfg := filepath.Join(run, "config.toml")
-	if err := os.WriteFile(cfg, []byte(ContainerdConfig(c.Root, c.State, c.Address)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(ContainerdConfig(c.Root, c.State, c.Address)+co.config()), 0o644); err != nil {
 		return nil, err
 	}
 	wrapDir := filepath.Join(run, "bin")

@@ -3,7 +3,6 @@ package testbed
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"io"
 	"strings"
 	"testing"
@@ -27,11 +26,7 @@ func TestHostileLayers(t *testing.T) {
 	}
 	for name, names := range want {
 		l := layers[name]
-		zr, err := gzip.NewReader(bytes.NewReader(l.Blob))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(zr)
+		raw, err := l.Tar()
 		if err != nil {
 			t.Fatal(err)
 		}

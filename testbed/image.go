@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	mathrand "math/rand"
 	"os"
@@ -69,6 +70,22 @@ func (img *Image) Descriptor() ocispec.Descriptor {
 type Layer struct {
 	Blob   []byte
 	DiffID digest.Digest // digest of the uncompressed tar
+	// Annotations go on the layer's descriptor in the manifest (an
+	// eStargz layer's TOC digest).
+	Annotations map[string]string
+}
+
+// Tar is the layer's uncompressed tar.
+func (l Layer) Tar() ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(l.Blob))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read layer %s: %w", l.DiffID, err)
+	}
+	return raw, nil
 }
 
 // NewLayer builds a deterministic layer (fixed mtimes, sorted entries,
@@ -173,7 +190,9 @@ func BuildImage(cfg ocispec.ImageConfig, layers ...Layer) (*Image, error) {
 	for _, l := range layers {
 		img.Config.RootFS.DiffIDs = append(img.Config.RootFS.DiffIDs, l.DiffID)
 		img.Config.History = append(img.Config.History, ocispec.History{Created: &created, CreatedBy: "testbed"})
-		img.Manifest.Layers = append(img.Manifest.Layers, img.addBlob(ocispec.MediaTypeImageLayerGzip, l.Blob))
+		desc := img.addBlob(ocispec.MediaTypeImageLayerGzip, l.Blob)
+		desc.Annotations = l.Annotations
+		img.Manifest.Layers = append(img.Manifest.Layers, desc)
 	}
 	cb, err := json.Marshal(img.Config)
 	if err != nil {
@@ -196,7 +215,7 @@ func (img *Image) addBlob(mediaType string, b []byte) ocispec.Descriptor {
 func (img *Image) Layers() []Layer {
 	var out []Layer
 	for i, d := range img.Manifest.Layers {
-		out = append(out, Layer{Blob: img.Blobs[d.Digest], DiffID: img.Config.RootFS.DiffIDs[i]})
+		out = append(out, Layer{Blob: img.Blobs[d.Digest], DiffID: img.Config.RootFS.DiffIDs[i], Annotations: d.Annotations})
 	}
 	return out
 }
@@ -317,8 +336,13 @@ func BusyboxWith(layer *Layer, entries ...Entry) (*Image, error) {
 // (incompressible, the same for the same seed), for pull tests that need
 // layers of a given size.
 func FillerLayer(name string, size int, seed int64) (Layer, error) {
+	return NewLayer(Dir("filler", 0o755), File(path.Join("filler", name), 0o644, FillerBytes(size, seed)))
+}
+
+// FillerBytes are size pseudo-random bytes, the same for the same seed.
+func FillerBytes(size int, seed int64) []byte {
 	data := make([]byte, size)
 	rng := mathrand.New(mathrand.NewSource(seed))
 	_, _ = rng.Read(data)
-	return NewLayer(Dir("filler", 0o755), File(path.Join("filler", name), 0o644, data))
+	return data
 }

@@ -56,6 +56,11 @@ var testBed = []tool{
 		module: "github.com/hashicorp/nomad", dir: "hack/tools/nomad",
 		pkgs: []string{"github.com/hashicorp/nomad"},
 	},
+	{
+		name: "stargz", versionVar: "STARGZ_VERSION",
+		module: "github.com/containerd/stargz-snapshotter", dir: "hack/tools/stargz",
+		pkgs: []string{"nomad-driver-containerd/hack/tools/stargz"},
+	},
 }
 
 func under(prefix string, subs ...string) []string {
