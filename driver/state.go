@@ -31,6 +31,8 @@ type TaskState struct {
 	Network *network.Attachment
 	// PortMap is the label -> container port map handed back to Nomad.
 	PortMap map[string]int
+	// Logs is set when the driver collects the task's output.
+	Logs *LogState
 }
 
 // decodeState reads the task state from Nomad's handle and brings it to the
