@@ -60,26 +60,58 @@ func TestDriverLogs(t *testing.T) {
 	checkNumbered(t, followed.String(), logLines)
 	tail := e.cli(t, "alloc", "logs", "-tail", "-n", "3", a.ID, "app")
 	must.Eq(t, fmt.Sprintf("%d\n%d\n%d\n", logLines-2, logLines-1, logLines), tail)
-	// the files themselves, in index order
 	logDir := filepath.Join(n.Config.DataDir, "alloc", a.ID, "alloc", "logs")
-	var files strings.Builder
-	for i := 0; ; i++ {
-		b, err := os.ReadFile(filepath.Join(logDir, "app.stdout."+strconv.Itoa(i)))
-		if os.IsNotExist(err) {
-			must.Greater(t, 1, i, must.Sprint("1.3 MB in 1 MB files must rotate"))
-			break
+	files := func() string {
+		var all strings.Builder
+		for i := 0; ; i++ {
+			b, err := os.ReadFile(filepath.Join(logDir, "app.stdout."+strconv.Itoa(i)))
+			if os.IsNotExist(err) {
+				return all.String()
+			}
+			must.NoError(t, err)
+			all.Write(b)
 		}
-		must.NoError(t, err)
-		files.Write(b)
 	}
-	checkNumbered(t, files.String(), logLines)
+	checkNumbered(t, files(), logLines)
+	_, err := os.Stat(filepath.Join(logDir, "app.stdout.1"))
+	must.NoError(t, err, must.Sprint("1.3 MB in 1 MB files must rotate"))
+	must.Eq(t, 0, e.logmons(t), must.Sprint("Nomad started a logmon although the driver collects logs"))
+
+	// the agent and the plugin are down while the task prints 100000 more
+	// lines: it is not held up, and the next plugin collects them
+	cancel()
+	_ = follow.Wait()
+	pid := e.pluginPID(t)
+	e.nomad.Kill()
+	must.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	allocDir := filepath.Join(n.Config.DataDir, "alloc", a.ID)
+	must.NoError(t, os.WriteFile(filepath.Join(allocDir, "alloc", "more"), nil, 0o644))
+	until(t, "the task printing while no agent or plugin runs", func() bool {
+		b, err := os.ReadFile(filepath.Join(allocDir, "app", "app.stdout.spool"))
+		return err == nil && strings.HasSuffix(string(b), "\n300000\n")
+	})
+	must.StrNotContains(t, files(), "\n300000\n", must.Sprint("a collector ran while the plugin was down"))
+	must.NoError(t, e.nomad.Restart())
+	untilWithin(t, agentBack, "the lines printed while the agent was down", func() bool { return strings.HasSuffix(files(), "\n300000\n") })
+	checkNumbered(t, files(), 300000)
+	untilWithin(t, agentBack, "`nomad alloc logs -tail` after the agent restart", func() bool {
+		out, err := n.Command(ctx2(t), "alloc", "logs", "-tail", "-n", "2", a.ID, "app").Output()
+		return err == nil && string(out) == "299999\n300000\n"
+	})
 
 	must.Eq(t, 0, e.logmons(t), must.Sprint("Nomad started a logmon although the driver collects logs"))
-	info, _, err := e.api.Allocations().Info(a.ID, nil)
+	info, _, err := n.API().Allocations().Info(a.ID, nil)
 	must.NoError(t, err)
 	must.Eq(t, "running", info.ClientStatus)
 	must.Eq(t, uint64(0), info.TaskStates["app"].Restarts)
 	e.stopJob(t, "logs")
+}
+
+// ctx2 is a context for one CLI call.
+func ctx2(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // checkNumbered checks that out holds the lines 1 to n, each once, in order.

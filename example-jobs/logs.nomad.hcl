@@ -7,8 +7,10 @@
 #   }
 #
 # The task prints 200000 numbered lines in bursts (about 1.3 MB, so the
-# 1 MB files rotate) and then idles. `nomad alloc logs` and `-f` show every
-# line once, also when the plugin is killed while the task prints.
+# 1 MB files rotate), then, once alloc/more exists, 100000 more, and idles.
+# `nomad alloc logs` and `-f` show every line once, also when the plugin is
+# killed while the task prints, or the agent and the plugin are down while
+# it prints the rest.
 variable "image" {
   type    = string
   default = "docker.io/library/busybox:1.36"
@@ -30,7 +32,7 @@ job "logs" {
         image        = var.image
         network_mode = "host"
         command      = "sh"
-        args         = ["-c", "for i in $(seq 0 19); do seq $((i*10000+1)) $((i*10000+10000)); sleep 0.2; done; exec sleep 3600"]
+        args         = ["-c", "for i in $(seq 0 19); do seq $((i*10000+1)) $((i*10000+10000)); sleep 0.2; done; until [ -e /alloc/more ]; do sleep 0.2; done; seq 200001 300000; exec sleep 3600"]
       }
 
       resources {
