@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,39 +121,102 @@ func TestWakesOnWrite(t *testing.T) {
 	must.True(t, os.IsNotExist(err), must.Sprint("the spool of a removed task is left"))
 }
 
-// TestResume stops collectors at many points, as a killed plugin would, and
-// checks that each line lands exactly once.
-func TestResume(t *testing.T) {
+// TestSpoolFreed checks that what was copied leaves the spool's disk.
+func TestSpoolFreed(t *testing.T) {
 	tg := layout(t)
-	lim := Limits{MaxFiles: 1000, MaxFileSize: 100}
-	spool := filepath.Join(tg.SpoolDir, "web.stdout.spool")
-	for round := 0; round < 20; round++ {
-		c, err := NewCollector(hclog.NewNullLogger())
-		must.NoError(t, err)
-		tk, err := c.Start(tg, lim, round == 0)
-		must.NoError(t, err)
-		appendTo(t, spool, lines(round*37, (round+1)*37))
-		if round%2 == 0 {
-			tk.Stop(false) // copied
-		}
-		c.Close() // odd rounds: whatever was not copied waits in the spool
-	}
 	c, err := NewCollector(hclog.NewNullLogger())
 	must.NoError(t, err)
 	defer c.Close()
-	tk, err := c.Start(tg, lim, false)
+	tk, err := c.Start(tg, Limits{MaxFiles: 2, MaxFileSize: 1 << 20}, true)
 	must.NoError(t, err)
+	appendTo(t, tk.Stdout, lines(0, 100000)) // 1.2 MB
 	tk.Stop(false)
-	got, _ := collected(t, tg, "stdout")
-	must.Eq(t, lines(0, 20*37), got)
+	var st syscall.Stat_t
+	must.NoError(t, syscall.Stat(filepath.Join(tg.SpoolDir, "web.stdout.spool"), &st))
+	must.Eq(t, int64(1200000), st.Size)
+	must.Less(t, 64, st.Blocks*512/1024, must.Sprintf("the spool still holds %d KiB on disk", st.Blocks*512/1024))
+}
 
-	// a task restart continues the last file with a fresh spool
-	tk, err = c.Start(tg, lim, true)
+// TestResume stops collectors at many points, as a killed plugin would, and
+// checks that each line lands exactly once, also when the files a stopped
+// collector wrote last are removed by later rotations.
+func TestResume(t *testing.T) {
+	for _, maxFiles := range []int{1000, 3} {
+		t.Run(fmt.Sprintf("max_files %d", maxFiles), func(t *testing.T) {
+			tg := layout(t)
+			lim := Limits{MaxFiles: maxFiles, MaxFileSize: 100}
+			spool := filepath.Join(tg.SpoolDir, "web.stdout.spool")
+			for round := 0; round < 20; round++ {
+				c, err := NewCollector(hclog.NewNullLogger())
+				must.NoError(t, err)
+				tk, err := c.Start(tg, lim, round == 0)
+				must.NoError(t, err)
+				appendTo(t, spool, lines(round*37, (round+1)*37))
+				if round%2 == 0 {
+					tk.Stop(false) // copied
+				}
+				c.Close() // odd rounds: whatever was not copied waits in the spool
+			}
+			c, err := NewCollector(hclog.NewNullLogger())
+			must.NoError(t, err)
+			defer c.Close()
+			tk, err := c.Start(tg, lim, false)
+			must.NoError(t, err)
+			tk.Stop(false)
+			checkSuffix(t, tg, lines(0, 20*37), maxFiles)
+
+			// a resume with nothing new to copy leaves the files as they are
+			before := listing(t, tg.LogDir)
+			tk, err = c.Start(tg, lim, false)
+			must.NoError(t, err)
+			tk.Stop(false)
+			must.Eq(t, before, listing(t, tg.LogDir))
+
+			// a task restart continues the last file with a fresh spool
+			tk, err = c.Start(tg, lim, true)
+			must.NoError(t, err)
+			appendTo(t, tk.Stdout, lines(740, 750))
+			tk.Stop(false)
+			checkSuffix(t, tg, lines(0, 750), maxFiles)
+		})
+	}
+}
+
+// listing is the names and sizes of the files in dir.
+func listing(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	must.NoError(t, err)
-	appendTo(t, tk.Stdout, lines(740, 750))
-	tk.Stop(false)
-	got, _ = collected(t, tg, "stdout")
-	must.Eq(t, lines(0, 750), got)
+	out := map[string]int64{}
+	for _, e := range entries {
+		info, err := e.Info()
+		must.NoError(t, err)
+		out[e.Name()] = info.Size()
+	}
+	return out
+}
+
+// checkSuffix checks that the kept files hold the end of want, whole lines,
+// nothing lost or doubled, in at most maxFiles files.
+func checkSuffix(t *testing.T, tg Target, want string, maxFiles int) {
+	t.Helper()
+	got, sizes := collected(t, tg, "stdout")
+	must.LessEq(t, maxFiles, len(sizes))
+	// 8 lines of 12 bytes fit a file of 100: the file index tells how much
+	// was written in all, the removed files included
+	dir, err := os.Open(tg.LogDir)
+	must.NoError(t, err)
+	defer dir.Close()
+	last, err := lastIndex(dir, "web.stdout")
+	must.NoError(t, err)
+	must.Eq(t, (len(want)/12+7)/8-1, last, must.Sprint("more or fewer files than the lines fill: lines doubled or lost"))
+	if len(sizes) < maxFiles {
+		must.Eq(t, want, got)
+		return
+	}
+	must.StrHasSuffix(t, got, want, must.Sprint("lines lost or doubled"))
+	must.Greater(t, 100*(maxFiles-1)-12*maxFiles, len(got), must.Sprint("the kept files are nearly full"))
+	must.True(t, strings.HasPrefix(got, "line-"), must.Sprintf("the first kept file does not begin with a line: %q", got[:20]))
 }
 
 // TestPlantedNamesNotFollowed plants a symlink, a hard link and a fifo

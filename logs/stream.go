@@ -26,7 +26,7 @@ type stream struct {
 	base     string // "<task>.stdout"
 	logDir   *os.File
 	spoolDir *os.File
-	spool    *os.File // read end of the spool
+	spool    *os.File // the spool, read and freed (never written) here
 	lim      Limits
 
 	idx   int      // index of the current log file
@@ -50,7 +50,7 @@ func openStream(logDir, spoolDir *os.File, base string, lim Limits, fresh bool) 
 			}
 		}
 	}
-	spool, err := openPlain(spoolDir, s.spoolName(), unix.O_RDONLY)
+	spool, err := openPlain(spoolDir, s.spoolName(), unix.O_RDWR) // written by punching holes only
 	if err != nil {
 		return nil, err
 	}
