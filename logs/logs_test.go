@@ -25,6 +25,15 @@ func layout(t *testing.T) Target {
 	return tg
 }
 
+// newCollector is a collector closed when the test ends.
+func newCollector(t *testing.T) *Collector {
+	t.Helper()
+	c, err := NewCollector(hclog.NewNullLogger())
+	must.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
 // appendTo appends what the shim would to the spool path.
 func appendTo(t *testing.T, path, s string) {
 	t.Helper()
@@ -82,9 +91,7 @@ func TestRotation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := layout(t)
-			c, err := NewCollector(hclog.NewNullLogger())
-			must.NoError(t, err)
-			defer c.Close()
+			c := newCollector(t)
 			tk, err := c.Start(tg, tc.lim, true)
 			must.NoError(t, err)
 			appendTo(t, tk.Stdout, tc.in)
@@ -99,9 +106,7 @@ func TestRotation(t *testing.T) {
 // TestWakesOnWrite checks that a write is copied without a stop.
 func TestWakesOnWrite(t *testing.T) {
 	tg := layout(t)
-	c, err := NewCollector(hclog.NewNullLogger())
-	must.NoError(t, err)
-	defer c.Close()
+	c := newCollector(t)
 	tk, err := c.Start(tg, Limits{MaxFiles: 2, MaxFileSize: 1 << 20}, true)
 	must.NoError(t, err)
 	appendTo(t, tk.Stderr, "hello\n")
@@ -124,9 +129,7 @@ func TestWakesOnWrite(t *testing.T) {
 // TestSpoolFreed checks that what was copied leaves the spool's disk.
 func TestSpoolFreed(t *testing.T) {
 	tg := layout(t)
-	c, err := NewCollector(hclog.NewNullLogger())
-	must.NoError(t, err)
-	defer c.Close()
+	c := newCollector(t)
 	tk, err := c.Start(tg, Limits{MaxFiles: 2, MaxFileSize: 1 << 20}, true)
 	must.NoError(t, err)
 	appendTo(t, tk.Stdout, lines(0, 100000)) // 1.2 MB
@@ -157,9 +160,7 @@ func TestResume(t *testing.T) {
 				}
 				c.Close() // odd rounds: whatever was not copied waits in the spool
 			}
-			c, err := NewCollector(hclog.NewNullLogger())
-			must.NoError(t, err)
-			defer c.Close()
+			c := newCollector(t)
 			tk, err := c.Start(tg, lim, false)
 			must.NoError(t, err)
 			tk.Stop(false)
@@ -227,9 +228,7 @@ func TestPlantedNamesNotFollowed(t *testing.T) {
 	must.NoError(t, os.WriteFile(outside, []byte("host\n"), 0o644))
 	must.NoError(t, os.Symlink(outside, filepath.Join(tg.LogDir, "web.stdout.0")))
 	must.NoError(t, os.Link(outside, filepath.Join(tg.LogDir, "web.stderr.0")))
-	c, err := NewCollector(hclog.NewNullLogger())
-	must.NoError(t, err)
-	defer c.Close()
+	c := newCollector(t)
 	tk, err := c.Start(tg, Limits{MaxFiles: 5, MaxFileSize: 12}, true)
 	must.NoError(t, err)
 	appendTo(t, tk.Stdout, lines(0, 3))
@@ -252,9 +251,7 @@ func TestRefusedDirectories(t *testing.T) {
 	other := t.TempDir()
 	link := filepath.Join(tg.AllocDir, "linked")
 	must.NoError(t, os.Symlink(other, link))
-	c, err := NewCollector(hclog.NewNullLogger())
-	must.NoError(t, err)
-	defer c.Close()
+	c := newCollector(t)
 	lim := Limits{MaxFiles: 1, MaxFileSize: 1}
 	for _, tc := range []struct {
 		name string
@@ -271,6 +268,6 @@ func TestRefusedDirectories(t *testing.T) {
 			must.ErrorContains(t, err, tc.want)
 		})
 	}
-	_, err = c.Start(tg, Limits{MaxFiles: 0, MaxFileSize: 1}, true)
+	_, err := c.Start(tg, Limits{MaxFiles: 0, MaxFileSize: 1}, true)
 	must.ErrorContains(t, err, "max_files 0")
 }
