@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/plugins"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/driver"
 	"github.com/nomad-containerd/nomad-driver-containerd/preflight"
@@ -30,5 +29,6 @@ func main() {
 		fmt.Fprintf(os.Stdout, "nomad-driver-containerd %s\n", driver.Version)
 		return
 	}
-	plugins.Serve(func(logger hclog.Logger) interface{} { return driver.New(logger) })
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, JSONFormat: true})
+	driver.Serve(driver.New(logger), logger)
 }

@@ -55,6 +55,10 @@ type Driver struct {
 	// write the name there.
 	afterVerify func(*drivers.TaskConfig)
 
+	// logs is the collector of the tasks whose output the driver collects
+	// (logging.collector = "driver").
+	logs logCollector
+
 	mu sync.RWMutex // guards st
 	// st is what the last SetConfig established; nil before the first.
 	st *state

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+	tasklogs "github.com/nomad-containerd/nomad-driver-containerd/logs"
 )
 
 // taskHandle is the driver's view of one running (or exited) task.
@@ -18,6 +19,9 @@ type taskHandle struct {
 	task   process
 	state  TaskState
 	logger hclog.Logger
+	// logs is the driver's collection of the task's output; nil when
+	// Nomad's logmon collects it.
+	logs *tasklogs.Task
 
 	statsMu   sync.Mutex
 	cpuTotal  *stats.CpuStats

@@ -106,6 +106,9 @@ func (d *Driver) destroySteps(h *taskHandle, force bool) error {
 	if err := h.task.Delete(ctx, force); err != nil {
 		return err
 	}
+	if h.logs != nil {
+		h.logs.Stop(true) // the shim is gone: the spools hold all there is
+	}
 	h.stopDestroyRetry()
 	st.gc.Release(h.state.ImageRef)
 	d.tasks.Delete(h.cfg.ID)

@@ -43,7 +43,17 @@ func (d *Driver) ConfigSchema() (*hclspec.Spec, error) { return configSpec, nil 
 func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
 
 // Capabilities tells Nomad what the driver supports.
-func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return driverCapabilities, nil }
+// With logging.collector = "driver" Nomad starts no logmon: the driver
+// writes alloc/logs itself.
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) {
+	st, err := d.current()
+	if err != nil || !st.config.Logging.Driver {
+		return driverCapabilities, nil
+	}
+	caps := *driverCapabilities
+	caps.DisableLogCollection = true
+	return &caps, nil
+}
 
 // SetConfig validates the plugin config and connects to containerd. The
 // connection is lazy: containerd being down is a fingerprint state, not a
@@ -127,6 +137,7 @@ func (d *Driver) TaskEvents(ctx context.Context) (<-chan *drivers.TaskEvent, err
 // Shutdown releases the containerd connection; running tasks are untouched.
 func (d *Driver) Shutdown() {
 	d.cancel()
+	d.logs.close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.st != nil {

@@ -64,6 +64,17 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 		return fmt.Errorf("failed to recover task %s (container %s): %w", handle.Config.ID, ts.ContainerID, err)
 	}
 	h := newHandle(handle.Config, task, ts, d.logger)
+	if ts.Logs != nil {
+		// the task runs on whatever happens to its logs: the spools keep
+		// the output for a later collector
+		lt, err := d.logs.start(d.logger, handle.Config, *ts.Logs, false)
+		if err != nil {
+			h.logger.Error("failed to resume collecting the task's logs", "error", err)
+		} else {
+			lt.Release()
+			h.logs = lt
+		}
+	}
 	d.tasks.Set(handle.Config.ID, h)
 	h.logger.Info("recovered task", "pid", task.PID())
 	return nil

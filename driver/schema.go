@@ -54,6 +54,11 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"allowed_seccomp_profiles": hclspec.NewAttr("allowed_seccomp_profiles", "list(string)", false),
 	"no_new_privileges":        hclspec.NewDefault(hclspec.NewAttr("no_new_privileges", "bool", false), hclspec.NewLiteral("false")),
 	"allowed_devices":          hclspec.NewAttr("allowed_devices", "list(string)", false),
+	"logging": hclspec.NewBlock("logging", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"collector":     hclspec.NewDefault(hclspec.NewAttr("collector", "string", false), hclspec.NewLiteral(`"nomad"`)),
+		"max_files":     hclspec.NewDefault(hclspec.NewAttr("max_files", "number", false), hclspec.NewLiteral("10")),
+		"max_file_size": hclspec.NewDefault(hclspec.NewAttr("max_file_size", "number", false), hclspec.NewLiteral("10")),
+	})),
 	// limits
 	"init_path":                    hclspec.NewDefault(hclspec.NewAttr("init_path", "string", false), hclspec.NewLiteral(`"/usr/bin/tini-static"`)),
 	"allow_negative_oom_score_adj": hclspec.NewDefault(hclspec.NewAttr("allow_negative_oom_score_adj", "bool", false), hclspec.NewLiteral("false")),
@@ -84,6 +89,7 @@ type rawConfig struct {
 	DefaultNetMode      string          `codec:"default_network_mode"`
 	CNI                 rawCNIConfig    `codec:"cni"`
 	CDI                 rawCDIConfig    `codec:"cdi"`
+	Logging             rawLogging      `codec:"logging"`
 
 	AllowUnconfinedSeccomp bool     `codec:"allow_unconfined_seccomp"`
 	AllowedSeccompProfiles []string `codec:"allowed_seccomp_profiles"`

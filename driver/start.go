@@ -13,6 +13,7 @@ import (
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
+	tasklogs "github.com/nomad-containerd/nomad-driver-containerd/logs"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
@@ -91,7 +92,16 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if err := addNetworkFiles(cfg, tc, p, net); err != nil {
 		return nil, err
 	}
-	task, err := d.createContainer(st, cfg, p, img, info)
+	lt, logState, err := d.startLogs(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && lt != nil {
+			lt.Stop(true)
+		}
+	}()
+	task, err := d.createContainer(st, cfg, p, img, info, lt)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +122,30 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		ImageDigest: info.Digest,
 		StartedAt:   time.Now().UTC(),
 		PID:         task.PID(),
+		Logs:        logState,
 	}
 	if net != nil {
 		state.Network = &net.Attachment
 		state.PortMap = p.ports.PortMap
 	}
 	d.emit(cfg, fmt.Sprintf("Started container %s", p.containerID), map[string]string{"image_digest": info.Digest})
-	return newHandle(cfg, task, state, d.logger), nil
+	h := newHandle(cfg, task, state, d.logger)
+	h.logs = lt
+	return h, nil
+}
+
+// startLogs starts the driver's collection of cfg's output when the
+// plugin collects logs itself; nil when Nomad's logmon does.
+func (d *Driver) startLogs(st *state, cfg *drivers.TaskConfig) (*tasklogs.Task, *LogState, error) {
+	if !st.config.Logging.Driver {
+		return nil, nil, nil
+	}
+	ls := LogState{MaxFiles: st.config.Logging.Limits.MaxFiles, MaxFileSize: st.config.Logging.Limits.MaxFileSize}
+	lt, err := d.logs.start(d.logger, cfg, ls, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lt, &ls, nil
 }
 
 // decodeTaskConfig reads the task's driver config into its typed form.
@@ -131,10 +158,12 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 }
 
 // createContainer creates the container and its (not yet started) task.
-func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info) (*executor.Task, error) {
+// With lt the shim appends the output to lt's spools instead of Nomad's
+// fifos.
+func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task) (*executor.Task, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
-	task, err := st.runtime.Create(ctx, executor.ContainerConfig{
+	cc := executor.ContainerConfig{
 		ID:          p.containerID,
 		Image:       img,
 		ImageConfig: &info.Config,
@@ -146,7 +175,13 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		StderrPath:  cfg.StderrPath,
 		LogRoot:     cfg.AllocDir,
 		Cpuset:      p.cpuset,
-	})
+	}
+	if lt != nil {
+		cc.StdoutPath, cc.StderrPath = "", ""
+		cc.SpoolStdout, cc.SpoolStderr = lt.Stdout, lt.Stderr
+		defer lt.Release() // the shim holds its own descriptors now
+	}
+	task, err := st.runtime.Create(ctx, cc)
 	if err != nil {
 		err = fmt.Errorf("failed to create container %s: %w", p.containerID, err)
 		if errdefs.IsAlreadyExists(err) {

@@ -35,6 +35,8 @@ type TaskState struct {
 	// is the name one would have) and exited 0 at StartedAt. Absent, so
 	// false, in the states of earlier plugins.
 	PullOnly bool `codec:",omitempty"`
+	// Logs is set when the driver collects the task's output.
+	Logs *LogState
 }
 
 // decodeState reads the task state from Nomad's handle and brings it to the

@@ -66,6 +66,10 @@ type ContainerConfig struct {
 	// LogRoot is the directory the log fifos must lie beneath (Nomad's
 	// allocation directory); no symlink below it is followed. "" is /.
 	LogRoot string
+	// SpoolStdout and SpoolStderr, when set, replace the fifos: regular
+	// files the shim appends the task's output to, named by paths the
+	// caller keeps valid until Create returns (see logs.Task).
+	SpoolStdout, SpoolStderr string
 	// Cpuset, when set, is the cpuset cgroup Nomad keeps for the task; the
 	// container's processes run in it (see Cpuset).
 	Cpuset *Cpuset
@@ -91,6 +95,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, err
 	}
 	defer logs.Close()
+	if cfg.SpoolStdout != "" {
+		logs.stdout, logs.stderr = cfg.SpoolStdout, cfg.SpoolStderr
+	}
 	snapshotter := cfg.Snapshotter
 	if snapshotter == "" {
 		snapshotter = defaults.DefaultSnapshotter
