@@ -264,9 +264,10 @@ func (c *Containerd) runcRoot() string { return filepath.Join(c.State, "runc") }
 // writeRuncWrapper puts a `runc` into dir that runs the real runc with its
 // state under root instead of the shared sharedRuncRoot, so that daemons
 // running side by side (tests of several checkouts) never see each other's
-// containers. The shim finds it first in the daemon's PATH.
+// containers. The shim finds it first in the daemon's PATH. The real runc
+// is RuncBin's.
 func writeRuncWrapper(dir, root string) error {
-	real, err := LookBin("runc")
+	real, err := RuncBin()
 	if err != nil {
 		return err
 	}
