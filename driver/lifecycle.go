@@ -108,6 +108,7 @@ func (d *Driver) destroySteps(h *taskHandle, force bool) error {
 	}
 	h.stopDestroyRetry()
 	st.gc.Release(h.state.ImageRef)
+	st.ids.Release(h.state.ContainerID)
 	d.tasks.Delete(h.cfg.ID)
 	return nil
 }

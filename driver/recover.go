@@ -42,6 +42,12 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err := d.tasks.Reserve(handle.Config.ID, ts.ContainerID); err != nil {
 		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
 	}
+	// its host IDs are nobody else's, even while its container cannot be
+	// reached: a range is freed only when the task is gone
+	if err := restoreIDs(st.ids, ts); err != nil {
+		d.tasks.Delete(handle.Config.ID)
+		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
+	}
 	// the task's container is in the namespace it was started in, which
 	// the plugin's namespace setting may no longer name
 	rt := d.runtimeIn(st, ts.Namespace)
@@ -102,6 +108,7 @@ func (d *Driver) removeLost(st *state, rt *executor.Runtime, ts TaskState) error
 	if inConfiguredNamespace(st, ts.Namespace) {
 		st.gc.Release(ts.ImageRef)
 	}
+	st.ids.Release(ts.ContainerID)
 	d.logger.Warn("removed what was left of a task whose container is gone", "container_id", ts.ContainerID, "errors", len(errs))
 	return errors.Join(errs...)
 }
