@@ -118,6 +118,11 @@ func LaunchContainerd(o LaunchOptions) (_ *Containerd, err error) {
 			return nil, err
 		}
 		c.dirs = append(c.dirs, run)
+		// traversable, as containerd keeps its own state dir: a task in a
+		// user namespace of its own reaches its rootfs beneath it
+		if err := os.Chmod(run, 0o711); err != nil {
+			return nil, err
+		}
 	}
 	c.Address, c.State = filepath.Join(run, "containerd.sock"), filepath.Join(run, "state")
 	if !owned {
