@@ -42,6 +42,7 @@ type Config struct {
 	Security           SecurityConfig
 	CDI                CDIConfig
 	Limits             LimitsConfig
+	UserNS             UserNSConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -138,6 +139,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.Limits, err = parseLimitsConfig(raw.InitPath, raw.AllowNegativeOOMScoreAdj); err != nil {
+		return nil, err
+	}
+	if c.UserNS, err = parseUserNSConfig(raw.UserNS); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -61,3 +61,65 @@ func TestIDPoolConfigErrors(t *testing.T) {
 	_, err := newIDPool(defaultIDRangeStart, 100, nil, hclog.NewNullLogger())
 	must.EqError(t, err, "invalid plugin config: userns.range_count: 100 must be a positive multiple of 65536 (one task's IDs)")
 }
+
+func TestParseUserNSConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, hcl string
+		want      UserNSConfig
+		err       string
+	}{
+		{name: "no block", hcl: ``, want: UserNSConfig{Default: "host", RangeStart: 1 << 31, RangeCount: 4096 * 65536}},
+		{name: "defaults", hcl: `userns {}`, want: UserNSConfig{Default: "host", RangeStart: 1 << 31, RangeCount: 4096 * 65536}},
+		{name: "auto", hcl: `userns { default = "auto" }`, want: UserNSConfig{Default: "auto", RangeStart: 1 << 31, RangeCount: 4096 * 65536}},
+		{name: "own range", hcl: "userns {\n range_start = 100000\n range_count = 131072\n}", want: UserNSConfig{Default: "host", RangeStart: 100000, RangeCount: 131072}},
+		{name: "bad default", hcl: `userns { default = "private" }`, err: `userns.default: "private" is not one of "auto", "host"`},
+		{name: "root", hcl: `userns { range_start = 0 }`, err: "userns.range_start: 0 must be a host ID from 1 to 4294967294 (0 is the host's root)"},
+		{name: "negative", hcl: `userns { range_start = -5 }`, err: "userns.range_start: -5 must be a host ID from 1 to 4294967294 (0 is the host's root)"},
+		{name: "no IDs", hcl: `userns { range_count = 0 }`, err: "userns.range_count: 0 must be a positive multiple of 65536 (one task's IDs)"},
+		{name: "not whole ranges", hcl: `userns { range_count = 70000 }`, err: "userns.range_count: 70000 must be a positive multiple of 65536 (one task's IDs)"},
+		{name: "past the last ID", hcl: "userns {\n range_start = 4294901760\n range_count = 65536\n}", err: "userns.range_start + range_count: 4294901760 + 65536 must stay below 4294967295 (the kernel's largest ID is reserved)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(decodePluginHCL(t, tc.hcl))
+			if tc.err != "" {
+				must.EqError(t, err, tc.err)
+				return
+			}
+			must.NoError(t, err)
+			must.Eq(t, tc.want, c.UserNS)
+		})
+	}
+}
+
+func TestUserNSModeOption(t *testing.T) {
+	for _, tc := range []struct {
+		mode, def string
+		want      bool // a range is reserved
+		err       string
+	}{
+		{mode: "", def: "host"},
+		{mode: "", def: "auto", want: true},
+		{mode: "auto", def: "host", want: true},
+		{mode: "host", def: "auto"},
+		{mode: "private", def: "host", err: `userns_mode: "private" is not one of "auto", "host"`},
+		{mode: "Auto", def: "host", err: `userns_mode: "Auto" is not one of "auto", "host"`},
+	} {
+		t.Run(tc.mode+"/"+tc.def, func(t *testing.T) {
+			_, err := parseTaskConfig(rawTaskConfig{Image: "busybox", UserNSMode: tc.mode})
+			if tc.err != "" {
+				must.EqError(t, err, tc.err)
+				return
+			}
+			must.NoError(t, err)
+			p, err := userns.NewPool(defaultIDRangeStart, userns.Size)
+			must.NoError(t, err)
+			r, err := reserveIDs(p, "web-1", tc.mode, tc.def)
+			must.NoError(t, err)
+			must.Eq(t, tc.want, r != nil)
+			if tc.want {
+				_, err := reserveIDs(p, "web-2", tc.mode, tc.def)
+				must.EqError(t, err, `userns_mode: "auto": failed to reserve host IDs for web-2: every ID range of the pool is taken (1 ranges of 65536 IDs from 2147483648)`)
+			}
+		})
+	}
+}

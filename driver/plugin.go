@@ -94,7 +94,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if d.st != nil {
 		oldIDs = d.st.ids
 	}
-	if st.ids, err = newIDPool(defaultIDRangeStart, defaultIDRangeCount, oldIDs, d.logger); err != nil {
+	if st.ids, err = newIDPool(conf.UserNS.RangeStart, conf.UserNS.RangeCount, oldIDs, d.logger); err != nil {
 		_ = c.Close()
 		return err
 	}

@@ -55,6 +55,18 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
+	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, st.config.UserNS.Default)
+	if err != nil {
+		return nil, err
+	}
+	if ids != nil {
+		defer func() {
+			if err != nil {
+				st.ids.Release(p.containerID)
+			}
+		}()
+		p.spec.UserNS = ids.Mappings()
+	}
 	if p.spec.CDIDevices, err = st.cdi.taskDevices(cfg, tc.CDIDevices, p.runtime); err != nil {
 		return nil, err
 	}
@@ -112,6 +124,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		ImageDigest: info.Digest,
 		StartedAt:   time.Now().UTC(),
 		PID:         task.PID(),
+		UserNS:      ids,
 	}
 	if net != nil {
 		state.Network = &net.Attachment
