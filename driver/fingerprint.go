@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,11 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		HealthDescription: drivers.DriverHealthy,
 	}
 	d.fingerprintRunc(fp, st.config.Runtime, rt.Features)
+	// userns_mode = "auto" needs the snapshotter to mount layers idmapped
+	// (containerd's overlayfs says so when the kernel can)
+	if caps, err := st.client.GetSnapshotterCapabilities(ctx, st.config.Snapshotter); err == nil {
+		fp.Attributes["driver.containerd.userns"] = pstructs.NewBoolAttribute(slices.Contains(caps, "remap-ids"))
+	}
 	// the built-in bridge network needs the reference CNI plugins; host,
 	// none and group networking work without them
 	missing := st.networks.MissingPlugins()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -89,6 +90,10 @@ func testUserNSRecovery(t *testing.T, b *bed) {
 	first := newTask(t, sh("echo ready; exec sleep 300")) // the plugin's default
 	handle := start(t, h, first)
 	eventually(t, "ready", func() bool { return strings.Contains(logs(t, first, "stdout"), "ready") })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	supported, _ := firstFingerprint(ctx, t, h).Attributes["driver.containerd.userns"].GetBool()
+	must.True(t, supported, must.Sprint("the fingerprint says the node cannot run userns_mode = \"auto\""))
 	pid := taskPID(t, h, first.ID)
 	uid, gid := hostIDs(t, pid)
 	must.Eq(t, fmt.Sprint(defaultIDRangeStart), uid)
