@@ -101,13 +101,21 @@ func checkUserNSMode(field, mode string, emptyOK bool) error {
 
 // reserveIDs gives the task a range of host IDs when its user namespace
 // mode (the plugin's default where the task names none) is "auto"; nil
-// for "host".
-func reserveIDs(p *userns.Pool, containerID, mode, defaultMode string) (*userns.Range, error) {
+// for "host". A privileged task runs in the host's: its devices and
+// capabilities are the host's (as docker refuses --privileged under its
+// remap); one that asks for both is refused.
+func reserveIDs(p *userns.Pool, containerID, mode string, privileged bool, defaultMode string) (*userns.Range, error) {
 	if mode == "" {
 		mode = defaultMode
+		if privileged {
+			return nil, nil
+		}
 	}
 	if mode != userNSAuto {
 		return nil, nil
+	}
+	if privileged {
+		return nil, fmt.Errorf("userns_mode: %q cannot be combined with privileged = true: a privileged task runs in the host's user namespace (userns_mode = %q)", mode, userNSHost)
 	}
 	r, err := p.Reserve(containerID)
 	if err != nil {

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -93,33 +94,40 @@ func TestParseUserNSConfig(t *testing.T) {
 
 func TestUserNSModeOption(t *testing.T) {
 	for _, tc := range []struct {
-		mode, def string
-		want      bool // a range is reserved
-		err       string
+		mode, def  string
+		privileged bool
+		want       bool // a range is reserved
+		err        string
 	}{
 		{mode: "", def: "host"},
 		{mode: "", def: "auto", want: true},
 		{mode: "auto", def: "host", want: true},
 		{mode: "host", def: "auto"},
+		{mode: "", def: "auto", privileged: true},
+		{mode: "auto", def: "host", privileged: true, err: `userns_mode: "auto" cannot be combined with privileged = true: a privileged task runs in the host's user namespace (userns_mode = "host")`},
 		{mode: "private", def: "host", err: `userns_mode: "private" is not one of "auto", "host"`},
 		{mode: "Auto", def: "host", err: `userns_mode: "Auto" is not one of "auto", "host"`},
 	} {
-		t.Run(tc.mode+"/"+tc.def, func(t *testing.T) {
-			_, err := parseTaskConfig(rawTaskConfig{Image: "busybox", UserNSMode: tc.mode})
+		t.Run(fmt.Sprintf("%s/%s/%v", tc.mode, tc.def, tc.privileged), func(t *testing.T) {
+			task, err := parseTaskConfig(rawTaskConfig{Image: "busybox", UserNSMode: tc.mode, Privileged: tc.privileged})
+			if err == nil {
+				p, perr := userns.NewPool(defaultIDRangeStart, userns.Size)
+				must.NoError(t, perr)
+				var r *userns.Range
+				r, err = reserveIDs(p, "web-1", task.UserNSMode, task.Privileged, tc.def)
+				if err == nil {
+					must.Eq(t, tc.want, r != nil)
+				}
+				if err == nil && tc.want {
+					_, err := reserveIDs(p, "web-2", task.UserNSMode, task.Privileged, tc.def)
+					must.EqError(t, err, `userns_mode: "auto": failed to reserve host IDs for web-2: every ID range of the pool is taken (1 ranges of 65536 IDs from 2147483648)`)
+				}
+			}
 			if tc.err != "" {
 				must.EqError(t, err, tc.err)
 				return
 			}
 			must.NoError(t, err)
-			p, err := userns.NewPool(defaultIDRangeStart, userns.Size)
-			must.NoError(t, err)
-			r, err := reserveIDs(p, "web-1", tc.mode, tc.def)
-			must.NoError(t, err)
-			must.Eq(t, tc.want, r != nil)
-			if tc.want {
-				_, err := reserveIDs(p, "web-2", tc.mode, tc.def)
-				must.EqError(t, err, `userns_mode: "auto": failed to reserve host IDs for web-2: every ID range of the pool is taken (1 ranges of 65536 IDs from 2147483648)`)
-			}
 		})
 	}
 }

@@ -55,7 +55,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
-	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, st.config.UserNS.Default)
+	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, tc.Privileged, st.config.UserNS.Default)
 	if err != nil {
 		return nil, err
 	}
