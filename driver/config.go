@@ -43,6 +43,7 @@ type Config struct {
 	CDI                CDIConfig
 	Limits             LimitsConfig
 	Logging            LoggingConfig
+	UserNS             UserNSConfig
 }
 
 var knownSnapshotters = []string{"overlayfs", "native", "stargz", "btrfs", "zfs", "devmapper", "fuse-overlayfs"}
@@ -142,6 +143,9 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		return nil, err
 	}
 	if c.Logging, err = parseLoggingConfig(raw.Logging); err != nil {
+		return nil, err
+	}
+	if c.UserNS, err = parseUserNSConfig(raw.UserNS); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	"github.com/nomad-containerd/nomad-driver-containerd/image/trust"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
 )
 
 const (
@@ -90,6 +91,9 @@ type state struct {
 	verifier    *trust.Verifier
 	gc          *image.GC
 	cdi         *cdiRegistry
+	// ids hands out the host ID ranges of tasks' user namespaces and
+	// knows those that live tasks hold.
+	ids *userns.Pool
 	// stopReconciler stops the dangling container reconciler; nil with
 	// gc.container = false.
 	stopReconciler func()

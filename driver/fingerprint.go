@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		if high := st.config.Images.GC.Disk.High; high > 0 {
 			fp.Attributes["driver.containerd.images.disk_pressure"] = pstructs.NewBoolAttribute(used > high)
 		}
+	}
+	// userns_mode = "auto" needs the snapshotter to mount layers idmapped
+	// (containerd's overlayfs says so when the kernel can)
+	if caps, err := st.client.GetSnapshotterCapabilities(ctx, st.config.Snapshotter); err == nil {
+		fp.Attributes["driver.containerd.userns"] = pstructs.NewBoolAttribute(slices.Contains(caps, "remap-ids"))
 	}
 	// the built-in bridge network needs the reference CNI plugins; host,
 	// none and group networking work without them

@@ -111,6 +111,9 @@ func (d *Driver) destroySteps(h *taskHandle, force bool) error {
 	}
 	h.stopDestroyRetry()
 	st.gc.Release(h.state.ImageRef)
+	if h.state.UserNS != nil {
+		st.ids.Release(h.state.ContainerID)
+	}
 	d.tasks.Delete(h.cfg.ID)
 	return nil
 }

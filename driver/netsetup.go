@@ -18,7 +18,7 @@ func (d *Driver) setupNetwork(st *state, cfg *drivers.TaskConfig, p *plan) (*net
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, networkTimeout)
 	defer cancel()
-	res, err := st.networks.Setup(ctx, network.Request{ID: p.containerID, Network: p.net.cni, Ports: p.ports.Mappings})
+	res, err := st.networks.Setup(ctx, network.Request{ID: p.containerID, Network: p.net.cni, Ports: p.ports.Mappings, AnyPortBinds: len(p.spec.UserNS) > 0})
 	if err != nil {
 		return nil, structs.NewRecoverableError(fmt.Errorf("network_mode %q: %w", p.net, err), true)
 	}

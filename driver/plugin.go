@@ -13,6 +13,7 @@ import (
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	"github.com/nomad-containerd/nomad-driver-containerd/image/trust"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
 )
 
 var driverCapabilities = &drivers.Capabilities{
@@ -99,6 +100,14 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var oldIDs *userns.Pool
+	if d.st != nil {
+		oldIDs = d.st.ids
+	}
+	if st.ids, err = newIDPool(conf.UserNS.RangeStart, conf.UserNS.RangeCount, oldIDs, d.logger); err != nil {
+		_ = c.Close()
+		return err
+	}
 	if d.st != nil {
 		if st.nomadConfig == nil {
 			st.nomadConfig = d.st.nomadConfig

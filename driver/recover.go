@@ -47,6 +47,12 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 		d.tasks.Set(handle.Config.ID, newHandle(handle.Config, newPulled(ts.ContainerID, ts.StartedAt), ts, d.logger))
 		return nil
 	}
+	// its host IDs are nobody else's, even while its container cannot be
+	// reached: a range is freed only when the task is gone
+	if err := restoreIDs(st.ids, ts); err != nil {
+		d.tasks.Delete(handle.Config.ID)
+		return fmt.Errorf("failed to recover task %s: %w", handle.Config.ID, err)
+	}
 	// the task's container is in the namespace it was started in, which
 	// the plugin's namespace setting may no longer name
 	rt := d.runtimeIn(st, ts.Namespace)
@@ -118,6 +124,7 @@ func (d *Driver) removeLost(st *state, rt *executor.Runtime, ts TaskState) error
 	if inConfiguredNamespace(st, ts.Namespace) {
 		st.gc.Release(ts.ImageRef)
 	}
+	st.ids.Release(ts.ContainerID)
 	d.logger.Warn("removed what was left of a task whose container is gone", "container_id", ts.ContainerID, "errors", len(errs))
 	return errors.Join(errs...)
 }

@@ -59,6 +59,11 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"max_files":     hclspec.NewDefault(hclspec.NewAttr("max_files", "number", false), hclspec.NewLiteral("10")),
 		"max_file_size": hclspec.NewDefault(hclspec.NewAttr("max_file_size", "number", false), hclspec.NewLiteral("10")),
 	})),
+	"userns": hclspec.NewBlock("userns", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"default":     hclspec.NewDefault(hclspec.NewAttr("default", "string", false), hclspec.NewLiteral(`"host"`)),
+		"range_start": hclspec.NewDefault(hclspec.NewAttr("range_start", "number", false), hclspec.NewLiteral("2147483648")),
+		"range_count": hclspec.NewDefault(hclspec.NewAttr("range_count", "number", false), hclspec.NewLiteral("268435456")),
+	})),
 	// limits
 	"init_path":                    hclspec.NewDefault(hclspec.NewAttr("init_path", "string", false), hclspec.NewLiteral(`"/usr/bin/tini-static"`)),
 	"allow_negative_oom_score_adj": hclspec.NewDefault(hclspec.NewAttr("allow_negative_oom_score_adj", "bool", false), hclspec.NewLiteral("false")),
@@ -90,6 +95,7 @@ type rawConfig struct {
 	CNI                 rawCNIConfig    `codec:"cni"`
 	CDI                 rawCDIConfig    `codec:"cdi"`
 	Logging             rawLogging      `codec:"logging"`
+	UserNS              rawUserNSConfig `codec:"userns"`
 
 	AllowUnconfinedSeccomp bool     `codec:"allow_unconfined_seccomp"`
 	AllowedSeccompProfiles []string `codec:"allowed_seccomp_profiles"`
@@ -106,6 +112,12 @@ type rawCNIConfig struct {
 	BridgeName string `codec:"bridge_name"`
 	Subnet     string `codec:"subnet"`
 	NetNSDir   string `codec:"netns_dir"`
+}
+
+type rawUserNSConfig struct {
+	Default    string `codec:"default"`
+	RangeStart *int64 `codec:"range_start"` // nil: no userns block
+	RangeCount *int64 `codec:"range_count"`
 }
 
 type rawVolumeConfig struct {
@@ -258,6 +270,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"cpu_hard_limit": hclspec.NewAttr("cpu_hard_limit", "bool", false),
 	"cpu_cfs_period": hclspec.NewDefault(hclspec.NewAttr("cpu_cfs_period", "number", false), hclspec.NewLiteral("100000")),
 	"group_add":      hclspec.NewAttr("group_add", "list(string)", false),
+	"userns_mode":    hclspec.NewAttr("userns_mode", "string", false),
 })
 
 // rawTaskConfig is the task config as decoded from taskConfigSpec.
@@ -314,6 +327,7 @@ type rawTaskConfig struct {
 	CPUHardLimit     bool                `codec:"cpu_hard_limit"`
 	CPUCFSPeriod     any                 `codec:"cpu_cfs_period"`
 	GroupAdd         []string            `codec:"group_add"`
+	UserNSMode       string              `codec:"userns_mode"`
 }
 
 type rawMount struct {

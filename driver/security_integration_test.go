@@ -364,7 +364,7 @@ func testSeccomp(t *testing.T, b *bed) {
 }
 
 func testRuncFingerprint(t *testing.T, b *bed) {
-	runc, err := testbed.LookBin("runc")
+	runc, err := testbed.RuncBin()
 	must.NoError(t, err)
 	v, err := exec.Command(runc, "--version").Output()
 	must.NoError(t, err)
@@ -384,7 +384,11 @@ func testRuncFingerprint(t *testing.T, b *bed) {
 	got, _ := fp.Attributes["driver.containerd.runc.version"].GetString()
 	must.Eq(t, version, got)
 	want := checkRunc(version, commit).warning()
-	warning, _ := fp.Attributes["driver.containerd.runc.warning"].GetString()
+	var warning string
+	if a, ok := fp.Attributes["driver.containerd.runc.warning"]; ok {
+		warning, _ = a.GetString()
+		must.NotEq(t, "", warning, must.Sprint("the warning attribute is set only with a warning"))
+	}
 	must.Eq(t, want, warning)
 	t.Logf("runc %s (%s): %q", version, commit, warning)
 	must.Eq(t, drivers.HealthStateHealthy, fp.Health)

@@ -59,6 +59,18 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
+	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, tc.Privileged, st.config.UserNS.Default)
+	if err != nil {
+		return nil, err
+	}
+	if ids != nil {
+		defer func() {
+			if err != nil {
+				st.ids.Release(p.containerID)
+			}
+		}()
+		p.spec.UserNS = ids.Mappings()
+	}
 	if err := st.cdi.addDevices(cfg, tc.CDIDevices, p); err != nil {
 		return nil, err
 	}
@@ -123,6 +135,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		StartedAt:   time.Now().UTC(),
 		PID:         task.PID(),
 		Logs:        logState,
+		UserNS:      ids,
 	}
 	if net != nil {
 		state.Network = &net.Attachment

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
 )
 
 // taskStateVersion is the current format of TaskState. Decoding accepts
@@ -14,7 +15,9 @@ import (
 // format changes: bump it, keep the older fields decodable, add the upgrade
 // step to upgradeState, and commit a fixture of the new version
 // (driver/testdata, see state_test.go).
-const taskStateVersion = 1
+//
+// Version 2 added UserNS.
+const taskStateVersion = 2
 
 // TaskState is what the driver persists in Nomad's task handle so that a
 // restarted plugin can reattach. It holds no credentials.
@@ -37,6 +40,10 @@ type TaskState struct {
 	PullOnly bool `codec:",omitempty"`
 	// Logs is set when the driver collects the task's output.
 	Logs *LogState
+	// UserNS is the host ID range the task's user namespace maps onto;
+	// nil for a task in the host's user namespace (and in every version 1
+	// state).
+	UserNS *userns.Range
 }
 
 // decodeState reads the task state from Nomad's handle and brings it to the
@@ -61,6 +68,10 @@ func decodeState(handle *drivers.TaskHandle) (TaskState, error) {
 func upgradeState(s *TaskState) error {
 	switch {
 	case s.Version == taskStateVersion:
+	case s.Version == 1:
+		// version 1 knew no user namespaces: its tasks run in the host's
+		s.UserNS = nil
+		s.Version = taskStateVersion
 	case s.Version > taskStateVersion:
 		return fmt.Errorf("task state version %d is newer than this plugin's %d", s.Version, taskStateVersion)
 	default:

@@ -15,6 +15,7 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
 )
 
 // -update writes the fixtures of the current state version (never those of
@@ -30,7 +31,7 @@ var stateFixtures = []struct {
 	want TaskState
 }{
 	{"taskstate-v1-bridge.msgpack", TaskState{
-		Version:     1,
+		Version:     2, // upgraded: a version 1 task runs in the host's user namespace
 		ContainerID: "web-6f1b0c1e-2a4d-4f8e-9b3a-1c2d3e4f5a6b",
 		Namespace:   "nomad",
 		ImageRef:    "registry.example.com/team/web:1.4",
@@ -54,7 +55,7 @@ var stateFixtures = []struct {
 		PortMap: map[string]int{"http": 8080, "admin": 9090},
 	}},
 	{"taskstate-v1-host.msgpack", TaskState{
-		Version:     1,
+		Version:     2,
 		ContainerID: "batch-0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d",
 		Namespace:   "nomad",
 		ImageRef:    "docker.io/library/busybox:1.36",
@@ -63,13 +64,24 @@ var stateFixtures = []struct {
 		PID:         7,
 	}},
 	{"taskstate-v1-pullonly.msgpack", TaskState{
-		Version:     1,
+		Version:     2,
 		ContainerID: "warm-1e2d3c4b-5a69-4788-9a0b-c1d2e3f4a5b6",
 		Namespace:   "nomad",
 		ImageRef:    "registry.example.com/team/web:1.5",
 		ImageDigest: "sha256:0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d",
 		StartedAt:   time.Date(2026, 1, 12, 4, 0, 0, 0, time.UTC),
 		PullOnly:    true,
+	}},
+	{"taskstate-v2-userns.msgpack", TaskState{
+		Version:     2,
+		ContainerID: "api-3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+		Namespace:   "nomad",
+		ImageRef:    "registry.example.com/team/api:2.0",
+		ImageDigest: "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+		StartedAt:   time.Date(2026, 12, 7, 2, 15, 0, 0, time.UTC),
+		PID:         51234,
+		PortMap:     map[string]int{"http": 80},
+		UserNS:      &userns.Range{Start: 2147549184, Size: 65536},
 	}},
 }
 
@@ -99,7 +111,7 @@ func handleWith(state []byte) *drivers.TaskHandle {
 func TestTaskStateFixturesDecode(t *testing.T) {
 	if *updateFixtures {
 		for _, f := range stateFixtures {
-			if f.want.Version == taskStateVersion {
+			if strings.HasPrefix(f.file, fmt.Sprintf("taskstate-v%d-", taskStateVersion)) {
 				must.NoError(t, os.WriteFile(fixturePath(f.file), encodeState(t, &f.want), 0o644))
 			}
 		}
@@ -138,7 +150,7 @@ func TestTaskStateNewerVersionRefused(t *testing.T) {
 	raw, err := os.ReadFile(fixturePath(newerFixture))
 	must.NoError(t, err)
 	_, err = decodeState(handleWith(raw))
-	must.ErrorContains(t, err, "task state version 99 was written by a newer plugin: this one reads versions 1 to 1")
+	must.ErrorContains(t, err, "task state version 99 was written by a newer plugin: this one reads versions 1 to 2")
 
 	// RecoverTask fails on it before it needs containerd, and the dangling
 	// container reconciler keeps off the task's container
@@ -155,7 +167,7 @@ func TestTaskStateRefusals(t *testing.T) {
 		state any
 		want  string
 	}{
-		"no version":      {map[string]any{"ContainerID": "web-1"}, "task state version 0 is not supported: versions 1 to 1 are"},
+		"no version":      {map[string]any{"ContainerID": "web-1"}, "task state version 0 is not supported: versions 1 to 2 are"},
 		"no container ID": {TaskState{Version: 1}, "task state has no container ID"},
 		"not a state":     {[]string{"web-1"}, "failed to decode task state"},
 	}

@@ -46,6 +46,9 @@ type TaskConfig struct {
 	// CDIDevices are fully qualified CDI device names (vendor.com/class=name).
 	CDIDevices []string
 	Limits     TaskLimits
+	// UserNSMode is "auto" (a user namespace of its own), "host" or ""
+	// (the plugin's userns.default).
+	UserNSMode string
 }
 
 // parseTaskConfig validates a decoded task config on its own; checks that
@@ -72,6 +75,10 @@ func parseTaskConfig(raw rawTaskConfig) (*TaskConfig, error) {
 		Platform:       raw.Platform,
 		Load:           raw.Load,
 		PullOnly:       raw.PullOnly,
+		UserNSMode:     raw.UserNSMode,
+	}
+	if err := checkUserNSMode("userns_mode", tc.UserNSMode, true); err != nil {
+		return nil, err
 	}
 	if tc.Image == "" {
 		return nil, fmt.Errorf("image: must name an image such as %q, got an empty value", "docker.io/library/redis:7")

@@ -1,4 +1,5 @@
-# A hardened service: read-only root filesystem, no capabilities, no new
+# A hardened service: a user namespace of its own (its root is an
+# unprivileged host ID), read-only root filesystem, no capabilities, no new
 # privileges, and the operator's seccomp profile on top. The profile
 # (example-jobs/seccomp/hardened.json refuses mount, ptrace, namespaces,
 # keyrings, kernel modules, device nodes and fifos, io_uring, ...) must lie
@@ -39,8 +40,9 @@ job "hardened" {
       config {
         image             = var.image
         command           = "sh"
-        args              = ["-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; touch /x 2>/dev/null || echo rootfs read-only; mkfifo /local/fifo || true; exec httpd -f -p 8080 -h /local/www"]
+        args              = ["-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo uid_map $(cat /proc/self/uid_map); touch /x 2>/dev/null || echo rootfs read-only; mkfifo /local/fifo || true; exec httpd -f -p 8080 -h /local/www"]
         ports             = ["http"]
+        userns_mode       = "auto"
         readonly_rootfs   = true
         no_new_privileges = true
         cap_drop          = ["all"]

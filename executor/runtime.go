@@ -122,6 +122,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		specOpts = append(specOpts, checkResolvedTargets(cfg.Spec.CheckTarget))
 	}
 	specOpts = append(specOpts, cfg.Cpuset.specOpts(cfg.ID)...)
+	specOpts = append(specOpts, userNSOpts(cfg.Spec.UserNS)...)
 
 	if _, err := r.client.ContainerService().Get(ctx, cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %s: %w", cfg.ID, errdefs.ErrAlreadyExists)
@@ -154,7 +155,7 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	containerOpts := []client.NewContainerOpts{
 		client.WithImage(cfg.Image),
 		client.WithSnapshotter(snapshotter),
-		client.WithNewSnapshot(cfg.ID, cfg.Image),
+		newSnapshot(cfg.ID, cfg.Image, cfg.Spec.UserNS),
 		client.WithContainerLabels(cfg.Labels),
 	}
 	if cfg.Runtime != "" {

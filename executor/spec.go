@@ -46,6 +46,10 @@ type SpecConfig struct {
 	// /etc/group.
 	User     string
 	Hostname string
+	// UserNS, when set, runs the container in a user namespace of its own
+	// whose IDs (users and groups alike) map onto these host IDs; its root
+	// filesystem is mapped the same way (see newSnapshot).
+	UserNS []specs.LinuxIDMapping
 	// Mounts are appended after the default mounts; a mount at the destination
 	// of a default mount replaces it.
 	Mounts []specs.Mount

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the test bed into .deps/ (git-ignored): Debian packages through apt,
-# containerd, the CNI plugins, cosign and Nomad built from the Go module proxy.
+# containerd, the CNI plugins, cosign, Nomad and runc built from the Go module
+# proxy.
 # Idempotent: a tool whose pinned version is already built is skipped.
 #
-# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign stargz, or all.
+# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign stargz runc, or all.
 # apt runs first; the Go builds then run in parallel, each timed. DEPS_APT
 # (Debian packages) and DEPS_CNI (plugin names) narrow apt and cni to what a
 # caller needs (`make demo`, see hack/demo.sh); unset, they install everything.
@@ -117,6 +118,18 @@ build_stargz() {
   mark stargz "$STARGZ_VERSION"
 }
 
+# build_runc builds runc with cgo and libseccomp (Debian's libseccomp-dev,
+# installed by the apt step) and stamps its version into `runc --version`
+# and `runc features`, which the fingerprint reads. The test bed runs it in
+# place of Debian's: testbed.LookBin finds .deps/bin first.
+build_runc() {
+  built runc "$RUNC_VERSION" && log "runc: $RUNC_VERSION already built" && return 0
+  GOBIN="$bin" CGO_ENABLED=1 go install -tags "seccomp urfave_cli_no_docs" \
+    -ldflags "-X main.version=${RUNC_VERSION#v} -X main.gitCommit=$RUNC_VERSION" \
+    "github.com/opencontainers/runc@$RUNC_VERSION"
+  mark runc "$RUNC_VERSION"
+}
+
 # timed NAME CMD...: runs CMD, then says how long it took
 timed() {
   local name=$1 start=$SECONDS
@@ -150,10 +163,10 @@ parallel() {
 steps=()
 for s in "${@:-all}"; do
   case "$s" in
-    all) steps+=(apt containerd cni nomad cosign cosign2 stargz) ;;
+    all) steps+=(apt containerd cni nomad cosign cosign2 stargz runc) ;;
     cosign) steps+=(cosign cosign2) ;;
-    apt | containerd | cni | nomad | stargz) steps+=("$s") ;;
-    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad|stargz]..." >&2; exit 2 ;;
+    apt | containerd | cni | nomad | stargz | runc) steps+=("$s") ;;
+    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad|stargz|runc]..." >&2; exit 2 ;;
   esac
 done
 builds=()

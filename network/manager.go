@@ -25,6 +25,11 @@ type Request struct {
 	ID      string              // unique per task (the container ID); CNI container ID and netns name derive from it
 	Network string              // BuiltinNetwork ("" means it too) or the name of a conflist in ConfDir (network_mode = "cni/<name>")
 	Ports   []gocni.PortMapping // portMappings capability args (may be empty)
+	// AnyPortBinds lets every process in the netns bind ports below 1024
+	// (net.ipv4.ip_unprivileged_port_start = 0, as docker sets it): a task
+	// in a user namespace of its own has no capability over a netns that
+	// the host's user namespace owns, nor can it set the sysctl itself.
+	AnyPortBinds bool
 }
 
 // Attachment is everything teardown needs; the driver persists it in task
@@ -133,7 +138,7 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Result, error) {
 	if err := os.MkdirAll(m.cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to set up network %q: failed to create netns dir: %w", req.Network, err)
 	}
-	if err := createNetNS(a.NetNSPath); err != nil {
+	if err := createNetNS(a.NetNSPath, req.AnyPortBinds); err != nil {
 		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
 	}
 

@@ -19,8 +19,9 @@ func shortHash(s string) string {
 
 // createNetNS makes a new network namespace and bind-mounts it on path (the
 // file must not exist), like containerd's pkg/netns but at a name of our
-// choosing. On error nothing is left at path.
-func createNetNS(path string) (err error) {
+// choosing. With anyPortBinds, every process in it may bind ports below
+// 1024 (see Request). On error nothing is left at path.
+func createNetNS(path string, anyPortBinds bool) (err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return fmt.Errorf("failed to create netns file: %w", err)
@@ -43,6 +44,13 @@ func createNetNS(path string) (err error) {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("failed to unshare the network namespace: %w", err)
 			return
+		}
+		// /proc/sys/net is the namespace of the thread that opens it
+		if anyPortBinds {
+			if err := os.WriteFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", []byte("0"), 0); err != nil {
+				errc <- fmt.Errorf("failed to open ports below 1024 in the network namespace: %w", err)
+				return
+			}
 		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {

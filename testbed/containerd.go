@@ -145,6 +145,11 @@ func LaunchContainerdWith(o LaunchOptions, co ContainerdOptions) (_ *Containerd,
 			return nil, err
 		}
 		c.dirs = append(c.dirs, run)
+		// traversable, as containerd keeps its own state dir: a task in a
+		// user namespace of its own reaches its rootfs beneath it
+		if err := os.Chmod(run, 0o711); err != nil {
+			return nil, err
+		}
 	}
 	c.Address, c.State = filepath.Join(run, "containerd.sock"), filepath.Join(run, "state")
 	if !owned {
@@ -291,9 +296,10 @@ func (c *Containerd) runcRoot() string { return filepath.Join(c.State, "runc") }
 // writeRuncWrapper puts a `runc` into dir that runs the real runc with its
 // state under root instead of the shared sharedRuncRoot, so that daemons
 // running side by side (tests of several checkouts) never see each other's
-// containers. The shim finds it first in the daemon's PATH.
+// containers. The shim finds it first in the daemon's PATH. The real runc
+// is RuncBin's.
 func writeRuncWrapper(dir, root string) error {
-	real, err := LookBin("runc")
+	real, err := RuncBin()
 	if err != nil {
 		return err
 	}

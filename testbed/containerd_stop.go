@@ -68,7 +68,7 @@ func (c *Containerd) killShims() {
 		pids = append(pids, s.pid)
 	}
 	killPIDs(append(descendants(pids), pids...))
-	runc, _ := LookBin("runc")
+	runc, _ := RuncBin()
 	for _, s := range left {
 		if s.ns == "" || s.id == "" {
 			continue

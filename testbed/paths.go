@@ -26,6 +26,7 @@
 package testbed
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +99,25 @@ func LookBin(name string) (string, error) {
 	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
 }
 
+// RuncEnv names a runc binary that the test bed's containerd daemons run
+// instead of the one LookBin finds (make deps builds the pinned runc into
+// BinDir): a way to try one runc build on every tier.
+const RuncEnv = "TESTBED_RUNC"
+
+// RuncBin is the runc the test bed's containerd daemons run: $TESTBED_RUNC
+// when set (it must be an executable file), else LookBin's.
+func RuncBin() (string, error) {
+	p := os.Getenv(RuncEnv)
+	if p == "" {
+		return LookBin("runc")
+	}
+	st, err := os.Stat(p)
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s=%q: must be an executable runc binary", RuncEnv, p)
+	}
+	return p, nil
+}
+
 // InCI reports whether CI=true: missing dependencies are failures there.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
@@ -110,7 +130,11 @@ func Require(t testing.TB, needRoot bool, bins ...string) {
 		missing = append(missing, "root privileges")
 	}
 	for _, b := range bins {
-		if _, err := LookBin(b); err != nil {
+		look := LookBin
+		if b == "runc" {
+			look = func(string) (string, error) { return RuncBin() }
+		}
+		if _, err := look(b); err != nil {
 			missing = append(missing, b+" (not in "+BinDir()+" nor PATH; run `make deps`)")
 		}
 	}

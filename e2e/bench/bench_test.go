@@ -122,7 +122,7 @@ func machine(b *bed) Machine {
 	if v, err := b.cd.Client.Version(ctx); err == nil {
 		m.Containerd = v.Version
 	}
-	if runc, err := testbed.LookBin("runc"); err == nil {
+	if runc, err := testbed.RuncBin(); err == nil {
 		if out, err := exec.CommandContext(ctx, runc, "--version").Output(); err == nil {
 			m.Runc = strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "runc version ")
 		}

@@ -52,6 +52,11 @@ var testBed = []tool{
 		pkgs:   []string{"github.com/sigstore/cosign/v2/cmd/cosign"},
 	},
 	{
+		name: "runc", versionVar: "RUNC_VERSION", cgo: true, tags: "seccomp urfave_cli_no_docs",
+		module: "github.com/opencontainers/runc",
+		pkgs:   []string{"github.com/opencontainers/runc"},
+	},
+	{
 		name: "nomad", versionVar: "NOMAD_VERSION", cgo: true,
 		module: "github.com/hashicorp/nomad", dir: "hack/tools/nomad",
 		pkgs: []string{"github.com/hashicorp/nomad"},

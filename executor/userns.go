@@ -1,0 +1,49 @@
+package executor
+
+import (
+	"context"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// The container's own user namespace (SpecConfig.UserNS): its IDs map onto
+// a host range, for users and groups alike. The root filesystem is the
+// image's snapshot with the same mapping in its labels
+// (containerd.io/snapshot/uidmapping and gidmapping): a snapshotter with
+// idmap support (overlayfs on a kernel with idmapped overlay mounts) mounts
+// the layers idmapped, copying nothing; another one gets a copy of the
+// image chowned into the range, made once per image and range.
+
+// newSnapshot is the container's snapshot option: a plain snapshot of the
+// image, or one with the user namespace's ID mapping.
+func newSnapshot(id string, img client.Image, m []specs.LinuxIDMapping) client.NewContainerOpts {
+	if len(m) == 0 {
+		return client.WithNewSnapshot(id, img)
+	}
+	return client.WithNewSnapshot(id, img, client.WithUserNSRemapperLabels(m, m))
+}
+
+// userNSOpts puts the process in a new user namespace with the mapping.
+func userNSOpts(m []specs.LinuxIDMapping) []oci.SpecOpts {
+	if len(m) == 0 {
+		return nil
+	}
+	return []oci.SpecOpts{oci.WithUserNamespace(m, m), withSysBind}
+}
+
+// withSysBind replaces the /sys mount with a read-only bind of the host's:
+// a new sysfs may only be mounted in a network namespace that the user
+// namespace owns, and the task's (the host's, CNI's or Nomad's group
+// namespace) is the host user namespace's.
+func withSysBind(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" && m.Type == "sysfs" {
+			s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+				Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+		}
+	}
+	return nil
+}
