@@ -10,7 +10,6 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/distribution/reference"
 	"github.com/hashicorp/go-hclog"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -24,9 +23,6 @@ const (
 
 // maxSignatures bounds the signature manifests examined per image.
 const maxSignatures = 32
-
-// verifiedCacheSize bounds the verified digests a Verifier remembers.
-const verifiedCacheSize = 1024
 
 // ErrNotVerified is matched (errors.Is) by every *Error.
 var ErrNotVerified = errors.New("image signature not verified")
@@ -63,14 +59,16 @@ type Result struct {
 
 // Verifier checks image digests against the trust config. It remembers
 // the digests it verified, so that starting an image again asks the
-// registry nothing: an entry holds for the repository, digest, rule, policy
-// and the keys' contents, and a new config comes with a new Verifier, whose
-// memory is empty. Digests that did not verify are asked about every time.
+// registry nothing: an entry holds for the repository, digest, rule, policy,
+// the keys' contents and the whole config's fingerprint, so Verifiers that
+// share a Memory (WithMemory) across configs verify again after any change
+// of the rules. Digests that did not verify are asked about every time.
 type Verifier struct {
 	cfg      *Config
+	cfgPrint string // cfg.fingerprint()
 	hosts    func(refHost string) docker.RegistryHosts
 	logger   hclog.Logger
-	verified *lru.Cache[string, Result]
+	verified *Memory
 }
 
 // NewVerifier returns a Verifier for cfg (nil: everything off). hosts gives
@@ -86,19 +84,7 @@ func NewVerifier(cfg *Config, hosts func(refHost string) docker.RegistryHosts, l
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	verified, _ := lru.New[string, Result](verifiedCacheSize) // fails only for a size <= 0
-	return &Verifier{cfg: cfg, hosts: hosts, logger: logger.Named("trust"), verified: verified}
-}
-
-// verifiedKey names a verification: what was verified, under which rule
-// and policy, with which keys.
-func verifiedKey(named reference.Named, dgst digest.Digest, rule Rule, keys []*publicKey) string {
-	var b strings.Builder
-	b.WriteString(named.Name() + "@" + dgst.String() + "\x00" + rule.Name() + "\x00" + string(rule.Policy))
-	for _, k := range keys {
-		b.WriteString("\x00" + k.path + "=" + k.fingerprint)
-	}
-	return b.String()
+	return &Verifier{cfg: cfg, cfgPrint: cfg.fingerprint(), hosts: hosts, logger: logger.Named("trust"), verified: NewMemory()}
 }
 
 // Verify checks the signatures of dgst, the digest ref was resolved to,
@@ -133,7 +119,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
-	cacheKey := verifiedKey(named, dgst, rule, keys)
+	cacheKey := v.verifiedKey(named, dgst, rule, keys)
 	if cached, ok := v.verified.Get(cacheKey); ok {
 		logger.Debug("image signature verified before", "key", cached.KeyPath, "layout", cached.Layout)
 		return cached, nil
