@@ -4,8 +4,10 @@
 // Both layouts cosign writes are read from the image's own registry: the
 // classic "sha256-<hex>.sig" tag holding simple-signing payloads, and the
 // Sigstore bundle (cosign v3) stored as an OCI referrer of the digest or
-// under its "sha256-<hex>" referrers tag fallback. Verification is
-// key-based only: transparency log entries and certificates in a bundle are
+// under its "sha256-<hex>" referrers tag fallback. The checks are sigstore's
+// own libraries: sigstore-go verifies bundles, sigstore/sigstore loads keys
+// and verifies simple-signing payloads. Verification is key-based and
+// offline: transparency log entries and certificates in a bundle are
 // ignored.
 package trust
 
