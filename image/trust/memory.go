@@ -62,6 +62,12 @@ func (c *Config) fingerprint() string {
 		for _, k := range r.keys {
 			h.Write([]byte("\x00loaded\x00" + k.fingerprint))
 		}
+		for _, id := range r.Identities {
+			h.Write([]byte("\x00identity\x00" + id.Issuer + "\x00" + id.IssuerRegexp + "\x00" + id.Subject + "\x00" + id.SubjectRegexp))
+		}
+		if r.root != nil {
+			h.Write([]byte("\x00root\x00" + r.TrustedRoot + "\x00" + r.root.fingerprint))
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -100,7 +100,7 @@ func verifyBundle(data []byte, dgst digest.Digest, keys []*publicKey) (*publicKe
 		if err == nil {
 			return k, checkPredicate(res)
 		}
-		if signedOther := signedFor(v, &b); signedOther != nil {
+		if signedOther := signedFor(v, &b, verify.WithKey()); signedOther != nil {
 			other = signedOther
 		}
 	}
@@ -118,20 +118,21 @@ func keyMaterial(k *publicKey) root.TrustedMaterial {
 }
 
 // signedFor is errOtherDigest, naming what the bundle signs, when b
-// verifies under v for the artifact it names itself; else nil.
-func signedFor(v *verify.Verifier, b *bundle.Bundle) error {
+// verifies under v and signer (the key or identity policy) for the artifact
+// it names itself; else nil.
+func signedFor(v *verify.Verifier, b *bundle.Bundle, signer verify.PolicyOption) error {
 	content, err := b.SignatureContent()
 	if err != nil {
 		return nil
 	}
 	if ms := content.MessageSignatureContent(); ms != nil {
-		policy := verify.NewPolicy(verify.WithArtifactDigest("sha256", ms.Digest()), verify.WithKey())
+		policy := verify.NewPolicy(verify.WithArtifactDigest("sha256", ms.Digest()), signer)
 		if _, err := v.Verify(b, policy); err != nil {
 			return nil
 		}
 		return fmt.Errorf("%w: the message digest is sha256:%x", errOtherDigest, ms.Digest())
 	}
-	res, err := v.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithKey()))
+	res, err := v.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), signer))
 	if err != nil || res.Statement == nil {
 		return nil
 	}

@@ -53,6 +53,7 @@ type Result struct {
 	Rule     string // rule prefix, or DefaultRuleName
 	Verified bool
 	KeyPath  string // the key that verified
+	Identity string // or the keyless identity that verified
 	Layout   string // LayoutTag, LayoutBundleReferrer or LayoutBundleTag
 	Warning  string // under warn: why the image is not verified
 }
@@ -119,18 +120,30 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
+	signers := trusted{keys: keys, ids: rule.Identities, root: rule.root}
+	if signers.root == nil && rule.TrustedRoot != "" {
+		if signers.root, err = loadTrustedRoot(rule.TrustedRoot); err != nil {
+			return res, fmt.Errorf("trust rule %q: trusted root %q: %w", res.Rule, rule.TrustedRoot, err)
+		}
+	}
+
 	cacheKey := v.verifiedKey(named, dgst, rule, keys)
 	if cached, ok := v.verified.Get(cacheKey); ok {
-		logger.Debug("image signature verified before", "key", cached.KeyPath, "layout", cached.Layout)
+		logger.Debug("image signature verified before", "signer", cached.Signer(), "layout", cached.Layout)
 		return cached, nil
 	}
-	key, layout, failure := v.check(quietContext(ctx), named, dgst, keys)
+	by, layout, failure := v.check(quietContext(ctx), named, dgst, signers)
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("signature verification of %s (%s) interrupted: %w", named, dgst, ctx.Err())
 	}
 	if failure == nil {
-		res.Verified, res.KeyPath, res.Layout = true, key.path, layout
-		logger.Info("image signature verified", "key", key.path, "layout", layout)
+		res.Verified, res.Layout = true, layout
+		if by.key != nil {
+			res.KeyPath = by.key.path
+		} else {
+			res.Identity = by.id.Name()
+		}
+		logger.Info("image signature verified", "signer", res.Signer(), "layout", layout)
 		v.verified.Add(cacheKey, res)
 		return res, nil
 	}
@@ -144,15 +157,39 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 	return res, nil
 }
 
-// check looks for a signature of dgst by one of keys: bundles first, then
-// the classic tag. A nil *Error means verified by the returned key.
-func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest.Digest, keys []*publicKey) (*publicKey, string, *Error) {
-	if len(keys) == 0 {
-		return nil, "", &Error{Reason: "the rule names no public key"}
+// trusted is who may sign under a rule: its keys, and its identities
+// under its trusted root.
+type trusted struct {
+	keys []*publicKey
+	ids  []Identity
+	root *trustedRoot
+}
+
+// signedBy is the key or the identity that signed.
+type signedBy struct {
+	key *publicKey
+	id  *Identity
+}
+
+// Signer is the key path or the identity that verified.
+func (r Result) Signer() string {
+	if r.KeyPath != "" {
+		return r.KeyPath
 	}
+	return r.Identity
+}
+
+// check looks for a signature of dgst by one of signers: bundles first,
+// then the classic tag (keys only). A nil *Error means verified by the
+// returned signer.
+func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest.Digest, signers trusted) (signedBy, string, *Error) {
+	if len(signers.keys) == 0 && (len(signers.ids) == 0 || signers.root == nil) {
+		return signedBy{}, "", &Error{Reason: "the rule names no public key and no identity"}
+	}
+	keys := signers.keys
 	src, err := newSource(ctx, v.hosts(reference.Domain(named)), named.Name(), dgst)
 	if err != nil {
-		return nil, "", &Error{Reason: err.Error(), Err: err}
+		return signedBy{}, "", &Error{Reason: err.Error(), Err: err}
 	}
 	var (
 		problems  []string // one per signature that did not verify
@@ -174,9 +211,9 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		if examined++; examined > maxSignatures {
 			break
 		}
-		key, err := v.checkBundleManifest(ctx, src, d, dgst, keys)
+		by, err := v.checkBundleManifest(ctx, src, d, dgst, signers)
 		if err == nil {
-			return key, layout, nil
+			return by, layout, nil
 		}
 		note("bundle "+d.Digest.String(), err)
 	}
@@ -186,10 +223,10 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	switch {
 	case err != nil:
 		fetchErrs = append(fetchErrs, err)
-	case desc != nil:
+	case desc != nil && len(keys) > 0:
 		key, err := v.checkClassic(ctx, src, *desc, dgst, keys, note)
 		if key != nil {
-			return key, LayoutTag, nil
+			return signedBy{key: key}, LayoutTag, nil
 		}
 		if err != nil {
 			note("tag "+sigTag, err)
@@ -200,7 +237,7 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	var reasons []string
 	switch {
 	case len(problems) > 0:
-		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's keys: %s", len(problems), strings.Join(problems, "; ")))
+		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's %s: %s", len(problems), signers.what(), strings.Join(problems, "; ")))
 	case len(fetchErrs) == 0:
 		reasons = append(reasons, fmt.Sprintf("no cosign signature found (no sigstore bundle referring to the digest, no %s tag)", sigTag))
 	}
@@ -208,17 +245,28 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		reasons = append(reasons, "failed to fetch signatures: "+strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	e.Reason = strings.Join(reasons, "; ")
-	return nil, "", e
+	return signedBy{}, "", e
+}
+
+// what names the kinds of signer in t, for reasons.
+func (t trusted) what() string {
+	switch {
+	case len(t.ids) == 0:
+		return "keys"
+	case len(t.keys) == 0:
+		return "identities"
+	}
+	return "keys and identities"
 }
 
 // checkBundleManifest verifies the bundle layers of one referrer manifest.
-func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocispec.Descriptor, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
+func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocispec.Descriptor, dgst digest.Digest, signers trusted) (signedBy, error) {
 	m, err := src.manifest(ctx, d)
 	if err != nil {
-		return nil, err
+		return signedBy{}, err
 	}
 	if m.Subject != nil && m.Subject.Digest != dgst {
-		return nil, fmt.Errorf("%w: the manifest's subject is %s", errOtherDigest, m.Subject.Digest)
+		return signedBy{}, fmt.Errorf("%w: the manifest's subject is %s", errOtherDigest, m.Subject.Digest)
 	}
 	var errs []error
 	for _, l := range m.Layers {
@@ -230,16 +278,16 @@ func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocisp
 			errs = append(errs, err)
 			continue
 		}
-		key, err := verifyBundle(b, dgst, keys)
+		by, err := signers.verifyBundle(b, dgst)
 		if err == nil {
-			return key, nil
+			return by, nil
 		}
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		return nil, fmt.Errorf("no sigstore bundle layer")
+		return signedBy{}, fmt.Errorf("no sigstore bundle layer")
 	}
-	return nil, errors.Join(errs...)
+	return signedBy{}, errors.Join(errs...)
 }
 
 // checkClassic verifies the simple-signing layers of the classic signature
