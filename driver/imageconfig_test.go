@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shoenig/test/must"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 )
 
 // writePublicKey writes a fresh ECDSA P-256 public key in PEM.
@@ -26,8 +28,33 @@ func writePublicKey(t *testing.T) string {
 	return p
 }
 
+// writeTrustedRoot writes the trusted_root.json of a Sigstore instance made
+// for the test and returns its path.
+func writeTrustedRoot(t *testing.T) string {
+	vs, err := ca.NewVirtualSigstore()
+	must.NoError(t, err)
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), vs.CTLogs(), vs.TimestampingAuthorities(), vs.RekorLogs())
+	must.NoError(t, err)
+	b, err := tr.MarshalJSON()
+	must.NoError(t, err)
+	p := filepath.Join(t.TempDir(), "trusted_root.json")
+	must.NoError(t, os.WriteFile(p, b, 0o644))
+	return p
+}
+
+// keyless is a trust block with one keyless rule: trusted_root (unless
+// empty) and one identity block of the given lines.
+func keyless(trustedRoot, identity string) string {
+	rootLine := ""
+	if trustedRoot != "" {
+		rootLine = " trusted_root = \"" + trustedRoot + "\"\n"
+	}
+	return "trust {\n rule {\n prefix = \"registry.example.com/\"\n" + rootLine + " identity {\n " + identity + "\n }\n }\n}"
+}
+
 func TestParseImageConfig(t *testing.T) {
 	key := writePublicKey(t)
+	root := writeTrustedRoot(t)
 	cases := []struct {
 		name, body string
 		err        string
@@ -41,6 +68,10 @@ func TestParseImageConfig(t *testing.T) {
 		{name: "bad policy", body: "trust {\n default_policy = \"maybe\"\n}", err: "trust.default_policy"},
 		{name: "missing key file", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n public_keys = [\"/nonexistent.pub\"]\n }\n}", err: `trust.rule[0].public_keys: "/nonexistent.pub"`},
 		{name: "rule without keys", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n }\n}", err: "trust.rule[0].public_keys"},
+		{name: "keyless rule", body: keyless(root, "issuer = \"https://token.actions.githubusercontent.com\"\n subject_regexp = \"^https://github.com/example/payments/\"")},
+		{name: "identity without root", body: keyless("", "issuer = \"https://x\"\n subject = \"y\""), err: "trust.rule[0].trusted_root: a rule with identities needs a trusted root file"},
+		{name: "identity without subject", body: keyless(root, "issuer = \"https://x\""), err: "trust.rule[0].identity[0].subject: give exactly one of subject and subject_regexp"},
+		{name: "bad subject regexp", body: keyless(root, "issuer = \"https://x\"\n subject_regexp = \"(\""), err: `trust.rule[0].identity[0].subject_regexp: "(": not a regular expression`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
