@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/shoenig/test/must"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 // writePublicKey writes a fresh ECDSA P-256 public key in PEM.
@@ -25,20 +25,6 @@ func writePublicKey(t *testing.T) string {
 	must.NoError(t, err)
 	p := filepath.Join(t.TempDir(), "cosign.pub")
 	must.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644))
-	return p
-}
-
-// writeTrustedRoot writes the trusted_root.json of a Sigstore instance made
-// for the test and returns its path.
-func writeTrustedRoot(t *testing.T) string {
-	vs, err := ca.NewVirtualSigstore()
-	must.NoError(t, err)
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), vs.CTLogs(), vs.TimestampingAuthorities(), vs.RekorLogs())
-	must.NoError(t, err)
-	b, err := tr.MarshalJSON()
-	must.NoError(t, err)
-	p := filepath.Join(t.TempDir(), "trusted_root.json")
-	must.NoError(t, os.WriteFile(p, b, 0o644))
 	return p
 }
 
@@ -54,7 +40,7 @@ func keyless(trustedRoot, identity string) string {
 
 func TestParseImageConfig(t *testing.T) {
 	key := writePublicKey(t)
-	root := writeTrustedRoot(t)
+	root := testbed.NewVirtualSigstore(t).RootPath
 	cases := []struct {
 		name, body string
 		err        string

@@ -62,3 +62,34 @@ func TestVerifiedImageStartsWithoutRegistry(t *testing.T) {
 	must.StrContains(t, err.Error(), "failed signature verification")
 	must.StrContains(t, err.Error(), "failed to fetch signatures")
 }
+
+// TestKeylessImage checks a keyless rule through the driver: an image
+// signed in a virtual Sigstore by the release workflow starts under a rule
+// for that identity, with an event naming it; a rule for another workflow
+// refuses it before any container exists.
+func TestKeylessImage(t *testing.T) {
+	const issuer = "https://token.actions.githubusercontent.com"
+	const release = "https://github.com/example/payments/.github/workflows/release.yml@refs/tags/v1.0.0"
+	b := newCheckedBed(t)
+	reg := testbed.StartRegistry(t)
+	img, err := testbed.BuildBusybox()
+	must.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dgst, err := reg.Push(ctx, img, "keyless/busybox:1")
+	must.NoError(t, err)
+	vs := testbed.NewVirtualSigstore(t)
+	must.NoError(t, testbed.AttachBundle(ctx, reg.Host, "keyless/busybox", img.Descriptor(), vs.SignImage(t, issuer, release, dgst, testbed.BundleOptions{})))
+	rule := func(subjectRegexp string) string {
+		return fmt.Sprintf("trust {\n rule {\n  prefix = %q\n  trusted_root = %q\n  identity {\n   issuer = %q\n   subject_regexp = %q\n  }\n }\n}\n",
+			reg.Host+"/keyless/", vs.RootPath, issuer, subjectRegexp)
+	}
+	raw := rawTaskConfig{Image: reg.Host + "/keyless/busybox:1"}
+
+	_, ev := runImage(t, b.harness(t, rule(`^https://github\.com/example/payments/\.github/workflows/release\.yml@refs/tags/v`)), raw)
+	eventually(t, "verified event", func() bool { return ev.has("Image signature verified") && ev.has(release) })
+
+	err = refused(t, &imageBed{bed: b}, b.harness(t, rule(`^https://github\.com/example/payments/\.github/workflows/deploy\.yml@`)), raw)
+	must.StrContains(t, err.Error(), "not signed by any trusted identity")
+	must.StrContains(t, err.Error(), dgst.String())
+}

@@ -40,18 +40,6 @@ type Identity struct {
 	match verify.CertificateIdentity
 }
 
-// Name says who the identity is, for events and errors.
-func (id Identity) Name() string {
-	issuer, subject := id.Issuer, id.Subject
-	if issuer == "" {
-		issuer = "~" + id.IssuerRegexp
-	}
-	if subject == "" {
-		subject = "~" + id.SubjectRegexp
-	}
-	return subject + " (issuer " + issuer + ")"
-}
-
 // parseIdentity checks that issuer and subject are each given once, exactly
 // or as a regular expression that compiles.
 func parseIdentity(raw RawIdentity) (Identity, error) {
@@ -115,44 +103,44 @@ func loadTrustedRoot(path string) (*trustedRoot, error) {
 // transparency log entry is included in one of its logs, and the
 // certificate was valid when the log (and any timestamp authority of tr)
 // saw the signature; all from what the bundle carries, offline. Then the
-// certificate must name one of ids and the signature dgst. It returns the
-// identity that signed.
-func verifyKeyless(data []byte, dgst digest.Digest, tr *trustedRoot, ids []Identity) (*Identity, error) {
+// certificate must name one of ids and the signature dgst. It returns who
+// the certificate says signed: subject and issuer.
+func verifyKeyless(data []byte, dgst digest.Digest, tr *trustedRoot, ids []Identity) (string, error) {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
-		return nil, fmt.Errorf("not a sigstore bundle: %w", err)
+		return "", fmt.Errorf("not a sigstore bundle: %w", err)
 	}
 	if dgst.Algorithm() != digest.SHA256 {
-		return nil, fmt.Errorf("image digest %s: only sha256 image digests are supported", dgst)
+		return "", fmt.Errorf("image digest %s: only sha256 image digests are supported", dgst)
 	}
 	want, err := hex.DecodeString(dgst.Encoded())
 	if err != nil {
-		return nil, fmt.Errorf("image digest %s: %w", dgst, err)
+		return "", fmt.Errorf("image digest %s: %w", dgst, err)
 	}
 	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
 	v, err := verify.NewVerifier(tr.root, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("failed to set up the bundle verifier: %w", err)
+		return "", fmt.Errorf("failed to set up the bundle verifier: %w", err)
 	}
 	// the signature, the log entry and the certificate chain first, for
 	// any identity: a failure here is the bundle's own
 	if _, err := v.Verify(&b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe())); err != nil {
-		return nil, fmt.Errorf("keyless signature does not verify against trusted root %s: %w", tr.path, err)
+		return "", fmt.Errorf("keyless signature does not verify against trusted root %s: %w", tr.path, err)
 	}
 	var other error
 	for i := range ids {
 		res, err := v.Verify(&b, verify.NewPolicy(verify.WithArtifactDigest("sha256", want), verify.WithCertificateIdentity(ids[i].match)))
 		if err == nil {
-			return &ids[i], checkPredicate(res)
+			return certificateIdentity(&b), checkPredicate(res)
 		}
 		if _, idErr := v.Verify(&b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithCertificateIdentity(ids[i].match))); idErr == nil {
 			other = signedFor(v, &b, verify.WithCertificateIdentity(ids[i].match))
 		}
 	}
 	if other != nil {
-		return nil, other
+		return "", other
 	}
-	return nil, fmt.Errorf("%w: the certificate names %s", errNoIdentity, certificateIdentity(&b))
+	return "", fmt.Errorf("%w: the certificate names %s", errNoIdentity, certificateIdentity(&b))
 }
 
 // certificateIdentity is who the bundle's certificate says signed.
@@ -182,7 +170,7 @@ func (t trusted) verifyBundle(data []byte, dgst digest.Digest) (signedBy, error)
 	if len(t.ids) > 0 && t.root != nil {
 		id, err := verifyKeyless(data, dgst, t.root, t.ids)
 		if err == nil {
-			return signedBy{id: id}, nil
+			return signedBy{identity: id}, nil
 		}
 		errs = append(errs, err)
 	}

@@ -53,7 +53,7 @@ type Result struct {
 	Rule     string // rule prefix, or DefaultRuleName
 	Verified bool
 	KeyPath  string // the key that verified
-	Identity string // or the keyless identity that verified
+	Identity string // or the keyless signer: certificate subject (issuer ...)
 	Layout   string // LayoutTag, LayoutBundleReferrer or LayoutBundleTag
 	Warning  string // under warn: why the image is not verified
 }
@@ -141,7 +141,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		if by.key != nil {
 			res.KeyPath = by.key.path
 		} else {
-			res.Identity = by.id.Name()
+			res.Identity = by.identity
 		}
 		logger.Info("image signature verified", "signer", res.Signer(), "layout", layout)
 		v.verified.Add(cacheKey, res)
@@ -165,10 +165,11 @@ type trusted struct {
 	root *trustedRoot
 }
 
-// signedBy is the key or the identity that signed.
+// signedBy is the key, or the keyless identity (certificate subject and
+// issuer), that signed.
 type signedBy struct {
-	key *publicKey
-	id  *Identity
+	key      *publicKey
+	identity string
 }
 
 // Signer is the key path or the identity that verified.
