@@ -9,10 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
+
+// trustBed is a checked bed and a registry holding the busybox image as
+// repoTag, and the image and its digest.
+func trustBed(t *testing.T, ctx context.Context, repoTag string) (*bed, *testbed.Registry, *testbed.Image, digest.Digest) {
+	t.Helper()
+	b := newCheckedBed(t)
+	reg := testbed.StartRegistry(t)
+	img, err := testbed.BuildBusybox()
+	must.NoError(t, err)
+	dgst, err := reg.Push(ctx, img, repoTag)
+	must.NoError(t, err)
+	return b, reg, img, dgst
+}
 
 // TestVerifiedImageStartsWithoutRegistry checks that under an enforce rule
 // a start of an image the driver has verified asks the registry nothing:
@@ -21,14 +35,9 @@ import (
 // that changes the rules it is verified again and, without the registry,
 // refused; a new driver verifies again too.
 func TestVerifiedImageStartsWithoutRegistry(t *testing.T) {
-	b := newCheckedBed(t)
-	reg := testbed.StartRegistry(t)
-	img, err := testbed.BuildBusybox()
-	must.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dgst, err := reg.Push(ctx, img, "signed/busybox:1")
-	must.NoError(t, err)
+	b, reg, _, dgst := trustBed(t, ctx, "signed/busybox:1")
 	cosign := testbed.NewCosign(t)
 	key := cosign.GenerateKeyPair(t, "trusted")
 	must.NoError(t, cosign.Sign(ctx, key.Private, reg.Host+"/signed/busybox@"+dgst.String(), testbed.SignOptionsFor(reg)))
@@ -53,7 +62,7 @@ func TestVerifiedImageStartsWithoutRegistry(t *testing.T) {
 	eventually(t, "verified event after the same rules", func() bool { return ev.has("Image signature verified") })
 	must.NoError(t, h.DestroyTask(task.ID, true))
 
-	err = refused(t, &imageBed{bed: b}, b.harness(t, trust), raw)
+	err := refused(t, &imageBed{bed: b}, b.harness(t, trust), raw)
 	must.StrContains(t, err.Error(), "failed signature verification")
 
 	changed := strings.Replace(trust, "trust {\n", "trust {\n default_policy = \"warn\"\n", 1)
@@ -70,14 +79,9 @@ func TestVerifiedImageStartsWithoutRegistry(t *testing.T) {
 func TestKeylessImage(t *testing.T) {
 	const issuer = "https://token.actions.githubusercontent.com"
 	const release = "https://github.com/example/payments/.github/workflows/release.yml@refs/tags/v1.0.0"
-	b := newCheckedBed(t)
-	reg := testbed.StartRegistry(t)
-	img, err := testbed.BuildBusybox()
-	must.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dgst, err := reg.Push(ctx, img, "keyless/busybox:1")
-	must.NoError(t, err)
+	b, reg, img, dgst := trustBed(t, ctx, "keyless/busybox:1")
 	vs := testbed.NewVirtualSigstore(t)
 	must.NoError(t, testbed.AttachBundle(ctx, reg.Host, "keyless/busybox", img.Descriptor(), vs.SignImage(t, issuer, release, dgst, testbed.BundleOptions{})))
 	rule := func(subjectRegexp string) string {
@@ -89,7 +93,7 @@ func TestKeylessImage(t *testing.T) {
 	_, ev := runImage(t, b.harness(t, rule(`^https://github\.com/example/payments/\.github/workflows/release\.yml@refs/tags/v`)), raw)
 	eventually(t, "verified event", func() bool { return ev.has("Image signature verified") && ev.has(release) })
 
-	err = refused(t, &imageBed{bed: b}, b.harness(t, rule(`^https://github\.com/example/payments/\.github/workflows/deploy\.yml@`)), raw)
+	err := refused(t, &imageBed{bed: b}, b.harness(t, rule(`^https://github\.com/example/payments/\.github/workflows/deploy\.yml@`)), raw)
 	must.StrContains(t, err.Error(), "not signed by any trusted identity")
 	must.StrContains(t, err.Error(), dgst.String())
 }
