@@ -48,7 +48,7 @@ func parseImageConfig(raw rawImageOptions) (ImageConfig, error) {
 		for _, id := range r.Identities {
 			ids = append(ids, trust.RawIdentity{Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp, Subject: id.Subject, SubjectRegexp: id.SubjectRegexp})
 		}
-		rules = append(rules, trust.RawRule{Prefix: r.Prefix, PublicKeys: r.PublicKeys, Identities: ids, TrustedRoot: r.TrustedRoot, Policy: r.Policy})
+		rules = append(rules, trust.RawRule{Prefix: r.Prefix, PublicKeys: r.PublicKeys, Identities: ids, TrustedRoot: r.TrustedRoot, Threshold: r.Threshold, Policy: r.Policy})
 	}
 	if ic.Trust, err = trust.ParseConfig(raw.Trust.DefaultPolicy, rules); err != nil {
 		return ic, err

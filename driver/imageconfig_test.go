@@ -54,6 +54,7 @@ func TestParseImageConfig(t *testing.T) {
 		{name: "bad policy", body: "trust {\n default_policy = \"maybe\"\n}", err: "trust.default_policy"},
 		{name: "missing key file", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n public_keys = [\"/nonexistent.pub\"]\n }\n}", err: `trust.rule[0].public_keys: "/nonexistent.pub"`},
 		{name: "rule without keys", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n }\n}", err: "trust.rule[0].public_keys"},
+		{name: "threshold", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n public_keys = [\"" + key + "\"]\n threshold = 2\n }\n}", err: "trust.rule[0].threshold: 2: must be between 1 and the number of public keys and identities of the rule (1)"},
 		{name: "keyless rule", body: keyless(root, "issuer = \"https://token.actions.githubusercontent.com\"\n subject_regexp = \"^https://github.com/example/payments/\"")},
 		{name: "identity without root", body: keyless("", "issuer = \"https://x\"\n subject = \"y\""), err: "trust.rule[0].trusted_root: a rule with identities needs a trusted root file"},
 		{name: "identity without subject", body: keyless(root, "issuer = \"https://x\""), err: "trust.rule[0].identity[0].subject: give exactly one of subject and subject_regexp"},

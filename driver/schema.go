@@ -119,6 +119,7 @@ var (
 			"prefix":       hclspec.NewAttr("prefix", "string", true),
 			"public_keys":  hclspec.NewAttr("public_keys", "list(string)", false),
 			"trusted_root": hclspec.NewAttr("trusted_root", "string", false),
+			"threshold":    hclspec.NewAttr("threshold", "number", false),
 			"identity": hclspec.NewBlockList("identity", hclspec.NewObject(map[string]*hclspec.Spec{
 				"issuer":         hclspec.NewAttr("issuer", "string", false),
 				"issuer_regexp":  hclspec.NewAttr("issuer_regexp", "string", false),
@@ -159,6 +160,7 @@ type rawTrustRule struct {
 	PublicKeys  []string           `codec:"public_keys"`
 	TrustedRoot string             `codec:"trusted_root"`
 	Identities  []rawTrustIdentity `codec:"identity"`
+	Threshold   int                `codec:"threshold"`
 	Policy      string             `codec:"policy"`
 }
 

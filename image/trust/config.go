@@ -50,6 +50,7 @@ type RawRule struct {
 	PublicKeys  []string
 	Identities  []RawIdentity
 	TrustedRoot string // trusted_root.json; needed with Identities
+	Threshold   int    // different signers needed; 0 means 1
 	Policy      string // "" means enforce
 }
 
@@ -61,6 +62,7 @@ type Rule struct {
 	PublicKeys  []string
 	Identities  []Identity
 	TrustedRoot string
+	Threshold   int // different keys or certificate identities that must sign
 	Policy      Policy
 
 	keys []*publicKey // loaded from PublicKeys by ParseConfig
@@ -145,6 +147,9 @@ func ParseConfig(defaultPolicy string, rules []RawRule) (*Config, error) {
 		}
 		if len(raw.PublicKeys) == 0 && len(raw.Identities) == 0 && r.Policy != PolicyOff {
 			return nil, fmt.Errorf("%s.public_keys: a rule with policy %q needs at least one public key file, or an identity with a trusted_root", field, r.Policy)
+		}
+		if r.Threshold = max(raw.Threshold, 1); raw.Threshold < 0 || r.Threshold > max(len(raw.PublicKeys)+len(raw.Identities), 1) {
+			return nil, fmt.Errorf("%s.threshold: %d: must be between 1 and the number of public keys and identities of the rule (%d)", field, raw.Threshold, len(raw.PublicKeys)+len(raw.Identities))
 		}
 		for _, path := range raw.PublicKeys {
 			k, err := loadPublicKey(path)

@@ -3,6 +3,7 @@ package trust
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -55,7 +56,7 @@ func (c *Config) fingerprint() string {
 	h := sha256.New()
 	h.Write([]byte("default\x00" + string(c.DefaultPolicy)))
 	for _, r := range c.Rules {
-		h.Write([]byte("\x01rule\x00" + r.Prefix + "\x00" + string(r.Policy)))
+		h.Write([]byte("\x01rule\x00" + r.Prefix + "\x00" + string(r.Policy) + "\x00" + strconv.Itoa(r.Threshold)))
 		for _, p := range r.PublicKeys {
 			h.Write([]byte("\x00key\x00" + p))
 		}

@@ -120,7 +120,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
-	signers := trusted{keys: keys, ids: rule.Identities, root: rule.root}
+	signers := trusted{keys: keys, ids: rule.Identities, root: rule.root, threshold: rule.Threshold}
 	if signers.root == nil && rule.TrustedRoot != "" {
 		if signers.root, err = loadTrustedRoot(rule.TrustedRoot); err != nil {
 			return res, fmt.Errorf("trust rule %q: trusted root %q: %w", res.Rule, rule.TrustedRoot, err)
@@ -158,11 +158,12 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 }
 
 // trusted is who may sign under a rule: its keys, and its identities
-// under its trusted root.
+// under its trusted root; threshold of them must have signed.
 type trusted struct {
-	keys []*publicKey
-	ids  []Identity
-	root *trustedRoot
+	keys      []*publicKey
+	ids       []Identity
+	root      *trustedRoot
+	threshold int
 }
 
 // signedBy is the key, or the keyless identity (certificate subject and
@@ -187,7 +188,7 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	if len(signers.keys) == 0 && (len(signers.ids) == 0 || signers.root == nil) {
 		return signedBy{}, "", &Error{Reason: "the rule names no public key and no identity"}
 	}
-	keys := signers.keys
+	keys, got := signers.keys, newTally(signers.threshold)
 	src, err := newSource(ctx, v.hosts(reference.Domain(named)), named.Name(), dgst)
 	if err != nil {
 		return signedBy{}, "", &Error{Reason: err.Error(), Err: err}
@@ -213,10 +214,11 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 			break
 		}
 		by, err := v.checkBundleManifest(ctx, src, d, dgst, signers)
-		if err == nil {
-			return by, layout, nil
+		if err != nil {
+			note("bundle "+d.Digest.String(), err)
+		} else if got.add(by, layout) {
+			return got.first, got.layout, nil
 		}
-		note("bundle "+d.Digest.String(), err)
 	}
 
 	sigTag := strings.Replace(dgst.String(), ":", "-", 1) + ".sig"
@@ -225,9 +227,9 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	case err != nil:
 		fetchErrs = append(fetchErrs, err)
 	case desc != nil && len(keys) > 0:
-		key, err := v.checkClassic(ctx, src, *desc, dgst, keys, note)
-		if key != nil {
-			return signedBy{key: key}, LayoutTag, nil
+		met, err := v.checkClassic(ctx, src, *desc, dgst, keys, note, func(k *publicKey) bool { return got.add(signedBy{key: k}, LayoutTag) })
+		if met {
+			return got.first, got.layout, nil
 		}
 		if err != nil {
 			note("tag "+sigTag, err)
@@ -237,6 +239,11 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	e := &Error{Err: errors.Join(fetchErrs...)}
 	var reasons []string
 	switch {
+	case got.short() != "":
+		reasons = append(reasons, got.short())
+		if len(problems) > 0 {
+			reasons = append(reasons, fmt.Sprintf("%d other signature(s) did not verify: %s", len(problems), strings.Join(problems, "; ")))
+		}
 	case len(problems) > 0:
 		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's %s: %s", len(problems), signers.what(), strings.Join(problems, "; ")))
 	case len(fetchErrs) == 0:
@@ -292,11 +299,12 @@ func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocisp
 }
 
 // checkClassic verifies the simple-signing layers of the classic signature
-// manifest; each layer that does not verify is noted.
-func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.Descriptor, dgst digest.Digest, keys []*publicKey, note func(string, error)) (*publicKey, error) {
+// manifest, handing each key that signed to accept until it says the
+// threshold is met; each layer that does not verify is noted.
+func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.Descriptor, dgst digest.Digest, keys []*publicKey, note func(string, error), accept func(*publicKey) bool) (bool, error) {
 	m, err := src.manifest(ctx, desc)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	found := 0
 	for _, l := range m.Layers {
@@ -310,13 +318,16 @@ func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.D
 		if err == nil {
 			var key *publicKey
 			if key, err = verifySimpleSigning(payload, l.Annotations[SignatureAnnotation], dgst, keys); err == nil {
-				return key, nil
+				if accept(key) {
+					return true, nil
+				}
+				continue
 			}
 		}
 		note("signature "+l.Digest.String(), err)
 	}
 	if found == 0 {
-		return nil, fmt.Errorf("no simple-signing layer")
+		return false, fmt.Errorf("no simple-signing layer")
 	}
-	return nil, nil
+	return false, nil
 }
