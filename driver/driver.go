@@ -60,6 +60,10 @@ type Driver struct {
 	// (logging.collector = "driver").
 	logs logCollector
 
+	// verified remembers the digests verified under the trust rules
+	// across SetConfig calls; its entries hold only for unchanged rules.
+	verified *trust.Memory
+
 	mu sync.RWMutex // guards st
 	// st is what the last SetConfig established; nil before the first.
 	st *state
@@ -70,11 +74,12 @@ func New(logger hclog.Logger) *Driver {
 	ctx, cancel := context.WithCancel(context.Background())
 	logger = logger.Named(pluginName)
 	return &Driver{
-		eventer: eventer.NewEventer(ctx, logger),
-		ctx:     ctx,
-		cancel:  cancel,
-		logger:  logger,
-		tasks:   newTaskStore(),
+		eventer:  eventer.NewEventer(ctx, logger),
+		ctx:      ctx,
+		cancel:   cancel,
+		logger:   logger,
+		tasks:    newTaskStore(),
+		verified: trust.NewMemory(),
 	}
 }
 

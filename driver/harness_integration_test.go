@@ -52,17 +52,23 @@ func newCheckedBed(t *testing.T) *bed {
 // host network, as it has no CNI network for the default bridge.
 func (b *bed) harness(t *testing.T, pluginHCL string) *testbed.Harness {
 	t.Helper()
+	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)}))
+	h := testbed.NewHarness(t, d)
+	b.setConfig(t, h, pluginHCL)
+	t.Cleanup(d.Shutdown)
+	return h
+}
+
+// setConfig gives the driver behind h the plugin config of harness.
+func (b *bed) setConfig(t *testing.T, h *testbed.Harness, pluginHCL string) {
+	t.Helper()
 	if !strings.Contains(pluginHCL, "cni {") && !strings.Contains(pluginHCL, "default_network_mode") {
 		pluginHCL = "default_network_mode = \"host\"\n" + pluginHCL
 	}
 	raw := decodePluginHCL(t, "address = \""+b.cd.Address+"\"\n"+pluginHCL)
 	var data []byte
 	must.NoError(t, base.MsgPackEncode(&data, raw))
-	d := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testbed.TestLog(t)}))
-	h := testbed.NewHarness(t, d)
 	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: data}))
-	t.Cleanup(d.Shutdown)
-	return h
 }
 
 // newTask makes a task config for raw with 128 MiB of memory.

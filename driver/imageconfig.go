@@ -44,7 +44,11 @@ func parseImageConfig(raw rawImageOptions) (ImageConfig, error) {
 	}
 	rules := make([]trust.RawRule, 0, len(raw.Trust.Rules))
 	for _, r := range raw.Trust.Rules {
-		rules = append(rules, trust.RawRule{Prefix: r.Prefix, PublicKeys: r.PublicKeys, Policy: r.Policy})
+		ids := make([]trust.RawIdentity, 0, len(r.Identities))
+		for _, id := range r.Identities {
+			ids = append(ids, trust.RawIdentity{Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp, Subject: id.Subject, SubjectRegexp: id.SubjectRegexp})
+		}
+		rules = append(rules, trust.RawRule{Prefix: r.Prefix, PublicKeys: r.PublicKeys, Identities: ids, TrustedRoot: r.TrustedRoot, Threshold: r.Threshold, Policy: r.Policy})
 	}
 	if ic.Trust, err = trust.ParseConfig(raw.Trust.DefaultPolicy, rules); err != nil {
 		return ic, err

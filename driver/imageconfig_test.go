@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
 // writePublicKey writes a fresh ECDSA P-256 public key in PEM.
@@ -26,8 +28,19 @@ func writePublicKey(t *testing.T) string {
 	return p
 }
 
+// keyless is a trust block with one keyless rule: trusted_root (unless
+// empty) and one identity block of the given lines.
+func keyless(trustedRoot, identity string) string {
+	rootLine := ""
+	if trustedRoot != "" {
+		rootLine = " trusted_root = \"" + trustedRoot + "\"\n"
+	}
+	return "trust {\n rule {\n prefix = \"registry.example.com/\"\n" + rootLine + " identity {\n " + identity + "\n }\n }\n}"
+}
+
 func TestParseImageConfig(t *testing.T) {
 	key := writePublicKey(t)
+	root := testbed.NewVirtualSigstore(t).RootPath
 	cases := []struct {
 		name, body string
 		err        string
@@ -41,6 +54,11 @@ func TestParseImageConfig(t *testing.T) {
 		{name: "bad policy", body: "trust {\n default_policy = \"maybe\"\n}", err: "trust.default_policy"},
 		{name: "missing key file", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n public_keys = [\"/nonexistent.pub\"]\n }\n}", err: `trust.rule[0].public_keys: "/nonexistent.pub"`},
 		{name: "rule without keys", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n }\n}", err: "trust.rule[0].public_keys"},
+		{name: "threshold", body: "trust {\n rule {\n prefix = \"registry.example.com/\"\n public_keys = [\"" + key + "\"]\n threshold = 2\n }\n}", err: "trust.rule[0].threshold: 2: must be between 1 and the number of public keys and identities of the rule (1)"},
+		{name: "keyless rule", body: keyless(root, "issuer = \"https://token.actions.githubusercontent.com\"\n subject_regexp = \"^https://github.com/example/payments/\"")},
+		{name: "identity without root", body: keyless("", "issuer = \"https://x\"\n subject = \"y\""), err: "trust.rule[0].trusted_root: a rule with identities needs a trusted root file"},
+		{name: "identity without subject", body: keyless(root, "issuer = \"https://x\""), err: "trust.rule[0].identity[0].subject: give exactly one of subject and subject_regexp"},
+		{name: "bad subject regexp", body: keyless(root, "issuer = \"https://x\"\n subject_regexp = \"(\""), err: `trust.rule[0].identity[0].subject_regexp: "(": not a regular expression`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -78,7 +78,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	}, d.logger)
 	verifier := trust.NewVerifier(conf.Images.Trust, func(host string) docker.RegistryHosts {
 		return images.Hosts(d.ctx, host)
-	}, d.logger)
+	}, d.logger).WithMemory(d.verified)
 	networks, err := network.New(conf.CNI, d.logger)
 	if err != nil {
 		return fmt.Errorf("invalid plugin config: %w", err)

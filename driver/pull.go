@@ -101,8 +101,12 @@ func (d *Driver) verifyImage(ctx context.Context, st *state, cfg *drivers.TaskCo
 	ann := map[string]string{"image": ref, "image_digest": dgst.String(), "trust_rule": res.Rule, "trust_policy": string(res.Policy)}
 	switch {
 	case res.Verified:
-		ann["trust_key"] = res.KeyPath
-		d.emit(cfg, fmt.Sprintf("Image signature verified: %s@%s signed by %s (rule %s)", ref, dgst, res.KeyPath, res.Rule), ann)
+		if res.KeyPath != "" {
+			ann["trust_key"] = res.KeyPath
+		} else {
+			ann["trust_identity"] = res.Identity
+		}
+		d.emit(cfg, fmt.Sprintf("Image signature verified: %s@%s signed by %s (rule %s)", ref, dgst, res.Signer(), res.Rule), ann)
 	case res.Warning != "":
 		d.emit(cfg, fmt.Sprintf("Image signature not verified, running anyway (policy warn): %s", res.Warning), ann)
 	}

@@ -134,9 +134,17 @@ var (
 	trustSpec = hclspec.NewBlock("trust", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"default_policy": hclspec.NewDefault(hclspec.NewAttr("default_policy", "string", false), hclspec.NewLiteral(`"off"`)),
 		"rule": hclspec.NewBlockList("rule", hclspec.NewObject(map[string]*hclspec.Spec{
-			"prefix":      hclspec.NewAttr("prefix", "string", true),
-			"public_keys": hclspec.NewAttr("public_keys", "list(string)", false),
-			"policy":      hclspec.NewDefault(hclspec.NewAttr("policy", "string", false), hclspec.NewLiteral(`"enforce"`)),
+			"prefix":       hclspec.NewAttr("prefix", "string", true),
+			"public_keys":  hclspec.NewAttr("public_keys", "list(string)", false),
+			"trusted_root": hclspec.NewAttr("trusted_root", "string", false),
+			"threshold":    hclspec.NewAttr("threshold", "number", false),
+			"identity": hclspec.NewBlockList("identity", hclspec.NewObject(map[string]*hclspec.Spec{
+				"issuer":         hclspec.NewAttr("issuer", "string", false),
+				"issuer_regexp":  hclspec.NewAttr("issuer_regexp", "string", false),
+				"subject":        hclspec.NewAttr("subject", "string", false),
+				"subject_regexp": hclspec.NewAttr("subject_regexp", "string", false),
+			})),
+			"policy": hclspec.NewDefault(hclspec.NewAttr("policy", "string", false), hclspec.NewLiteral(`"enforce"`)),
 		})),
 	}))
 	gcSpec = hclspec.NewBlock("gc", false, hclspec.NewObject(map[string]*hclspec.Spec{
@@ -170,9 +178,19 @@ type rawTrust struct {
 }
 
 type rawTrustRule struct {
-	Prefix     string   `codec:"prefix"`
-	PublicKeys []string `codec:"public_keys"`
-	Policy     string   `codec:"policy"`
+	Prefix      string             `codec:"prefix"`
+	PublicKeys  []string           `codec:"public_keys"`
+	TrustedRoot string             `codec:"trusted_root"`
+	Identities  []rawTrustIdentity `codec:"identity"`
+	Threshold   int                `codec:"threshold"`
+	Policy      string             `codec:"policy"`
+}
+
+type rawTrustIdentity struct {
+	Issuer        string `codec:"issuer"`
+	IssuerRegexp  string `codec:"issuer_regexp"`
+	Subject       string `codec:"subject"`
+	SubjectRegexp string `codec:"subject_regexp"`
 }
 
 type rawGC struct {

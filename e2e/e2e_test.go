@@ -54,6 +54,12 @@ func setup(t *testing.T) *env {
 	key := cosign.GenerateKeyPair(t, "demo")
 	must.NoError(t, cosign.Sign(ctx, key.Private, reg.Host+"/demo/busybox@"+dgst.String(), testbed.SignOptionsFor(reg)))
 	cosign.CheckOffline(t)
+	// keyless: signed in a Sigstore made here by the release workflow
+	_, err = img.Push(ctx, reg.Host, "keyless/busybox:1")
+	must.NoError(t, err)
+	sigstore := testbed.NewVirtualSigstore(t)
+	must.NoError(t, testbed.AttachBundle(ctx, reg.Host, "keyless/busybox", img.Descriptor(),
+		sigstore.SignImage(t, ciIssuer, ciRelease, dgst, testbed.BundleOptions{})))
 	private, mirror, hostsDir := registries(t, ctx, img, reg)
 
 	hostDir := t.TempDir()
@@ -64,7 +70,9 @@ func setup(t *testing.T) *env {
 		fmt.Sprintf("volumes {\n  enabled = true\n  allowed_host_paths = [%q]\n}\n", hostDir) +
 		fmt.Sprintf("allowed_seccomp_profiles = [%q]\nno_new_privileges = true\n", seccompDir()) +
 		fmt.Sprintf("cni {\n  bin_dir = %q\n  conf_dir = %q\n  bridge_name = %q\n  subnet = %q\n}\n", cni.BinDir, cni.ConfDir, cni.Bridge, cni.Subnet) +
-		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n}\n", reg.Host+"/demo/", key.Public)
+		fmt.Sprintf("trust {\n  rule {\n    prefix = %q\n    public_keys = [%q]\n    policy = \"enforce\"\n  }\n", reg.Host+"/demo/", key.Public) +
+		fmt.Sprintf("  rule {\n    prefix = %q\n    trusted_root = %q\n    identity {\n      issuer = %q\n      subject_regexp = %q\n    }\n  }\n}\n",
+			reg.Host+"/keyless/", sigstore.RootPath, ciIssuer, `^https://github\.com/example/payments/\.github/workflows/release\.yml@refs/tags/v`)
 	// a cgroup parent of its own: other agents on the host rewrite /nomad's
 	n := testbed.StartNomad(t, testbed.NomadConfig{PluginConfig: plugin, CgroupParent: fmt.Sprintf("/ndc-e2e-%d", os.Getpid())})
 	return &env{cd: cd, nomad: n, image: reg.Host + "/demo/busybox:1", registry: reg.Host, digest: dgst, private: private, mirror: mirror, hostDir: hostDir, cni: cni, groupNet: n.BridgeScope(t)}
@@ -194,6 +202,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
 	t.Run("default network", func(t *testing.T) { testDefaultNetwork(t, e) })
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
+	t.Run("keyless image", func(t *testing.T) { testKeyless(t, e) })
 	t.Run("private registry", func(t *testing.T) { testPrivateRegistry(t, e) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
 	t.Run("warm images", func(t *testing.T) { testWarmImages(t, e) })
@@ -222,6 +231,29 @@ func testVerified(t *testing.T, e *env) {
 	_, err := e.cd.Client.LoadContainer(ctx, "app-"+a.ID)
 	must.Error(t, err)
 	e.stopJob(t, "verified")
+}
+
+// The identity that signs the keyless image: a release workflow in CI.
+const (
+	ciIssuer  = "https://token.actions.githubusercontent.com"
+	ciRelease = "https://github.com/example/payments/.github/workflows/release.yml@refs/tags/v1.0.0"
+)
+
+func testKeyless(t *testing.T, e *env) {
+	job := filepath.Join(testbed.RepoRoot(), "example-jobs", "keyless.nomad.hcl")
+	t.Cleanup(func() { e.purge(t, "keyless") })
+	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/keyless/busybox:1", job)
+	a := e.alloc(t, "keyless", "complete")
+	must.StrContains(t, e.cli(t, "alloc", "logs", a.ID), "running a keyless-signed image")
+	status := e.cli(t, "alloc", "status", a.ID)
+	must.StrContains(t, status, "Image signature verified")
+	e.stopJob(t, "keyless")
+
+	// the same image under a prefix whose rule wants keys fails
+	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/demo/unsigned:1", job)
+	a = e.alloc(t, "keyless", "failed")
+	must.StrContains(t, e.cli(t, "alloc", "status", a.ID), "failed signature verification under trust rule")
+	e.stopJob(t, "keyless")
 }
 
 func testBatch(t *testing.T, e *env) {

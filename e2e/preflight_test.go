@@ -34,7 +34,7 @@ func testPreflight(t *testing.T, e *env) {
 	text := string(out)
 	t.Logf("check -config %s:\n%s", config, text)
 	for _, want := range []string{"✓ config: " + config, "✓ plugin_dir: " + bin + ": ", "✓ containerd: ", "✓ snapshotter: snapshotter overlayfs",
-		"✓ cni bridge: ", "✓ cgroups: ", "✓ registry_config_dir: ", "✓ trust: default_policy off, 1 rule(s)", "✓ volumes: volumes.allowed_host_paths exist: " + e.hostDir} {
+		"✓ cni bridge: ", "✓ cgroups: ", "✓ registry_config_dir: ", "✓ trust: default_policy off, 2 rule(s)", "✓ volumes: volumes.allowed_host_paths exist: " + e.hostDir} {
 		must.StrContains(t, text, want)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {

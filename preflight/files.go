@@ -73,11 +73,17 @@ func checkRegistryDir(ctx context.Context, dir string) Result {
 func checkTrust(conf *config) Result {
 	t := conf.Images.Trust
 	r := Result{Name: "trust", Status: Pass}
-	var keys []string
+	var keys, roots []string
 	for _, rule := range t.Rules {
 		keys = append(keys, rule.PublicKeys...)
+		if rule.TrustedRoot != "" {
+			roots = append(roots, rule.TrustedRoot)
+		}
 	}
 	r.Detail = fmt.Sprintf("default_policy %s, %d rule(s), keys readable: %s", t.DefaultPolicy, len(t.Rules), orNone(keys))
+	if len(roots) > 0 {
+		r.Detail += ", trusted roots readable: " + strings.Join(roots, ", ")
+	}
 	return r
 }
 

@@ -4,9 +4,12 @@
 // Both layouts cosign writes are read from the image's own registry: the
 // classic "sha256-<hex>.sig" tag holding simple-signing payloads, and the
 // Sigstore bundle (cosign v3) stored as an OCI referrer of the digest or
-// under its "sha256-<hex>" referrers tag fallback. Verification is
-// key-based only: transparency log entries and certificates in a bundle are
-// ignored.
+// under its "sha256-<hex>" referrers tag fallback. The checks are sigstore's
+// own libraries: sigstore-go verifies bundles, sigstore/sigstore loads keys
+// and verifies simple-signing payloads. A rule trusts public keys, and
+// keyless identities (certificate issuer and subject) under a Sigstore
+// trusted root file; a keyless bundle's certificate chain, transparency log
+// entry and timestamps are checked offline, from what the bundle carries.
 package trust
 
 import (
@@ -43,19 +46,27 @@ func parsePolicy(s string) (Policy, error) {
 
 // RawRule is one trust.rule block as the plugin config decodes it.
 type RawRule struct {
-	Prefix     string
-	PublicKeys []string
-	Policy     string // "" means enforce
+	Prefix      string
+	PublicKeys  []string
+	Identities  []RawIdentity
+	TrustedRoot string // trusted_root.json; needed with Identities
+	Threshold   int    // different signers needed; 0 means 1
+	Policy      string // "" means enforce
 }
 
 // Rule binds the images whose normalized reference starts with Prefix to
-// the public keys in PublicKeys (PEM file paths).
+// the public keys in PublicKeys (PEM file paths) and to the keyless
+// Identities whose certificates chain to the TrustedRoot file.
 type Rule struct {
-	Prefix     string
-	PublicKeys []string
-	Policy     Policy
+	Prefix      string
+	PublicKeys  []string
+	Identities  []Identity
+	TrustedRoot string
+	Threshold   int // different keys or certificate identities that must sign
+	Policy      Policy
 
 	keys []*publicKey // loaded from PublicKeys by ParseConfig
+	root *trustedRoot // loaded from TrustedRoot by ParseConfig
 }
 
 // Name is the rule's Prefix, or DefaultRuleName for the default rule.
@@ -70,6 +81,32 @@ func (r Rule) Name() string {
 type Config struct {
 	DefaultPolicy Policy
 	Rules         []Rule // longest prefix first
+}
+
+// parseKeyless validates and loads the identities and trusted root of raw
+// into r: identities need a trusted root, and a trusted root identities.
+func parseKeyless(r *Rule, raw RawRule, field string) error {
+	switch {
+	case len(raw.Identities) > 0 && raw.TrustedRoot == "":
+		return fmt.Errorf("%s.trusted_root: a rule with identities needs a trusted root file (trusted_root.json)", field)
+	case len(raw.Identities) == 0 && raw.TrustedRoot != "":
+		return fmt.Errorf("%s.identity: a rule with a trusted_root needs at least one identity block", field)
+	case raw.TrustedRoot == "":
+		return nil
+	}
+	for i, ri := range raw.Identities {
+		id, err := parseIdentity(ri)
+		if err != nil {
+			return fmt.Errorf("%s.identity[%d].%w", field, i, err)
+		}
+		r.Identities = append(r.Identities, id)
+	}
+	tr, err := loadTrustedRoot(raw.TrustedRoot)
+	if err != nil {
+		return fmt.Errorf("%s.trusted_root: %q: %w", field, raw.TrustedRoot, err)
+	}
+	r.TrustedRoot, r.root = raw.TrustedRoot, tr
+	return nil
 }
 
 // ParseConfig validates the trust block: policies are off, warn or enforce
@@ -105,8 +142,14 @@ func ParseConfig(defaultPolicy string, rules []RawRule) (*Config, error) {
 			return nil, fmt.Errorf("%s.prefix: %q: already used by trust.rule[%d]", field, raw.Prefix, j)
 		}
 		seen[raw.Prefix] = i
-		if len(raw.PublicKeys) == 0 && r.Policy != PolicyOff {
-			return nil, fmt.Errorf("%s.public_keys: a rule with policy %q needs at least one public key file", field, r.Policy)
+		if err := parseKeyless(&r, raw, field); err != nil {
+			return nil, err
+		}
+		if len(raw.PublicKeys) == 0 && len(raw.Identities) == 0 && r.Policy != PolicyOff {
+			return nil, fmt.Errorf("%s.public_keys: a rule with policy %q needs at least one public key file, or an identity with a trusted_root", field, r.Policy)
+		}
+		if r.Threshold = max(raw.Threshold, 1); raw.Threshold < 0 || r.Threshold > max(len(raw.PublicKeys)+len(raw.Identities), 1) {
+			return nil, fmt.Errorf("%s.threshold: %d: must be between 1 and the number of public keys and identities of the rule (%d)", field, raw.Threshold, len(raw.PublicKeys)+len(raw.Identities))
 		}
 		for _, path := range raw.PublicKeys {
 			k, err := loadPublicKey(path)

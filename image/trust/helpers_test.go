@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
 // testKey is a key pair made for a test, its public half written as PEM.
@@ -111,7 +112,7 @@ func statementPayload(predicate string, dgsts ...digest.Digest) []byte {
 // dsseBundle is a v0.3 bundle with a DSSE envelope of statement signed by k.
 func dsseBundle(t *testing.T, k *testKey, statement []byte) []byte {
 	t.Helper()
-	sig := k.sign(t, preAuthEncoding(inTotoPayloadType, statement))
+	sig := k.sign(t, dsse.PAE(inTotoPayloadType, statement))
 	b, err := json.Marshal(map[string]any{
 		"mediaType":            BundleArtifactType,
 		"verificationMaterial": map[string]any{"publicKey": map[string]string{"hint": "test"}},
@@ -135,7 +136,8 @@ func messageBundle(t *testing.T, k *testKey, sum []byte) []byte {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(map[string]any{
-		"mediaType": BundleArtifactType,
+		"mediaType":            BundleArtifactType,
+		"verificationMaterial": map[string]any{"publicKey": map[string]string{"hint": "test"}},
 		"messageSignature": map[string]any{
 			"messageDigest": map[string]string{"algorithm": "SHA2_256", "digest": base64.StdEncoding.EncodeToString(sum)},
 			"signature":     base64.StdEncoding.EncodeToString(sig),

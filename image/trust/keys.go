@@ -7,27 +7,27 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // maxKeyFile bounds what is read of a key file.
 const maxKeyFile = 64 << 10
 
-// errBadSignature is wrapped when a signature does not verify with a key.
-var errBadSignature = errors.New("signature does not verify")
-
 // publicKey is one trusted key, as cosign uses it: ECDSA P-256 and RSA
-// (PKCS #1 v1.5) over SHA-256, or Ed25519 over the message itself.
+// (PKCS #1 v1.5) over SHA-256, or Ed25519 over the message itself. The
+// checks are sigstore's own verifiers.
 type publicKey struct {
-	path string
-	key  crypto.PublicKey
+	path     string
+	key      crypto.PublicKey
+	verifier signature.Verifier
 	// fingerprint is the SHA-256 of the key's DER encoding, hex: the
 	// key's identity in the cache of verified digests.
 	fingerprint string
@@ -58,23 +58,15 @@ func loadPublicKey(path string) (*publicKey, error) {
 
 func parsePublicKey(data []byte) (*publicKey, error) {
 	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("no PEM block found; expected a public key such as the cosign.pub written by `cosign generate-key-pair`")
-	}
-	var (
-		key any
-		err error
-	)
 	switch {
-	case block.Type == "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case block.Type == "RSA PUBLIC KEY":
-		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case block == nil:
+		return nil, fmt.Errorf("no PEM block found; expected a public key such as the cosign.pub written by `cosign generate-key-pair`")
 	case strings.Contains(block.Type, "PRIVATE KEY"):
 		return nil, fmt.Errorf("the PEM block is a %s; give the public key (cosign.pub), never the private one", strings.ToLower(block.Type))
-	default:
+	case block.Type != string(cryptoutils.PublicKeyPEMType) && block.Type != string(cryptoutils.PKCS1PublicKeyPEMType):
 		return nil, fmt.Errorf("unexpected PEM block %q; expected \"PUBLIC KEY\"", block.Type)
 	}
+	key, err := cryptoutils.UnmarshalPEMToPublicKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse the public key: %w", err)
 	}
@@ -91,36 +83,14 @@ func parsePublicKey(data []byte) (*publicKey, error) {
 	default:
 		return nil, fmt.Errorf("unsupported key type %T; supported keys are ECDSA P-256, Ed25519 and RSA", key)
 	}
-	sum := sha256.Sum256(block.Bytes)
-	return &publicKey{key: key, fingerprint: hex.EncodeToString(sum[:])}, nil
-}
-
-// verify checks sig over message.
-func (k *publicKey) verify(message, sig []byte) error {
-	if ek, ok := k.key.(ed25519.PublicKey); ok {
-		if !ed25519.Verify(ek, message, sig) {
-			return errBadSignature
-		}
-		return nil
+	verifier, err := signature.LoadVerifier(key, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the public key: %w", err)
 	}
-	sum := sha256.Sum256(message)
-	return k.verifyDigest(sum[:], sig)
-}
-
-// verifyDigest checks sig over a message known only by its SHA-256 digest,
-// which Ed25519 cannot do.
-func (k *publicKey) verifyDigest(sum, sig []byte) error {
-	switch key := k.key.(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(key, sum, sig) {
-			return errBadSignature
-		}
-		return nil
-	case *rsa.PublicKey:
-		if rsa.VerifyPKCS1v15(key, crypto.SHA256, sum, sig) != nil {
-			return errBadSignature
-		}
-		return nil
+	der, err := cryptoutils.MarshalPublicKeyToDER(key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode the public key: %w", err)
 	}
-	return fmt.Errorf("a %T key cannot verify a signature over a message digest", k.key)
+	sum := sha256.Sum256(der)
+	return &publicKey{key: key, verifier: verifier, fingerprint: hex.EncodeToString(sum[:])}, nil
 }

@@ -8,8 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // Media types and values of the two layouts cosign writes.
@@ -21,7 +26,6 @@ const (
 	// BundleArtifactType is the artifact type of a cosign v3 signature.
 	BundleArtifactType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
-	simpleSigningType = "cosign container image signature"
 	inTotoPayloadType = "application/vnd.in-toto+json"
 	// cosignSignPredicate is the predicate of the statement `cosign sign`
 	// puts in a bundle; attestations carry others and are no signatures.
@@ -40,163 +44,117 @@ func isBundleMediaType(mt string) bool {
 	return mt == BundleArtifactType || strings.HasPrefix(mt, "application/vnd.dev.sigstore.bundle+json")
 }
 
-// simpleSigning is the payload of a classic cosign signature.
-type simpleSigning struct {
-	Critical struct {
-		Identity struct {
-			DockerReference string `json:"docker-reference"`
-		} `json:"identity"`
-		Image struct {
-			DockerManifestDigest string `json:"docker-manifest-digest"`
-		} `json:"image"`
-		Type string `json:"type"`
-	} `json:"critical"`
-}
-
 // verifySimpleSigning checks a classic signature: sigB64 (the layer's
 // annotation) over payload by one of keys, then that the signed payload
 // names dgst. It returns the key that signed.
-func verifySimpleSigning(payload []byte, sigB64 string, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
+func verifySimpleSigning(signed []byte, sigB64 string, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
 	sig, err := base64.StdEncoding.DecodeString(sigB64)
 	if err != nil {
 		return nil, fmt.Errorf("the signature annotation is not base64: %w", err)
 	}
-	key := firstVerifying(keys, payload, sig)
+	var key *publicKey
+	for _, k := range keys {
+		if k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(signed)) == nil {
+			key = k
+			break
+		}
+	}
 	if key == nil {
 		return nil, errUntrusted
 	}
-	var p simpleSigning
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil, fmt.Errorf("signed payload is not simple-signing JSON: %w", err)
+	var p payload.Cosign
+	if err := json.Unmarshal(signed, &p); err != nil {
+		return nil, fmt.Errorf("signed payload is not a cosign simple-signing payload: %w", err)
 	}
-	if p.Critical.Type != simpleSigningType {
-		return nil, fmt.Errorf("signed payload has type %q, expected %q", p.Critical.Type, simpleSigningType)
-	}
-	if got := p.Critical.Image.DockerManifestDigest; got != dgst.String() {
+	if got := p.Image.DigestStr(); got != dgst.String() {
 		return nil, fmt.Errorf("%w: the payload names %s", errOtherDigest, got)
 	}
 	return key, nil
 }
 
-// bundle is the part of a Sigstore bundle (protobuf JSON) verified here.
-type bundle struct {
-	MediaType        string `json:"mediaType"`
-	MessageSignature *struct {
-		MessageDigest struct {
-			Algorithm string `json:"algorithm"`
-			Digest    []byte `json:"digest"`
-		} `json:"messageDigest"`
-		Signature []byte `json:"signature"`
-	} `json:"messageSignature"`
-	DSSEEnvelope *struct {
-		Payload     []byte `json:"payload"`
-		PayloadType string `json:"payloadType"`
-		Signatures  []struct {
-			Sig []byte `json:"sig"`
-		} `json:"signatures"`
-	} `json:"dsseEnvelope"`
-}
-
-// statement is an in-toto statement.
-type statement struct {
-	Type    string `json:"_type"`
-	Subject []struct {
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	PredicateType string `json:"predicateType"`
-}
-
-// verifyBundle checks a Sigstore bundle: a DSSE envelope holding an in-toto
-// statement of `cosign sign` whose subject is dgst, or a message signature
-// over dgst itself, signed by one of keys. It returns the key that signed.
+// verifyBundle checks a Sigstore bundle with sigstore-go under one of keys:
+// a DSSE envelope holding an in-toto statement of `cosign sign` whose
+// subject is dgst, or a message signature over dgst itself. No timestamp
+// or log entry is needed: the keys are trusted as they are. It returns the
+// key that signed.
 func verifyBundle(data []byte, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
-	var b bundle
-	if err := json.Unmarshal(data, &b); err != nil {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("not a sigstore bundle: %w", err)
 	}
-	if !isBundleMediaType(b.MediaType) {
-		return nil, fmt.Errorf("not a sigstore bundle: media type %q", b.MediaType)
+	if dgst.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("image digest %s: only sha256 image digests are supported", dgst)
 	}
-	switch {
-	case b.DSSEEnvelope != nil:
-		env := b.DSSEEnvelope
-		if env.PayloadType != inTotoPayloadType {
-			return nil, fmt.Errorf("bundle envelope has payload type %q, expected %q", env.PayloadType, inTotoPayloadType)
-		}
-		pae := preAuthEncoding(env.PayloadType, env.Payload)
-		var key *publicKey
-		for _, s := range env.Signatures {
-			if key = firstVerifying(keys, pae, s.Sig); key != nil {
-				break
-			}
-		}
-		if key == nil {
-			return nil, errUntrusted
-		}
-		return key, checkStatement(env.Payload, dgst)
-	case b.MessageSignature != nil:
-		ms := b.MessageSignature
-		if ms.MessageDigest.Algorithm != "SHA2_256" || dgst.Algorithm() != digest.SHA256 {
-			return nil, fmt.Errorf("bundle message digest uses %s; only SHA2_256 over a sha256 image digest is supported", ms.MessageDigest.Algorithm)
-		}
-		var key *publicKey
-		for _, k := range keys {
-			if k.verifyDigest(ms.MessageDigest.Digest, ms.Signature) == nil {
-				key = k
-				break
-			}
-		}
-		if key == nil {
-			return nil, errUntrusted
-		}
-		if want, _ := hex.DecodeString(dgst.Encoded()); !bytes.Equal(ms.MessageDigest.Digest, want) {
-			return nil, fmt.Errorf("%w: the message digest is sha256:%x", errOtherDigest, ms.MessageDigest.Digest)
-		}
-		return key, nil
+	want, err := hex.DecodeString(dgst.Encoded())
+	if err != nil {
+		return nil, fmt.Errorf("image digest %s: %w", dgst, err)
 	}
-	return nil, fmt.Errorf("bundle holds neither a dsseEnvelope nor a messageSignature")
+	policy := verify.NewPolicy(verify.WithArtifactDigest("sha256", want), verify.WithKey())
+	var other error // a trusted key signed, for something else
+	for _, k := range keys {
+		v, err := verify.NewVerifier(keyMaterial(k), verify.WithNoObserverTimestamps())
+		if err != nil {
+			return nil, fmt.Errorf("failed to set up the bundle verifier: %w", err)
+		}
+		res, err := v.Verify(&b, policy)
+		if err == nil {
+			return k, checkPredicate(res)
+		}
+		if signedOther := signedFor(v, &b, verify.WithKey()); signedOther != nil {
+			other = signedOther
+		}
+	}
+	if other != nil {
+		return nil, other
+	}
+	return nil, errUntrusted
 }
 
-// checkStatement checks a signed in-toto statement: `cosign sign`'s
-// predicate and dgst among the subjects.
-func checkStatement(payload []byte, dgst digest.Digest) error {
-	var st statement
-	if err := json.Unmarshal(payload, &st); err != nil {
-		return fmt.Errorf("signed payload is not an in-toto statement: %w", err)
+// keyMaterial is k as sigstore-go's trusted material: the one key, for
+// whatever hint a bundle gives, valid at any time.
+func keyMaterial(k *publicKey) root.TrustedMaterial {
+	key := root.NewExpiringKey(k.verifier, time.Time{}, time.Time{})
+	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+}
+
+// signedFor is errOtherDigest, naming what the bundle signs, when b
+// verifies under v and signer (the key or identity policy) for the artifact
+// it names itself; else nil.
+func signedFor(v *verify.Verifier, b *bundle.Bundle, signer verify.PolicyOption) error {
+	content, err := b.SignatureContent()
+	if err != nil {
+		return nil
 	}
-	if !strings.HasPrefix(st.Type, "https://in-toto.io/Statement/") {
-		return fmt.Errorf("signed payload has type %q, expected an in-toto statement", st.Type)
+	if ms := content.MessageSignatureContent(); ms != nil {
+		policy := verify.NewPolicy(verify.WithArtifactDigest("sha256", ms.Digest()), signer)
+		if _, err := v.Verify(b, policy); err != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: the message digest is sha256:%x", errOtherDigest, ms.Digest())
 	}
-	if st.PredicateType != cosignSignPredicate {
-		return fmt.Errorf("signed statement has predicate %q, expected %q (an attestation is no signature)", st.PredicateType, cosignSignPredicate)
+	res, err := v.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), signer))
+	if err != nil || res.Statement == nil {
+		return nil
 	}
 	var named []string
-	for _, s := range st.Subject {
-		for alg, hex := range s.Digest {
-			if alg == dgst.Algorithm().String() && hex == dgst.Encoded() {
-				return nil
-			}
+	for _, s := range res.Statement.GetSubject() {
+		for alg, hex := range s.GetDigest() {
 			named = append(named, alg+":"+hex)
 		}
 	}
 	if len(named) == 0 {
-		return fmt.Errorf("signed statement names no subject digest")
+		return fmt.Errorf("%w: the signed statement names no subject digest", errOtherDigest)
 	}
 	return fmt.Errorf("%w: the statement names %s", errOtherDigest, strings.Join(named, ", "))
 }
 
-// preAuthEncoding is DSSE's PAE, what a DSSE signature signs.
-func preAuthEncoding(payloadType string, payload []byte) []byte {
-	head := fmt.Sprintf("DSSEv1 %d %s %d ", len(payloadType), payloadType, len(payload))
-	return append([]byte(head), payload...)
-}
-
-// firstVerifying is the first of keys under which sig verifies over message.
-func firstVerifying(keys []*publicKey, message, sig []byte) *publicKey {
-	for _, k := range keys {
-		if k.verify(message, sig) == nil {
-			return k
-		}
+// checkPredicate refuses a verified statement that is not `cosign sign`'s.
+func checkPredicate(res *verify.VerificationResult) error {
+	if res.Statement == nil {
+		return nil // a message signature
+	}
+	if p := res.Statement.GetPredicateType(); p != cosignSignPredicate {
+		return fmt.Errorf("signed statement has predicate %q, expected %q (an attestation is no signature)", p, cosignSignPredicate)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/distribution/reference"
 	"github.com/hashicorp/go-hclog"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -24,9 +23,6 @@ const (
 
 // maxSignatures bounds the signature manifests examined per image.
 const maxSignatures = 32
-
-// verifiedCacheSize bounds the verified digests a Verifier remembers.
-const verifiedCacheSize = 1024
 
 // ErrNotVerified is matched (errors.Is) by every *Error.
 var ErrNotVerified = errors.New("image signature not verified")
@@ -57,20 +53,23 @@ type Result struct {
 	Rule     string // rule prefix, or DefaultRuleName
 	Verified bool
 	KeyPath  string // the key that verified
+	Identity string // or the keyless signer: certificate subject (issuer ...)
 	Layout   string // LayoutTag, LayoutBundleReferrer or LayoutBundleTag
 	Warning  string // under warn: why the image is not verified
 }
 
 // Verifier checks image digests against the trust config. It remembers
 // the digests it verified, so that starting an image again asks the
-// registry nothing: an entry holds for the repository, digest, rule, policy
-// and the keys' contents, and a new config comes with a new Verifier, whose
-// memory is empty. Digests that did not verify are asked about every time.
+// registry nothing: an entry holds for the repository, digest, rule, policy,
+// the keys' contents and the whole config's fingerprint, so Verifiers that
+// share a Memory (WithMemory) across configs verify again after any change
+// of the rules. Digests that did not verify are asked about every time.
 type Verifier struct {
 	cfg      *Config
+	cfgPrint string // cfg.fingerprint()
 	hosts    func(refHost string) docker.RegistryHosts
 	logger   hclog.Logger
-	verified *lru.Cache[string, Result]
+	verified *Memory
 }
 
 // NewVerifier returns a Verifier for cfg (nil: everything off). hosts gives
@@ -86,19 +85,7 @@ func NewVerifier(cfg *Config, hosts func(refHost string) docker.RegistryHosts, l
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	verified, _ := lru.New[string, Result](verifiedCacheSize) // fails only for a size <= 0
-	return &Verifier{cfg: cfg, hosts: hosts, logger: logger.Named("trust"), verified: verified}
-}
-
-// verifiedKey names a verification: what was verified, under which rule
-// and policy, with which keys.
-func verifiedKey(named reference.Named, dgst digest.Digest, rule Rule, keys []*publicKey) string {
-	var b strings.Builder
-	b.WriteString(named.Name() + "@" + dgst.String() + "\x00" + rule.Name() + "\x00" + string(rule.Policy))
-	for _, k := range keys {
-		b.WriteString("\x00" + k.path + "=" + k.fingerprint)
-	}
-	return b.String()
+	return &Verifier{cfg: cfg, cfgPrint: cfg.fingerprint(), hosts: hosts, logger: logger.Named("trust"), verified: NewMemory()}
 }
 
 // Verify checks the signatures of dgst, the digest ref was resolved to,
@@ -133,18 +120,30 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 		}
 	}
 
-	cacheKey := verifiedKey(named, dgst, rule, keys)
+	signers := trusted{keys: keys, ids: rule.Identities, root: rule.root, threshold: rule.Threshold}
+	if signers.root == nil && rule.TrustedRoot != "" {
+		if signers.root, err = loadTrustedRoot(rule.TrustedRoot); err != nil {
+			return res, fmt.Errorf("trust rule %q: trusted root %q: %w", res.Rule, rule.TrustedRoot, err)
+		}
+	}
+
+	cacheKey := v.verifiedKey(named, dgst, rule, keys)
 	if cached, ok := v.verified.Get(cacheKey); ok {
-		logger.Debug("image signature verified before", "key", cached.KeyPath, "layout", cached.Layout)
+		logger.Debug("image signature verified before", "signer", cached.Signer(), "layout", cached.Layout)
 		return cached, nil
 	}
-	key, layout, failure := v.check(quietContext(ctx), named, dgst, keys)
+	by, layout, failure := v.check(quietContext(ctx), named, dgst, signers)
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("signature verification of %s (%s) interrupted: %w", named, dgst, ctx.Err())
 	}
 	if failure == nil {
-		res.Verified, res.KeyPath, res.Layout = true, key.path, layout
-		logger.Info("image signature verified", "key", key.path, "layout", layout)
+		res.Verified, res.Layout = true, layout
+		if by.key != nil {
+			res.KeyPath = by.key.path
+		} else {
+			res.Identity = by.identity
+		}
+		logger.Info("image signature verified", "signer", res.Signer(), "layout", layout)
 		v.verified.Add(cacheKey, res)
 		return res, nil
 	}
@@ -158,15 +157,41 @@ func (v *Verifier) Verify(ctx context.Context, ref string, dgst digest.Digest) (
 	return res, nil
 }
 
-// check looks for a signature of dgst by one of keys: bundles first, then
-// the classic tag. A nil *Error means verified by the returned key.
-func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest.Digest, keys []*publicKey) (*publicKey, string, *Error) {
-	if len(keys) == 0 {
-		return nil, "", &Error{Reason: "the rule names no public key"}
+// trusted is who may sign under a rule: its keys, and its identities
+// under its trusted root; threshold of them must have signed.
+type trusted struct {
+	keys      []*publicKey
+	ids       []Identity
+	root      *trustedRoot
+	threshold int
+}
+
+// signedBy is the key, or the keyless identity (certificate subject and
+// issuer), that signed.
+type signedBy struct {
+	key      *publicKey
+	identity string
+}
+
+// Signer is the key path or the identity that verified.
+func (r Result) Signer() string {
+	if r.KeyPath != "" {
+		return r.KeyPath
 	}
+	return r.Identity
+}
+
+// check looks for a signature of dgst by one of signers: bundles first,
+// then the classic tag (keys only). A nil *Error means verified by the
+// returned signer.
+func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest.Digest, signers trusted) (signedBy, string, *Error) {
+	if len(signers.keys) == 0 && (len(signers.ids) == 0 || signers.root == nil) {
+		return signedBy{}, "", &Error{Reason: "the rule names no public key and no identity"}
+	}
+	keys, got := signers.keys, newTally(signers.threshold)
 	src, err := newSource(ctx, v.hosts(reference.Domain(named)), named.Name(), dgst)
 	if err != nil {
-		return nil, "", &Error{Reason: err.Error(), Err: err}
+		return signedBy{}, "", &Error{Reason: err.Error(), Err: err}
 	}
 	var (
 		problems  []string // one per signature that did not verify
@@ -188,11 +213,12 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		if examined++; examined > maxSignatures {
 			break
 		}
-		key, err := v.checkBundleManifest(ctx, src, d, dgst, keys)
-		if err == nil {
-			return key, layout, nil
+		by, err := v.checkBundleManifest(ctx, src, d, dgst, signers)
+		if err != nil {
+			note("bundle "+d.Digest.String(), err)
+		} else if got.add(by, layout) {
+			return got.first, got.layout, nil
 		}
-		note("bundle "+d.Digest.String(), err)
 	}
 
 	sigTag := strings.Replace(dgst.String(), ":", "-", 1) + ".sig"
@@ -200,10 +226,10 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	switch {
 	case err != nil:
 		fetchErrs = append(fetchErrs, err)
-	case desc != nil:
-		key, err := v.checkClassic(ctx, src, *desc, dgst, keys, note)
-		if key != nil {
-			return key, LayoutTag, nil
+	case desc != nil && len(keys) > 0:
+		met, err := v.checkClassic(ctx, src, *desc, dgst, keys, note, func(k *publicKey) bool { return got.add(signedBy{key: k}, LayoutTag) })
+		if met {
+			return got.first, got.layout, nil
 		}
 		if err != nil {
 			note("tag "+sigTag, err)
@@ -213,8 +239,13 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 	e := &Error{Err: errors.Join(fetchErrs...)}
 	var reasons []string
 	switch {
+	case got.short() != "":
+		reasons = append(reasons, got.short())
+		if len(problems) > 0 {
+			reasons = append(reasons, fmt.Sprintf("%d other signature(s) did not verify: %s", len(problems), strings.Join(problems, "; ")))
+		}
 	case len(problems) > 0:
-		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's keys: %s", len(problems), strings.Join(problems, "; ")))
+		reasons = append(reasons, fmt.Sprintf("%d signature(s) found, none verified with the rule's %s: %s", len(problems), signers.what(), strings.Join(problems, "; ")))
 	case len(fetchErrs) == 0:
 		reasons = append(reasons, fmt.Sprintf("no cosign signature found (no sigstore bundle referring to the digest, no %s tag)", sigTag))
 	}
@@ -222,17 +253,28 @@ func (v *Verifier) check(ctx context.Context, named reference.Named, dgst digest
 		reasons = append(reasons, "failed to fetch signatures: "+strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	e.Reason = strings.Join(reasons, "; ")
-	return nil, "", e
+	return signedBy{}, "", e
+}
+
+// what names the kinds of signer in t, for reasons.
+func (t trusted) what() string {
+	switch {
+	case len(t.ids) == 0:
+		return "keys"
+	case len(t.keys) == 0:
+		return "identities"
+	}
+	return "keys and identities"
 }
 
 // checkBundleManifest verifies the bundle layers of one referrer manifest.
-func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocispec.Descriptor, dgst digest.Digest, keys []*publicKey) (*publicKey, error) {
+func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocispec.Descriptor, dgst digest.Digest, signers trusted) (signedBy, error) {
 	m, err := src.manifest(ctx, d)
 	if err != nil {
-		return nil, err
+		return signedBy{}, err
 	}
 	if m.Subject != nil && m.Subject.Digest != dgst {
-		return nil, fmt.Errorf("%w: the manifest's subject is %s", errOtherDigest, m.Subject.Digest)
+		return signedBy{}, fmt.Errorf("%w: the manifest's subject is %s", errOtherDigest, m.Subject.Digest)
 	}
 	var errs []error
 	for _, l := range m.Layers {
@@ -244,24 +286,25 @@ func (v *Verifier) checkBundleManifest(ctx context.Context, src *source, d ocisp
 			errs = append(errs, err)
 			continue
 		}
-		key, err := verifyBundle(b, dgst, keys)
+		by, err := signers.verifyBundle(b, dgst)
 		if err == nil {
-			return key, nil
+			return by, nil
 		}
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		return nil, fmt.Errorf("no sigstore bundle layer")
+		return signedBy{}, fmt.Errorf("no sigstore bundle layer")
 	}
-	return nil, errors.Join(errs...)
+	return signedBy{}, errors.Join(errs...)
 }
 
 // checkClassic verifies the simple-signing layers of the classic signature
-// manifest; each layer that does not verify is noted.
-func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.Descriptor, dgst digest.Digest, keys []*publicKey, note func(string, error)) (*publicKey, error) {
+// manifest, handing each key that signed to accept until it says the
+// threshold is met; each layer that does not verify is noted.
+func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.Descriptor, dgst digest.Digest, keys []*publicKey, note func(string, error), accept func(*publicKey) bool) (bool, error) {
 	m, err := src.manifest(ctx, desc)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	found := 0
 	for _, l := range m.Layers {
@@ -275,13 +318,16 @@ func (v *Verifier) checkClassic(ctx context.Context, src *source, desc ocispec.D
 		if err == nil {
 			var key *publicKey
 			if key, err = verifySimpleSigning(payload, l.Annotations[SignatureAnnotation], dgst, keys); err == nil {
-				return key, nil
+				if accept(key) {
+					return true, nil
+				}
+				continue
 			}
 		}
 		note("signature "+l.Digest.String(), err)
 	}
 	if found == 0 {
-		return nil, fmt.Errorf("no simple-signing layer")
+		return false, fmt.Errorf("no simple-signing layer")
 	}
-	return nil, nil
+	return false, nil
 }

@@ -103,3 +103,37 @@ func TestVerifyMemoryIsBounded(t *testing.T) {
 		t.Fatalf("oldest digest: %v, %d requests; expected it forgotten and asked again", err, n)
 	}
 }
+
+// TestVerifyMemorySharedAcrossConfigs checks that a Memory kept across
+// configs answers for the same rules and is not used once they change.
+func TestVerifyMemorySharedAcrossConfigs(t *testing.T) {
+	k := newTestKey(t, "ecdsa")
+	reg, _, ref, dgst := setup(t, false, PolicyEnforce, k)
+	reg.putClassic(repo, dgst, classicFor(t, k, reg.Host, dgst))
+	rule := RawRule{Prefix: reg.Host + "/team/", PublicKeys: []string{k.pubPath}}
+	parse := func(defaultPolicy string, rules ...RawRule) *Config {
+		cfg, err := ParseConfig(defaultPolicy, rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	mem := NewMemory()
+	first := NewVerifier(parse("off", rule), nil, nil).WithMemory(mem)
+	if res, err, n := verifyCounted(t, reg, first, ref, dgst); err != nil || !res.Verified || n == 0 {
+		t.Fatalf("first verification: %+v, %v, %d requests", res, err, n)
+	}
+	same := NewVerifier(parse("off", rule), nil, nil).WithMemory(mem)
+	if res, err, n := verifyCounted(t, reg, same, ref, dgst); err != nil || !res.Verified || n != 0 {
+		t.Fatalf("same rules: %+v, %v, %d requests; expected the verification from memory", res, err, n)
+	}
+	for name, cfg := range map[string]*Config{
+		"default policy": parse("warn", rule),
+		"another rule":   parse("off", rule, RawRule{Prefix: "registry.example.com/", PublicKeys: []string{k.pubPath}}),
+	} {
+		changed := NewVerifier(cfg, nil, nil).WithMemory(mem)
+		if res, err, n := verifyCounted(t, reg, changed, ref, dgst); err != nil || !res.Verified || n == 0 {
+			t.Fatalf("%s changed: %+v, %v, %d requests; expected a verification against the registry", name, res, err, n)
+		}
+	}
+}
