@@ -63,6 +63,8 @@ type Driver struct {
 	// verified remembers the digests verified under the trust rules
 	// across SetConfig calls; its entries hold only for unchanged rules.
 	verified *trust.Memory
+	// clients are the containerd connections, kept across SetConfig.
+	clients clients
 
 	mu sync.RWMutex // guards st
 	// st is what the last SetConfig established; nil before the first.
@@ -106,15 +108,14 @@ type state struct {
 	closeOnce sync.Once
 }
 
-// close stops the reconciler and the GC and closes the containerd
-// connection. Running tasks are untouched.
+// close stops the reconciler and the GC. Running tasks are untouched, and
+// so is the containerd connection, which their handles use (see clients).
 func (s *state) close() {
 	s.closeOnce.Do(func() {
 		if s.stopReconciler != nil {
 			s.stopReconciler()
 		}
 		s.gc.Stop()
-		_ = s.client.Close()
 	})
 }
 

@@ -241,3 +241,22 @@ func processAlive(t *testing.T, pid string) bool {
 	_, err = os.Stat("/proc/" + pid)
 	return err == nil
 }
+
+// TestSetConfigKeepsRunningTasks: Nomad may call SetConfig again while
+// tasks run; they stay manageable through the connection they were started
+// with: inspected, stopped and destroyed, with nothing left behind.
+func TestSetConfigKeepsRunningTasks(t *testing.T) {
+	b := newCheckedBed(t)
+	h := b.harness(t, "")
+	task := newTask(t, onHost(sh("trap 'exit 3' TERM; sleep 300 & wait")))
+	start(t, h, task)
+	b.setConfig(t, h, "")
+
+	status, err := h.InspectTask(task.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, status.State)
+	must.NoError(t, h.StopTask(task.ID, 10*time.Second, "SIGTERM"))
+	must.Eq(t, 3, wait(t, h, task.ID, 20*time.Second).ExitCode)
+	must.NoError(t, h.DestroyTask(task.ID, false))
+	b.nothingLeft(t, task)
+}

@@ -64,7 +64,9 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.New(conf.Address, client.WithDefaultNamespace(conf.Namespace), client.WithTimeout(callTimeout))
+	c, err := d.clients.get(conf.Address, conf.Namespace, func() (*client.Client, error) {
+		return client.New(conf.Address, client.WithDefaultNamespace(conf.Namespace), client.WithTimeout(callTimeout))
+	})
 	if err != nil {
 		return fmt.Errorf("failed to create containerd client for %q: %w", conf.Address, err)
 	}
@@ -105,7 +107,6 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		oldIDs = d.st.ids
 	}
 	if st.ids, err = newIDPool(conf.UserNS.RangeStart, conf.UserNS.RangeCount, oldIDs, d.logger); err != nil {
-		_ = c.Close()
 		return err
 	}
 	if d.st != nil {
@@ -152,4 +153,5 @@ func (d *Driver) Shutdown() {
 	if d.st != nil {
 		d.st.close()
 	}
+	d.clients.closeAll()
 }
