@@ -108,14 +108,18 @@ build_cosign2() {
 }
 
 build_nomad() {
-  built nomad "$NOMAD_VERSION" && log "nomad: $NOMAD_VERSION already built" && return 0
+  # the stamp names the build: a Nomad built before cloud auto-join was
+  # left out is built again
+  local want="$NOMAD_VERSION no-cloud-auto-join"
+  built nomad "$want" && log "nomad: $NOMAD_VERSION already built" && return 0
   # Nomad v1.6.1 (the last MPL-2.0 release) replaces its api submodule with a
   # local path, so it is built through a small wrapper module that pins its
-  # other replaces and the api at the v1.6.1 commit.
-  # No symbol table or DWARF (-s -w): the link of a binary this size is
-  # a large part of its build on a small machine.
+  # other replaces and the api at the v1.6.1 commit, and leaves out
+  # go-discover's cloud SDKs (hack/tools/nomad/discover). No symbol table or
+  # DWARF (-s -w): the link of a binary this size is a large part of its
+  # build on a small machine.
   (cd "$root/hack/tools/nomad" && go build -ldflags "-s -w" -o "$bin/nomad" github.com/hashicorp/nomad)
-  mark nomad "$NOMAD_VERSION"
+  mark nomad "$want"
 }
 
 build_stargz() {

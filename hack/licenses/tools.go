@@ -28,7 +28,7 @@ type tool struct {
 // testBed mirrors hack/deps.sh (tools_test.go holds the two together).
 var testBed = []tool{
 	{
-		name: "containerd", versionVar: "CONTAINERD_VERSION", tags: "no_btrfs",
+		name: "containerd", versionVar: "CONTAINERD_VERSION", tags: "no_cri no_btrfs no_devmapper no_zfs no_tracing",
 		module: "github.com/containerd/containerd/v2",
 		pkgs: under("github.com/containerd/containerd/v2/cmd",
 			"containerd", "containerd-shim-runc-v2", "ctr"),
