@@ -48,6 +48,8 @@ type Dockerd struct {
 	net       dockerNet
 	cd, dd    *daemon
 	hadKey    bool // dockerKey existed before
+	apiOnce   sync.Once
+	api       *http.Client
 	stopOnce  sync.Once
 	stopErr   error
 }
@@ -190,10 +192,13 @@ func socketAnswers(path string) bool {
 
 // API is an HTTP client of the daemon's socket (URLs http://docker/...).
 func (d *Dockerd) API() *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "unix", d.Socket)
-	}}}
+	d.apiOnce.Do(func() {
+		d.api = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", d.Socket)
+		}}}
+	})
+	return d.api
 }
 
 func (d *Dockerd) ping(ctx context.Context) error {

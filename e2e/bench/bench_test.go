@@ -75,9 +75,9 @@ func TestBench(t *testing.T) {
 		}
 		p := b.newPeers()
 		defer p.stop()
-		rows, phases := p.figureStarts(max(runs/2, 5))
-		rep.Findings = append(rep.Findings, phases...)
-		return append(rows, p.figureMemory(max(rounds/3, 1))...)
+		rows, findings := p.figures(max(runs/2, 5), max(rounds/3, 1))
+		rep.Findings = append(rep.Findings, findings...)
+		return rows
 	})
 	rep.Machine.LoadAfter = loadAvg()
 

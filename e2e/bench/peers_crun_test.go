@@ -58,7 +58,9 @@ func crunRow(crun, runc Summary) Row {
 		BaselineName: "this driver with runc"}
 }
 
-// crunWorks starts one crun task and says why it failed ("" when it ran).
+// crunWorks starts one crun task and says why it failed ("" when it ran):
+// Debian 12's crun 1.8.1 refuses containerd 2's runtime spec (version
+// 1.2) and cgroup v1 hosts with controllers on the unified hierarchy.
 func (p *peers) crunWorks() string {
 	job := p.job(p.crunPeer(), 1)
 	allocs, err := p.tryRun(job)

@@ -164,23 +164,17 @@ func (p *peers) memorySample(pr peer, rounds int) (Summary, string) {
 	return Summarize(xs), describe(last)
 }
 
-// figureMemory: memory per idle task at peerTasks tasks in as many
+// memoryRows: memory per idle task at peerTasks tasks in as many
 // allocations, this driver with Nomad's logmon and with its own collector,
 // against raw_exec and the docker driver.
-func (p *peers) figureMemory(rounds int) []Row {
-	raw, rawNote := p.memorySample(rawExecPeer(), rounds)
-	dock, dockNote := p.memorySample(dockerPeer("host"), rounds)
-	logmon, logmonNote := p.memorySample(containerdPeer("host"), rounds)
-	p.setCollector("driver")
-	p.startLatency(containerdPeer("host")) // the new plugin's first task: what it sets up once
-	own, ownNote := p.memorySample(containerdPeer("host"), rounds)
+func memoryRows(logmon, own, raw, dock Summary, notes map[string]string) []Row {
 	name := fmt.Sprintf("peers: memory per idle task, %d in %d allocs", peerTasks, peerTasks)
 	return []Row{
 		{Name: name + ", collector driver vs docker", Unit: "MiB", Driver: own, Baseline: &dock, BaselineName: "docker driver",
-			Target: Target{TargetRatio, 0.3}, Note: "this driver (MiB per task): " + ownNote + "; docker driver: " + dockNote},
+			Target: Target{TargetRatio, 0.3}, Note: "this driver (MiB per task): " + notes["own"] + "; docker driver: " + notes["docker"]},
 		{Name: name + ", collector driver vs raw_exec", Unit: "MiB", Driver: own, Baseline: &raw, BaselineName: "raw_exec",
-			Target: Target{TargetMedian, 8}, Note: "raw_exec: " + rawNote},
+			Target: Target{TargetMedian, 8}, Note: "raw_exec: " + notes["raw"]},
 		{Name: name + ", collector nomad vs docker", Unit: "MiB", Driver: logmon, Baseline: &dock, BaselineName: "docker driver",
-			Note: "this driver with logmon: " + logmonNote},
+			Note: "this driver with logmon: " + notes["logmon"]},
 	}
 }

@@ -32,6 +32,7 @@ const (
 type peers struct {
 	b      *bed
 	nomad  *testbed.Nomad
+	api    *api.Client // one client: the agent limits connections per address
 	docker *testbed.Dockerd
 	cni    *testbed.CNINet
 	netns  string
@@ -76,6 +77,7 @@ func (b *bed) newPeers() *peers {
 		DriverDenylist: "java,qemu",
 		CgroupParent:   fmt.Sprintf("/ndc-peers-%d", os.Getpid()),
 	})
+	p.api = p.nomad.API()
 	p.awaitDrivers()
 	return p
 }
@@ -108,7 +110,7 @@ plugin "docker" {
 
 // awaitDrivers waits until the agent's node has all three drivers healthy.
 func (p *peers) awaitDrivers() {
-	cl := p.nomad.API()
+	cl := p.api
 	var last string
 	ok := testbed.Poll(time.Minute, 250*time.Millisecond, func() bool {
 		nodes, _, err := cl.Nodes().List(nil)
@@ -224,7 +226,7 @@ func (p *peers) run(job *api.Job) []*api.Allocation {
 // tryRun is run that returns an allocation's failure (with its task
 // events) as an error, with the job purged.
 func (p *peers) tryRun(job *api.Job) ([]*api.Allocation, error) {
-	t, cl := p.b.t, p.nomad.API()
+	t, cl := p.b.t, p.api
 	_, _, err := cl.Jobs().Register(job, nil)
 	must.NoError(t, err)
 	want := *job.TaskGroups[0].Count
@@ -279,7 +281,7 @@ func (p *peers) startedFile(allocID string) string {
 // purge stops and purges job and waits until its allocations have ended
 // and their processes are gone.
 func (p *peers) purge(job *api.Job, allocs []*api.Allocation) {
-	t, cl := p.b.t, p.nomad.API()
+	t, cl := p.b.t, p.api
 	_, _, err := cl.Jobs().Deregister(*job.ID, true, nil)
 	must.NoError(t, err)
 	testbed.Eventually(t, time.Minute, "allocations of job "+*job.ID+" stopped", func() bool {
@@ -296,4 +298,31 @@ func (p *peers) purge(job *api.Job, allocs []*api.Allocation) {
 		}
 		return true
 	})
+}
+
+// figures measures the starts and memory of all peers with this plugin on
+// Nomad's logmon, then restarts the agent with the plugin's own collector
+// and measures this driver's again (its starts again against all peers).
+func (p *peers) figures(runs, rounds int) (rows []Row, findings []string) {
+	crun := p.crunWorks()
+	if crun != "" {
+		findings = append(findings, "crun: not measured, a start with crun fails: "+crun)
+	}
+	starts, phases := p.figureStarts(runs, "nomad", crun == "")
+	rows = append(rows, starts...)
+	findings = append(findings, phases)
+	notes := map[string]string{}
+	var raw, dock, logmon Summary
+	raw, notes["raw"] = p.memorySample(rawExecPeer(), rounds)
+	dock, notes["docker"] = p.memorySample(dockerPeer("host"), rounds)
+	logmon, notes["logmon"] = p.memorySample(containerdPeer("host"), rounds)
+
+	p.setCollector("driver")
+	p.startLatency(containerdPeer("host")) // the new plugin's first task: what it sets up once
+	starts, phases = p.figureStarts(runs, "driver", false)
+	rows = append(rows, starts...)
+	findings = append(findings, phases)
+	own, ownNote := p.memorySample(containerdPeer("host"), rounds)
+	notes["own"] = ownNote
+	return append(rows, memoryRows(logmon, own, raw, dock, notes)...), findings
 }
