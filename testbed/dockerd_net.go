@@ -128,8 +128,8 @@ func removeCgroupTree(parent string) error {
 	if parent == "" {
 		return nil
 	}
-	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || parent == "/" {
-		return fmt.Errorf("cgroup parent %q: want a clean absolute path below the root", parent)
+	if err := checkCgroupParent(parent); err != nil {
+		return err
 	}
 	roots := []string{"/sys/fs/cgroup"}
 	if ents, err := os.ReadDir("/sys/fs/cgroup"); err == nil {

@@ -3,12 +3,10 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,18 +88,7 @@ func cmdline(pid int) []string {
 // pssKiB is the proportional set size of a process: its private memory
 // plus its share of what it shares with others.
 func pssKiB(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Pss:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
+	return procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
 }
 
 // idleMemory starts peerTasks allocations of pr and measures, once they
