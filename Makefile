@@ -59,7 +59,8 @@ soak: deps ## churn: SOAK_CYCLES (200) bridge tasks with port maps started and s
 	set -o pipefail; SOAK_CYCLES=$${SOAK_CYCLES:-200} $(GO) test -count=1 -p 1 -timeout 60m -tags integration -run '^TestChurn$$' -v ./driver/ \
 		| grep -v -e '\[DEBUG\]' -e '\[TRACE\]'
 
-bench: deps build ## driver vs raw containerd, go-cni and ctr in one run: table, .work/bench/results.json and results.svg (root)
+bench: deps build ## driver vs raw containerd, go-cni and ctr, and vs raw_exec and docker under one Nomad agent, in one run: table, .work/bench/results.json and results.svg (root)
+	bash hack/deps.sh bench
 	$(GO) test -count=1 -p 1 -timeout 60m -tags bench -run '^(TestBench|TestBenchLazy)$$' -v ./e2e/bench/ 2>&1 | \
 		grep -v -e '^=== ' -e ' \[DEBUG\] ' ; exit $${PIPESTATUS[0]}
 

@@ -4,7 +4,8 @@
 # proxy.
 # Idempotent: a tool whose pinned version is already built is skipped.
 #
-# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign stargz runc, or all.
+# usage: deps.sh STEP...   steps: apt containerd cni nomad cosign stargz runc, or all;
+# and bench (not in all): the Debian packages only `make bench` needs.
 # apt runs first; the Go builds then run in parallel, each timed. DEPS_APT
 # (Debian packages) and DEPS_CNI (plugin names) narrow apt and cni to what a
 # caller needs (`make demo`, see hack/demo.sh); unset, they install everything.
@@ -34,6 +35,40 @@ apt_install() {
   # the registry package starts a system service on :5000; tests run their own
   if systemctl is-active --quiet docker-registry 2>/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+}
+
+# bench_apt installs DEBIAN_BENCH_PACKAGES (docker.io, crun) with every
+# service start refused while they install (policy-rc.d exits 101): the
+# bench runs a dockerd and a containerd of its own, and none of the
+# packages' daemons may run beside it. Where systemd runs, the packages'
+# units are then disabled, and stopped and masked if one started anyway.
+bench_apt() {
+  local missing=() p
+  for p in $DEBIAN_BENCH_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]} (no service started)"
+  local policy=/usr/sbin/policy-rc.d saved="" rc=0
+  if [ -e "$policy" ]; then
+    saved=$(mktemp)
+    cp -p "$policy" "$saved"
+  fi
+  printf '#!/bin/sh\n# hack/deps.sh bench: no service starts while bench packages install\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi
+  [ $rc -eq 0 ] || return $rc
+  if [ -d /run/systemd/system ]; then
+    local unit
+    for unit in docker.socket docker.service containerd.service; do
+      systemctl disable "$unit" >/dev/null 2>&1 || true
+      if systemctl is-active --quiet "$unit" 2>/dev/null; then
+        systemctl stop "$unit" && systemctl mask "$unit" >/dev/null
+      fi
+    done
   fi
 }
 
@@ -178,14 +213,16 @@ for s in "${@:-all}"; do
   case "$s" in
     all) steps+=(apt containerd cni nomad cosign cosign2 stargz runc) ;;
     cosign) steps+=(cosign cosign2) ;;
-    apt | containerd | cni | nomad | stargz | runc) steps+=("$s") ;;
-    *) echo "usage: $0 [all|apt|containerd|cni|cosign|nomad|stargz|runc]..." >&2; exit 2 ;;
+    apt | bench | containerd | cni | nomad | stargz | runc) steps+=("$s") ;;
+    *) echo "usage: $0 [all|apt|bench|containerd|cni|cosign|nomad|stargz|runc]..." >&2; exit 2 ;;
   esac
 done
 builds=()
 for s in "${steps[@]}"; do
   if [ "$s" = apt ]; then
     timed apt apt_install
+  elif [ "$s" = bench ]; then
+    timed bench bench_apt
   else
     builds+=("$s")
   fi

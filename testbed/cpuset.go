@@ -151,14 +151,23 @@ func removeCgroupParent(parent string) error {
 	if parent == "" {
 		return nil
 	}
-	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || parent == "/" {
-		return fmt.Errorf("cgroup parent %q: want a clean absolute path below the root", parent)
+	if err := checkCgroupParent(parent); err != nil {
+		return err
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(cpusetRoot, &st); err == nil && st.Type == unix.CGROUP_SUPER_MAGIC {
 		return removeCpusets(filepath.Join(cpusetRoot, parent))
 	}
 	return removeCpusets(filepath.Join(filepath.Dir(cpusetRoot), parent))
+}
+
+// checkCgroupParent refuses a cgroup parent that is not a clean absolute
+// path below the root: removing it would remove other cgroups.
+func checkCgroupParent(parent string) error {
+	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || parent == "/" {
+		return fmt.Errorf("cgroup parent %q: want a clean absolute path below the root", parent)
+	}
+	return nil
 }
 
 // removeCpusets removes a cgroup parent and every cgroup below it, deepest

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,7 +47,14 @@ type NomadConfig struct {
 	// of the cpuset cgroups it keeps for reserved and shared cores. Stop
 	// removes it.
 	CgroupParent string
+	// DriverDenylist is the client's driver.denylist; empty means
+	// DefaultDriverDenylist.
+	DriverDenylist string
 }
+
+// DefaultDriverDenylist keeps the agent's built-in drivers that need
+// daemons or runtimes the test bed does not start off.
+const DefaultDriverDenylist = "docker,java,qemu"
 
 // NomadRole says whether an agent runs a server, a client or both.
 type NomadRole int
@@ -128,7 +136,7 @@ client {
   bridge_network_subnet = %s
   options {
     "fingerprint.denylist" = %s
-    "driver.denylist"      = "docker,java,qemu"
+    "driver.denylist"      = %s
   }
 }
 
@@ -140,7 +148,7 @@ plugin %s {
 %s
 `, q("ndc-"+id), q(cfg.DataDir), q(pluginDir), ports.HTTP, ports.RPC, ports.Serf,
 		server, client, clientJoin(cfg), q(CNIBinDir()), q(filepath.Join(cfg.DataDir, "cni")), q(bridge), q(subnet),
-		q(FingerprintDenylist), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
+		q(FingerprintDenylist), q(cmp.Or(cfg.DriverDenylist, DefaultDriverDenylist)), q(PluginName), indent(cfg.PluginConfig, "    "), cfg.Extra)
 }
 
 // clientJoin is the client block's lines for cfg.Servers,
@@ -194,4 +202,17 @@ func LinkPlugin(binDir, pluginDir string) error {
 // ContainerdPluginConfig is the plugin config body pointing at cd.
 func ContainerdPluginConfig(cd *Containerd) string {
 	return fmt.Sprintf("address   = %q\nnamespace = %q\n", cd.Address, cd.Namespace)
+}
+
+// Reconfigure restarts the agent (same data dir, ports and plugin dir)
+// with another plugin config body and extra HCL, and waits until it is ready.
+func (n *Nomad) Reconfigure(pluginConfig, extra string) error {
+	n.mu.Lock()
+	n.Config.PluginConfig, n.Config.Extra = pluginConfig, extra
+	conf := nomadAgentConfig(n.Config, filepath.Join(n.Dir, "plugins"), n.Ports, n.id, true)
+	n.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(n.Dir, "agent.hcl"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("failed to write agent config: %w", err)
+	}
+	return n.Restart()
 }

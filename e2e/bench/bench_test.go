@@ -26,8 +26,9 @@ import (
 // .work/bench/results.json (and results.txt). BENCH_RUNS (default 40) sets
 // the runs of the one-task figures, BENCH_ROUNDS (default 6) those of the
 // concurrency figure (four times as many pulls, half as many memory rounds, at
-// least 3); BENCH_ONLY (comma-separated: start,
-// bridge, concurrent, exit, memory, pull, profile) picks figures;
+// least 3; a third as many rounds of peer memory, at least 1, and half the
+// runs of peer starts, at least 5); BENCH_ONLY (comma-separated: start,
+// bridge, concurrent, exit, memory, pull, profile, peers) picks figures;
 // BENCH_ENFORCE=1 fails the run when a target is missed.
 func TestBench(t *testing.T) {
 	load := loadAvg()
@@ -63,6 +64,20 @@ func TestBench(t *testing.T) {
 	measure("profile", func() []Row {
 		rep.Findings = append(rep.Findings, b.profileStarts(runs/2))
 		return nil
+	})
+	measure("peers", func() []Row {
+		if missing := peersMissing(); len(missing) > 0 {
+			if testbed.InCI() {
+				t.Fatalf("peers: missing %v (CI=true: a missing dependency is a failure)", missing)
+			}
+			rep.Findings = append(rep.Findings, fmt.Sprintf("peers: NOT MEASURED, missing %v", missing))
+			return nil
+		}
+		p := b.newPeers()
+		defer p.stop()
+		rows, findings := p.figures(max(runs/2, 5), max(rounds/3, 1))
+		rep.Findings = append(rep.Findings, findings...)
+		return rows
 	})
 	rep.Machine.LoadAfter = loadAvg()
 

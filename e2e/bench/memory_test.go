@@ -99,17 +99,21 @@ func rssSum(b *bed, pids []int) int64 {
 }
 
 // vmRSS is VmRSS of /proc/<pid>/status in KiB.
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+func vmRSS(pid int) (int64, error) { return procKiB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") }
+
+// procKiB is the value of the first line of a /proc file that starts with
+// field ("VmRSS:", "Pss:"), in KiB.
+func procKiB(path, field string) (int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s in %s", strings.TrimSuffix(field, ":"), path)
 }
