@@ -75,7 +75,7 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	// userns_mode = "auto" needs the layers and Nomad's directories
 	// mounted idmapped
 	if caps, err := st.client.GetSnapshotterCapabilities(ctx, st.config.Snapshotter); err == nil {
-		missing := usernsMissing(caps, rt.Features, kernelRelease())
+		missing := UserNSMissing(caps, rt.Features)
 		fp.Attributes["driver.containerd.userns"] = pstructs.NewBoolAttribute(len(missing) == 0)
 		if len(missing) > 0 {
 			fp.Attributes["driver.containerd.userns.missing"] = pstructs.NewStringAttribute(strings.Join(missing, ","))

@@ -31,6 +31,15 @@ func usernsMissing(snapshotterCaps []string, features any, kernelRelease string)
 	return missing
 }
 
+// UserNSMissing is what this node lacks for userns_mode = "auto", from the
+// snapshotter's capabilities and the runtime's features as containerd
+// reports them (GetSnapshotterCapabilities, RuntimeInfo) and the kernel's
+// release; empty when nothing is missing. The fingerprint's
+// driver.containerd.userns.missing lists the same.
+func UserNSMissing(snapshotterCaps []string, runtimeFeatures any) []string {
+	return usernsMissing(snapshotterCaps, runtimeFeatures, kernelRelease())
+}
+
 // runtimeIDMapMounts reports whether the runtime's features say it mounts
 // binds idmapped.
 func runtimeIDMapMounts(features any) bool {
