@@ -101,6 +101,9 @@ type state struct {
 	// ids hands out the host ID ranges of tasks' user namespaces and
 	// knows those that live tasks hold.
 	ids *userns.Pool
+	// labelledIDs holds the ranges of existing containers in ids before
+	// the first new reservation.
+	labelledIDs labelledIDs
 	// stopReconciler stops the dangling container reconciler; nil with
 	// gc.container = false.
 	stopReconciler func()

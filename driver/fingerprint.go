@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,10 +72,14 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 			fp.Attributes["driver.containerd.images.disk_pressure"] = pstructs.NewBoolAttribute(used > high)
 		}
 	}
-	// userns_mode = "auto" needs the snapshotter to mount layers idmapped
-	// (containerd's overlayfs says so when the kernel can)
+	// userns_mode = "auto" needs the layers and Nomad's directories
+	// mounted idmapped
 	if caps, err := st.client.GetSnapshotterCapabilities(ctx, st.config.Snapshotter); err == nil {
-		fp.Attributes["driver.containerd.userns"] = pstructs.NewBoolAttribute(slices.Contains(caps, "remap-ids"))
+		missing := UserNSMissing(caps, rt.Features)
+		fp.Attributes["driver.containerd.userns"] = pstructs.NewBoolAttribute(len(missing) == 0)
+		if len(missing) > 0 {
+			fp.Attributes["driver.containerd.userns.missing"] = pstructs.NewStringAttribute(strings.Join(missing, ","))
+		}
 	}
 	// the built-in bridge network needs the reference CNI plugins; host,
 	// none and group networking work without them

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -81,6 +82,23 @@ func restoreIDs(p *userns.Pool, ts TaskState) error {
 		return fmt.Errorf("failed to recover the task's user namespace: %w", err)
 	}
 	return nil
+}
+
+// labelledIDs makes sure that the ranges the containers' labels record
+// (labelUserNS) are held in a state's pool before that pool hands out a
+// new one.
+type labelledIDs struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// ownUserNS says whether a task with this userns_mode runs in a user
+// namespace of its own (reserveIDs gives it a range or refuses it).
+func ownUserNS(mode string, privileged bool, defaultMode string) bool {
+	if mode == "" {
+		return defaultMode == userNSAuto && !privileged
+	}
+	return mode == userNSAuto
 }
 
 // User namespace modes: a task in the host's user namespace, or in one of

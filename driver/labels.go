@@ -27,6 +27,13 @@ const (
 // down without the task's state.
 const labelNetwork = labelPrefix + "network"
 
+// labelUserNS is the host ID range of a container's user namespace
+// ("2147483648-2147549183"). It is written when the container is created,
+// before any task handle exists: a plugin that dies between reserving a
+// range and returning the handle leaves a container that holds the range
+// and no task state that says so, and the next plugin reads the label.
+const labelUserNS = labelPrefix + "userns"
+
 // maxContainerID is containerd's limit on identifier length.
 const maxContainerID = 76
 

@@ -22,7 +22,11 @@ type Mount struct {
 	Source   string
 	Target   string
 	ReadOnly bool
-	Options  []string
+	// IDMap asks for the bind to be mapped with the task's user namespace
+	// (see idmapped); it is the rule already for sources inside the
+	// allocation.
+	IDMap   bool
+	Options []string
 }
 
 var propagationModes = []string{"private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -97,10 +101,12 @@ func parseVolume(field, v string) (Mount, error) {
 			case o == "ro":
 				m.ReadOnly = true
 			case o == "rw":
+			case o == executor.IDMapOption:
+				m.IDMap = true
 			case slices.Contains(propagationModes, o):
 				m.Options = append(m.Options, o)
 			default:
-				return Mount{}, fmt.Errorf("%s: option %q in %q is not ro, rw or a propagation mode (%s)", field, o, v, strings.Join(propagationModes, ", "))
+				return Mount{}, fmt.Errorf("%s: option %q in %q is not ro, rw, idmap or a propagation mode (%s)", field, o, v, strings.Join(propagationModes, ", "))
 			}
 		}
 	}
@@ -108,7 +114,7 @@ func parseVolume(field, v string) (Mount, error) {
 }
 
 func parseMountBlock(field string, rm rawMount) (Mount, error) {
-	m := Mount{Field: field, Type: rm.Type, Source: rm.Source, Target: rm.Target, ReadOnly: rm.ReadOnly}
+	m := Mount{Field: field, Type: rm.Type, Source: rm.Source, Target: rm.Target, ReadOnly: rm.ReadOnly, IDMap: rm.IDMap}
 	if m.Type == "" {
 		m.Type = "bind"
 	}
@@ -117,6 +123,8 @@ func parseMountBlock(field string, rm rawMount) (Mount, error) {
 		case o == "ro" || o == "readonly":
 			m.ReadOnly = true
 		case o == "rw" || o == "bind" || o == "rbind":
+		case o == executor.IDMapOption:
+			m.IDMap = true
 		default:
 			m.Options = append(m.Options, o)
 		}
@@ -156,6 +164,9 @@ func checkMount(m Mount) error {
 			return fmt.Errorf("%s: a bind mount needs a source", m.Field)
 		}
 	case "tmpfs":
+		if m.IDMap {
+			return fmt.Errorf("%s: idmap applies to bind mounts only, not to type %q", m.Field, m.Type)
+		}
 	default:
 		return fmt.Errorf("%s: type %q is not supported; allowed are \"bind\" and \"tmpfs\"", m.Field, m.Type)
 	}
@@ -196,7 +207,8 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]
 		if err != nil {
 			return nil, fmt.Errorf("%s: source %q cannot be resolved: %w", m.Field, m.Source, err)
 		}
-		if b.contains(pin.real) {
+		inAlloc := b.contains(pin.real)
+		if inAlloc {
 			err = b.checkSource(m.Field, m.Source, pin.real, m.ReadOnly)
 		} else {
 			err = c.allowHostPath(m.Field, m.Source, pin.real)
@@ -208,7 +220,7 @@ func resolveMounts(ms []Mount, taskDir, allocDir string, c *Config, p *pins) ([]
 		if m.ReadOnly {
 			p.readOnly(m.Target)
 		}
-		out = append(out, bindMount(pin.real, m.Target, m.ReadOnly, m.Options...))
+		out = append(out, bindMount(pin.real, m.Target, m.ReadOnly, idmapped(inAlloc || m.IDMap, m.Options)...))
 	}
 	return out, nil
 }
@@ -275,13 +287,29 @@ func nomadMounts(cfg *drivers.TaskConfig, p *pins) (first []specs.Mount, last sp
 		if d.ro {
 			p.readOnly(d.target)
 		}
-		ms = append(ms, bindMount(pin.real, d.target, d.ro))
+		ms = append(ms, bindMount(pin.real, d.target, d.ro, executor.IDMapOption))
 	}
 	last, ms = ms[len(ms)-1], ms[:len(ms)-1]
 	for _, m := range cfg.Mounts {
 		ms = append(ms, bindMount(m.HostPath, m.TaskPath, m.Readonly, propagation(m.PropagationMode)))
 	}
 	return ms, last, nil
+}
+
+// idmapped adds the mark that maps a bind with the task's user namespace
+// when on. The rule: what belongs to the allocation (Nomad's task
+// directories, binds of sources inside the allocation, the driver's hosts
+// and resolv.conf) is mapped, so that what the task's root writes there is
+// owned by the host's root and its uid 1000 by 1000, as without a user
+// namespace, and Nomad and the operator can read and remove it. Host paths
+// (volumes, bind, mount) and Nomad's volume_mounts keep the host's
+// ownership unless a mount asks for idmap: a root-owned host file stays out
+// of the task's reach.
+func idmapped(on bool, opts []string) []string {
+	if !on {
+		return opts
+	}
+	return append(slices.Clone(opts), executor.IDMapOption)
 }
 
 // propagation maps Nomad's volume_mount propagation modes to mount options.

@@ -66,21 +66,30 @@ func TestResolveMounts_HostPathGate(t *testing.T) {
 	}
 }
 
+// Sources inside the allocation are idmapped, host paths only when the
+// mount asks for it; tmpfs never.
 func TestResolveMounts_Options(t *testing.T) {
 	cfg := testTask(t)
 	td := cfg.TaskDir()
+	host := t.TempDir()
+	conf := defaultConfig(t)
+	conf.VolumesEnabled = true
 	var p pins
 	defer p.close()
 	ms, err := resolveMounts([]Mount{
 		{Field: "a", Type: "bind", Source: "local", Target: "/ro", ReadOnly: true},
 		{Field: "b", Type: "bind", Source: "local", Target: "/shared", Options: []string{"rshared"}},
 		{Field: "c", Type: "tmpfs", Target: "/scratch", Options: []string{"size=1024"}},
-	}, td.Dir, cfg.AllocDir, defaultConfig(t), &p)
+		{Field: "d", Type: "bind", Source: host, Target: "/host"},
+		{Field: "e", Type: "bind", Source: host, Target: "/owned", IDMap: true},
+	}, td.Dir, cfg.AllocDir, conf, &p)
 	must.NoError(t, err)
 	must.Eq(t, []specs.Mount{
-		{Type: "bind", Source: td.LocalDir, Destination: "/ro", Options: []string{"rbind", "ro", "rprivate"}},
-		{Type: "bind", Source: td.LocalDir, Destination: "/shared", Options: []string{"rbind", "rw", "rshared"}},
+		{Type: "bind", Source: td.LocalDir, Destination: "/ro", Options: []string{"rbind", "ro", "idmap", "rprivate"}},
+		{Type: "bind", Source: td.LocalDir, Destination: "/shared", Options: []string{"rbind", "rw", "rshared", "idmap"}},
 		{Type: "tmpfs", Source: "tmpfs", Destination: "/scratch", Options: []string{"nosuid", "nodev", "rw", "size=1024"}},
+		{Type: "bind", Source: host, Destination: "/host", Options: []string{"rbind", "rw", "rprivate"}},
+		{Type: "bind", Source: host, Destination: "/owned", Options: []string{"rbind", "rw", "idmap", "rprivate"}},
 	}, ms)
 }
 
@@ -143,13 +152,16 @@ func TestNomadMounts(t *testing.T) {
 	ms, logs, err := nomadMounts(cfg, &p)
 	must.NoError(t, err)
 	must.Len(t, 4, ms)
+	// the task directories are idmapped, Nomad's volumes are not
+	td := cfg.TaskDir()
+	must.Eq(t, specs.Mount{Type: "bind", Source: td.LocalDir, Destination: "/local", Options: []string{"rbind", "rw", "idmap", "rprivate"}}, ms[1])
 	must.Eq(t, specs.Mount{Type: "bind", Source: host, Destination: "/vol", Options: []string{"rbind", "ro", "rslave"}}, ms[3])
 	// alloc/logs comes apart, to be mounted after every bind
 	must.Eq(t, "/alloc/logs", logs.Destination)
 	must.SliceContains(t, logs.Options, "ro")
+	must.SliceContains(t, logs.Options, "idmap")
 
 	// alloc/logs swapped for a symlink to a host directory is refused
-	td := cfg.TaskDir()
 	must.NoError(t, os.RemoveAll(td.LogDir))
 	must.NoError(t, os.Symlink(host, td.LogDir))
 	_, _, err = nomadMounts(cfg, &p)

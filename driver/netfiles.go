@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
 )
 
@@ -111,7 +112,7 @@ func writeTaskFile(cfg *drivers.TaskConfig, name string, data []byte, dest strin
 		return specs.Mount{}, fmt.Errorf("%s resolves to %q, outside the allocation directory: refused", name, pin.real)
 	}
 	p.bind(name, dest, pin)
-	return bindMount(pin.real, dest, false), nil
+	return bindMount(pin.real, dest, false, executor.IDMapOption), nil
 }
 
 // hostname is the task's hostname option, else the one Nomad gave the

@@ -182,6 +182,9 @@ func (d *Driver) removeDangling(ctx context.Context, st *state, c executor.Conta
 	if err := rt.Remove(ctx, c.ID); err != nil {
 		return err
 	}
+	if _, ok := c.Labels[labelUserNS]; ok {
+		st.ids.Release(c.ID)
+	}
 	if inConfiguredNamespace(st, c.Namespace) {
 		st.gc.Release(c.Image)
 	}

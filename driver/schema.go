@@ -220,6 +220,7 @@ var mountSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"source":   hclspec.NewAttr("source", "string", false),
 	"readonly": hclspec.NewDefault(hclspec.NewAttr("readonly", "bool", false), hclspec.NewLiteral("false")),
 	"options":  hclspec.NewAttr("options", "list(string)", false),
+	"idmap":    hclspec.NewDefault(hclspec.NewAttr("idmap", "bool", false), hclspec.NewLiteral("false")),
 	"bind_options": hclspec.NewBlock("bind_options", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"propagation": hclspec.NewAttr("propagation", "string", false),
 	})),
@@ -353,6 +354,7 @@ type rawMount struct {
 	Target       string          `codec:"target"`
 	Source       string          `codec:"source"`
 	ReadOnly     bool            `codec:"readonly"`
+	IDMap        bool            `codec:"idmap"`
 	Options      []string        `codec:"options"`
 	BindOptions  rawBindOptions  `codec:"bind_options"`
 	TmpfsOptions rawTmpfsOptions `codec:"tmpfs_options"`

@@ -59,6 +59,11 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
+	if ownUserNS(tc.UserNSMode, tc.Privileged, st.config.UserNS.Default) {
+		if err := d.restoreLabelledIDs(st); err != nil {
+			return nil, err
+		}
+	}
 	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, tc.Privileged, st.config.UserNS.Default)
 	if err != nil {
 		return nil, err
@@ -70,6 +75,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 			}
 		}()
 		p.spec.UserNS = ids.Mappings()
+		p.labels[labelUserNS] = ids.String()
 	}
 	if err := st.cdi.addDevices(cfg, tc.CDIDevices, p); err != nil {
 		return nil, err

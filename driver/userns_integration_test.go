@@ -20,8 +20,9 @@ import (
 
 // A task with userns_mode = "auto" runs in a user namespace of its own:
 // its root is an unprivileged host ID, host files it is given stay out of
-// its reach, what it writes in Nomad's directories belongs to its range on
-// the host, and no two tasks share a range, across a plugin kill too.
+// its reach, what it writes in Nomad's directories is owned on the host as
+// without a user namespace, and no two tasks share a range, across a
+// plugin kill too.
 func TestUserNamespace(t *testing.T) {
 	b := newCheckedBed(t)
 	t.Run("files", func(t *testing.T) { testUserNSFiles(t, b) })
@@ -29,24 +30,37 @@ func TestUserNamespace(t *testing.T) {
 }
 
 func testUserNSFiles(t *testing.T, b *bed) {
-	dir := t.TempDir()
+	// dir is a host directory bound as it is, owned a host directory
+	// bound with idmap; each holds a file of the host's root
+	dir, owned := t.TempDir(), t.TempDir()
+	for _, d := range []string{dir, owned} {
+		must.NoError(t, os.WriteFile(filepath.Join(d, "host-owned"), []byte("host data\n"), 0o644))
+		must.NoError(t, os.Chmod(d, 0o755))
+	}
 	hostFile := filepath.Join(dir, "host-owned")
-	must.NoError(t, os.WriteFile(hostFile, []byte("host data\n"), 0o644))
-	must.NoError(t, os.Chmod(dir, 0o755))
 
 	raw := sh(`id -u; ` +
 		`echo x >> /data/host-owned 2>/dev/null && echo host-file-written || echo host-file-refused; ` +
-		`touch /local/written /alloc/data/written && echo dirs-written; echo END`)
+		`echo x >> /owned/host-owned && echo owned-file-written; ` +
+		`touch /local/written /alloc/data/written /secrets/written /owned/written && echo dirs-written; ` +
+		`touch /local/u1000 && chown 1000:1000 /local/u1000 && echo chowned; ` +
+		`stat -c 'hosts=%u:%g' /etc/hosts; echo END`)
 	raw.UserNSMode = "auto"
-	raw.Volumes = []string{dir + ":/data"}
+	raw.Volumes = []string{dir + ":/data", owned + ":/owned:idmap"}
 	task := newTask(t, raw)
-	out := runWith(t, b, volumesPlugin(dir), task, nil)
+	out := runWith(t, b, volumesPlugin(dir, owned), task, nil)
 	must.StrHasPrefix(t, "0\n", out)
+	// a host file bound as it is keeps the host's ownership: the task's
+	// root is nobody to it
 	must.StrContains(t, out, "host-file-refused")
 	data, err := os.ReadFile(hostFile)
 	must.NoError(t, err)
 	must.Eq(t, "host data\n", string(data))
+	// one bound with idmap is the task's root's
+	must.StrContains(t, out, "owned-file-written")
 	must.StrContains(t, out, "dirs-written")
+	must.StrContains(t, out, "chowned")
+	must.StrContains(t, out, "hosts=0:0")
 	// the image's layers are mounted idmapped: the snapshot carries the
 	// mapping, and no chowned copy of the image was made
 	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
@@ -58,12 +72,21 @@ func testUserNSFiles(t *testing.T, b *bed) {
 		must.StrNotContains(t, i.Name, "remap", must.Sprint("a chowned copy of the image"))
 		return nil
 	}))
+	// what the task writes in Nomad's directories and the idmapped volume
+	// is owned on the host as it would be without a user namespace: its
+	// root's files by root, its uid 1000's by 1000
 	td := task.TaskDir()
-	for _, p := range []string{filepath.Join(td.LocalDir, "written"), filepath.Join(td.SharedAllocDir, "data", "written")} {
+	for p, want := range map[string]uint32{
+		filepath.Join(td.LocalDir, "written"):               0,
+		filepath.Join(td.SharedAllocDir, "data", "written"): 0,
+		filepath.Join(td.SecretsDir, "written"):             0,
+		filepath.Join(owned, "written"):                     0,
+		filepath.Join(td.LocalDir, "u1000"):                 1000,
+	} {
 		st, err := os.Stat(p)
 		must.NoError(t, err)
-		must.Eq(t, defaultIDRangeStart, st.Sys().(*syscall.Stat_t).Uid, must.Sprintf("owner of %s", p))
-		must.Eq(t, defaultIDRangeStart, st.Sys().(*syscall.Stat_t).Gid, must.Sprintf("group of %s", p))
+		must.Eq(t, want, st.Sys().(*syscall.Stat_t).Uid, must.Sprintf("owner of %s", p))
+		must.Eq(t, want, st.Sys().(*syscall.Stat_t).Gid, must.Sprintf("group of %s", p))
 	}
 }
 

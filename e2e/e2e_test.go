@@ -196,6 +196,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("preflight check", func(t *testing.T) { testPreflight(t, e) })
 	t.Run("batch", func(t *testing.T) { testBatch(t, e) })
 	t.Run("binds", func(t *testing.T) { testBinds(t, e) })
+	t.Run("userns binds", func(t *testing.T) { testUserNSBinds(t, e) })
 	t.Run("service", func(t *testing.T) { testService(t, e) })
 	t.Run("bridge ports", func(t *testing.T) { testBridgePorts(t, e) })
 	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })

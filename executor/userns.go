@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"slices"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -26,12 +27,42 @@ func newSnapshot(id string, img client.Image, m []specs.LinuxIDMapping) client.N
 	return client.WithNewSnapshot(id, img, client.WithUserNSRemapperLabels(m, m))
 }
 
-// userNSOpts puts the process in a new user namespace with the mapping.
+// IDMapOption in a bind mount's options marks it for the container's ID
+// mapping (see withIDMappedMounts).
+const IDMapOption = "idmap"
+
+// userNSOpts puts the process in a new user namespace with the mapping;
+// the mounts marked IDMapOption get the mapping too.
 func userNSOpts(m []specs.LinuxIDMapping) []oci.SpecOpts {
 	if len(m) == 0 {
+		return []oci.SpecOpts{withIDMappedMounts(nil)}
+	}
+	return []oci.SpecOpts{oci.WithUserNamespace(m, m), withSysBind, withIDMappedMounts(m)}
+}
+
+// withIDMappedMounts mounts the binds marked IDMapOption idmapped with the
+// user namespace's own mapping (the OCI mount's uidMappings and
+// gidMappings, which runc 1.2 and later applies with mount_setattr): a file
+// on disk owned by host ID n is seen inside as n, and what the task's n
+// writes is owned on disk by host ID n, as without a user namespace. The
+// mapping covers the top mount of the bind, not mounts below it. In the
+// host's user namespace the mapping would be the identity: the mark is
+// dropped.
+func withIDMappedMounts(m []specs.LinuxIDMapping) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for i, mnt := range s.Mounts {
+			if !slices.Contains(mnt.Options, IDMapOption) {
+				continue
+			}
+			if len(m) == 0 {
+				s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(mnt.Options), func(o string) bool { return o == IDMapOption })
+				continue
+			}
+			s.Mounts[i].UIDMappings = slices.Clone(m)
+			s.Mounts[i].GIDMappings = slices.Clone(m)
+		}
 		return nil
 	}
-	return []oci.SpecOpts{oci.WithUserNamespace(m, m), withSysBind}
 }
 
 // withSysBind replaces the /sys mount with a read-only bind of the host's:

@@ -80,7 +80,7 @@ func TestCheckHealthyBed(t *testing.T) {
 	b := newBed(t)
 	code, out := runCheck(t, b.body())
 	must.Eq(t, 0, code)
-	for _, want := range []string{"✓ config:", "✓ plugin_dir: ", "✓ containerd: containerd 2.2.1", "runtime: runtime io.containerd.runc.v2", "✓ snapshotter: snapshotter overlayfs",
+	for _, want := range []string{"✓ config:", "✓ plugin_dir: ", "✓ containerd: containerd 2.2.1", "runtime: runtime io.containerd.runc.v2", "✓ snapshotter: snapshotter overlayfs", `✓ userns: userns_mode = "auto" can run`,
 		`✓ cni bridge:`, `✓ cni lan: network "lan"`, "✓ cgroups: cgroup v", "✓ registry_config_dir: registry_config_dir " + b.registryDir + ": hosts for localhost:5000",
 		"✓ trust: default_policy off, 1 rule(s), keys readable: " + b.key, "✓ volumes: volumes.allowed_host_paths exist: " + b.hostPath} {
 		must.StrContains(t, out, want)
@@ -100,7 +100,7 @@ func TestCheckHealthyBed(t *testing.T) {
 	for _, c := range rep.Checks {
 		names = append(names, c.Name)
 	}
-	must.Eq(t, []string{"config", "plugin_dir", "containerd", "runtime", "snapshotter", "cni bridge", "cni lan", "cgroups",
+	must.Eq(t, []string{"config", "plugin_dir", "containerd", "runtime", "snapshotter", "userns", "cni bridge", "cni lan", "cgroups",
 		"registry_config_dir", "trust", "volumes", "init", "cdi"}, names)
 }
 
@@ -125,7 +125,7 @@ func TestCheckBrokenBeds(t *testing.T) {
 		want []string
 	}{
 		{"socket missing", func(b *bed) string { b.address = "/run/ndc-no-such-dir/containerd.sock"; return b.body() },
-			[]string{"✗ containerd: socket /run/ndc-no-such-dir/containerd.sock: no such file or directory (fix: start containerd", "✗ runtime: not checked", "✗ snapshotter: not checked"}},
+			[]string{"✗ containerd: socket /run/ndc-no-such-dir/containerd.sock: no such file or directory (fix: start containerd", "✗ runtime: not checked", "✗ snapshotter: not checked", "✗ userns: not checked"}},
 		{"cni plugin removed", func(b *bed) string { b.binDir = noPortmap; return b.body() },
 			[]string{`✗ cni bridge: the built-in "bridge" network needs plugins portmap, missing from ` + noPortmap, `✗ cni lan: network "lan"`, "needs plugins portmap"}},
 		{"bad plugin option", func(b *bed) string { return b.body() + "snapshotter = \"overlay\"\n" },

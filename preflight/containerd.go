@@ -18,19 +18,20 @@ const snapshotterPlugin = "io.containerd.snapshotter.v1"
 
 // checkContainerd checks that containerd answers at the configured address,
 // that it has the configured runtime (and which runc that runs) and the
-// configured snapshotter. Without containerd the other two cannot be
-// judged and fail as such.
+// configured snapshotter, and whether userns_mode = "auto" can run.
+// Without containerd the others cannot be judged and fail as such.
 func checkContainerd(ctx context.Context, conf *config, timeout time.Duration) []Result {
 	cd := Result{Name: "containerd"}
 	rt := Result{Name: "runtime"}
 	sn := Result{Name: "snapshotter"}
+	us := Result{Name: "userns"}
 	down := func(detail, fix string) []Result {
 		cd.Status, cd.Detail, cd.Fix = Fail, detail, fix
-		for _, r := range []*Result{&rt, &sn} {
+		for _, r := range []*Result{&rt, &sn, &us} {
 			r.Status, r.Detail = Fail, "not checked: containerd is not reachable"
 			r.Fix = "fix containerd first"
 		}
-		return []Result{cd, rt, sn}
+		return []Result{cd, rt, sn, us}
 	}
 	if _, err := os.Stat(conf.Address); err != nil {
 		return down(fmt.Sprintf("socket %s: %v", conf.Address, errText(err)),
@@ -53,7 +54,32 @@ func checkContainerd(ctx context.Context, conf *config, timeout time.Duration) [
 	if v.Revision != "" {
 		cd.Detail = fmt.Sprintf("containerd %s (revision %s) at %s", v.Version, v.Revision, conf.Address)
 	}
-	return []Result{cd, checkRuntime(cctx, c, conf.Runtime), checkSnapshotter(cctx, c, conf.Snapshotter)}
+	return []Result{cd, checkRuntime(cctx, c, conf.Runtime), checkSnapshotter(cctx, c, conf.Snapshotter), checkUserNS(cctx, c, conf)}
+}
+
+// checkUserNS says whether userns_mode = "auto" can run on this node, as
+// the fingerprint's driver.containerd.userns does: a failure where the
+// plugin's userns.default is "auto" (every task that names no mode would
+// fail), a warning otherwise (only the tasks that ask for it fail).
+func checkUserNS(ctx context.Context, c *client.Client, conf *config) Result {
+	r := Result{Name: "userns"}
+	var features any
+	if info, err := c.RuntimeInfo(ctx, conf.Runtime, nil); err == nil {
+		features = info.Features
+	}
+	caps, _ := c.GetSnapshotterCapabilities(ctx, conf.Snapshotter)
+	missing := driver.UserNSMissing(caps, features)
+	if len(missing) == 0 {
+		r.Status, r.Detail = Pass, `userns_mode = "auto" can run: idmapped layers, binds and tmpfs`
+		return r
+	}
+	r.Status = Warn
+	if conf.UserNS.Default == "auto" {
+		r.Status = Fail
+	}
+	r.Detail = fmt.Sprintf(`userns_mode = "auto" cannot run here: missing %s`, strings.Join(missing, ", "))
+	r.Fix = `use containerd's overlayfs snapshotter, runc 1.2 or later and Linux 6.3 or later, or keep userns.default = "host"`
+	return r
 }
 
 // checkRuntime asks containerd for the runtime's features, as the

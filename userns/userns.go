@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -32,6 +34,17 @@ func (r Range) overlaps(o Range) bool {
 
 // String reads as "100000-165535".
 func (r Range) String() string { return fmt.Sprintf("%d-%d", r.Start, r.end()-1) }
+
+// ParseRange reads a range written by String.
+func ParseRange(s string) (Range, error) {
+	first, last, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.ParseUint(first, 10, 32)
+	hi, err2 := strconv.ParseUint(last, 10, 32)
+	if !ok || err1 != nil || err2 != nil || hi < lo || hi >= 1<<32-1 {
+		return Range{}, fmt.Errorf("%q is not a range of host IDs such as \"100000-165535\"", s)
+	}
+	return Range{Start: uint32(lo), Size: uint32(hi - lo + 1)}, nil
+}
 
 // Mappings is the range as the OCI spec's (and the snapshotter's) ID
 // mappings: the container's 0 onwards onto the range.

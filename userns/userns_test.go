@@ -198,3 +198,31 @@ func TestConcurrentReserves(t *testing.T) {
 	must.SliceLen(t, 250, after)
 	noOverlap(t, after)
 }
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Range
+		err  bool
+	}{
+		{in: "2147483648-2147549183", want: Range{Start: 1 << 31, Size: Size}},
+		{in: "100000-100000", want: Range{Start: 100000, Size: 1}},
+		{in: "5-4", err: true},
+		{in: "100000", err: true},
+		{in: "-1-5", err: true},
+		{in: "a-b", err: true},
+		{in: "0-4294967295", err: true},
+		{in: "", err: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			r, err := ParseRange(tc.in)
+			if tc.err {
+				must.ErrorContains(t, err, "is not a range of host IDs")
+				return
+			}
+			must.NoError(t, err)
+			must.Eq(t, tc.want, r)
+			must.Eq(t, tc.in, r.String())
+		})
+	}
+}

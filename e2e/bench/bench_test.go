@@ -28,7 +28,8 @@ import (
 // concurrency figure (four times as many pulls, half as many memory rounds, at
 // least 3; a third as many rounds of peer memory, at least 1, and half the
 // runs of peer starts, at least 5); BENCH_ONLY (comma-separated: start,
-// bridge, concurrent, exit, memory, pull, profile, peers) picks figures;
+// bridge, concurrent, exit, memory, pull, userns, profile,
+// peers) picks figures;
 // BENCH_ENFORCE=1 fails the run when a target is missed.
 func TestBench(t *testing.T) {
 	load := loadAvg()
@@ -61,6 +62,7 @@ func TestBench(t *testing.T) {
 	measure("exit", func() []Row { return []Row{b.figureExit(d, runs)} })
 	measure("memory", func() []Row { return []Row{b.figureMemory(d, max(rounds/2, 3))} })
 	measure("pull", func() []Row { return b.figureColdPull(4 * rounds) })
+	measure("userns", func() []Row { return []Row{b.figureUserNSStart(runs), b.figureUserNSDisk(10)} })
 	measure("profile", func() []Row {
 		rep.Findings = append(rep.Findings, b.profileStarts(runs/2))
 		return nil

@@ -1,0 +1,141 @@
+//go:build integration
+
+package driver
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
+)
+
+// uidMap is the host range that process pid's user namespace maps its
+// IDs onto, read from the host's /proc.
+func uidMap(t *testing.T, pid string) userns.Range {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%s/uid_map", pid))
+	must.NoError(t, err)
+	var inside, start, size uint32
+	_, err = fmt.Sscan(string(data), &inside, &start, &size)
+	must.NoError(t, err, must.Sprintf("uid_map of %s: %q", pid, data))
+	must.Eq(t, 0, inside)
+	must.Positive(t, start, must.Sprintf("process %s is in the host's user namespace", pid))
+	return userns.Range{Start: start, Size: size}
+}
+
+// disjoint fails when two of the ranges, by task, overlap.
+func disjoint(t *testing.T, ranges map[string]userns.Range) {
+	t.Helper()
+	for a, ra := range ranges {
+		for b, rb := range ranges {
+			overlap := uint64(ra.Start) < uint64(rb.Start)+uint64(rb.Size) && uint64(rb.Start) < uint64(ra.Start)+uint64(ra.Size)
+			must.False(t, a != b && overlap, must.Sprintf("tasks %s (%s) and %s (%s) share host IDs", a, ra, b, rb))
+		}
+	}
+}
+
+// A plugin that dies after creating a task's container and before Nomad
+// has its handle leaves a container that holds a range nobody's task
+// state records; the next plugin reads the range from the container's
+// label and hands it to no new task.
+func TestUserNamespaceRangeWithoutHandle(t *testing.T) {
+	b := newCheckedBed(t)
+	const plugin = `userns { default = "auto" }`
+	h := b.harness(t, plugin)
+	orphan := newTask(t, sh("echo ready; exec sleep 300"))
+	start(t, h, orphan) // the handle is dropped: Nomad never gets it
+	eventually(t, "ready", func() bool { return strings.Contains(logs(t, orphan, "stdout"), "ready") })
+	orphanPID := taskPID(t, h, orphan.ID)
+	held := uidMap(t, orphanPID)
+	must.Eq(t, defaultIDRangeStart, held.Start)
+	h.Kill()
+
+	h2 := b.harness(t, plugin)
+	next := newTask(t, sh("echo ready; exec sleep 300"))
+	start(t, h2, next)
+	eventually(t, "ready", func() bool { return strings.Contains(logs(t, next, "stdout"), "ready") })
+	got := uidMap(t, taskPID(t, h2, next.ID))
+	disjoint(t, map[string]userns.Range{orphan.ID: held, next.ID: got})
+	must.True(t, processAlive(t, orphanPID))
+}
+
+// Many tasks started at once get ranges of their own (those of an
+// allocation too); after a plugin kill
+// and recovery they keep them, and new starts take other ranges.
+func TestUserNamespaceConcurrentStarts(t *testing.T) {
+	const first, more = 30, 10
+	b := newCheckedBed(t)
+	const plugin = `userns { default = "auto" }`
+	h := b.harness(t, plugin)
+	began := time.Now()
+	handles := startMany(t, h, first)
+	t.Logf("%d tasks started at once in %s", first, time.Since(began))
+	ranges := map[string]userns.Range{}
+	for id := range handles {
+		ranges[id] = uidMap(t, taskPID(t, h, id))
+	}
+	must.MapLen(t, first, ranges)
+	disjoint(t, ranges)
+
+	h.Kill()
+	h2 := b.harness(t, plugin)
+	for id, handle := range handles {
+		must.NoError(t, h2.RecoverTask(handle))
+		must.Eq(t, ranges[id], uidMap(t, taskPID(t, h2, id)), must.Sprint("a recovered task's range changed"))
+	}
+	for id := range startMany(t, h2, more) {
+		ranges[id] = uidMap(t, taskPID(t, h2, id))
+	}
+	must.MapLen(t, first+more, ranges)
+	disjoint(t, ranges)
+}
+
+// startMany starts n sleeping tasks under h at once, five to an
+// allocation (whose tasks share a shim), and returns their handles by task
+// ID, once all of them run.
+func startMany(t *testing.T, h *testbed.Harness, n int) map[string]*drivers.TaskHandle {
+	t.Helper()
+	tasks := make([]*drivers.TaskConfig, n)
+	impl := h.Impl()
+	for i := range tasks {
+		tasks[i] = newTask(t, rawTaskConfig{Command: "sleep", Args: []string{"300"}})
+		if i%5 > 0 {
+			tasks[i].AllocID = tasks[i-1].AllocID
+		}
+		tasks[i].Name = fmt.Sprintf("web%d", i%5)
+		t.Cleanup(h.MkAllocDir(tasks[i], false))
+		id := tasks[i].ID
+		t.Cleanup(func() { _ = impl.DestroyTask(id, true) })
+	}
+	var (
+		mu      sync.Mutex
+		done    sync.WaitGroup
+		handles = map[string]*drivers.TaskHandle{}
+		errs    []error
+	)
+	for _, task := range tasks {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			handle, _, err := h.StartTask(task)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			handles[task.ID] = handle
+		}()
+	}
+	done.Wait()
+	must.SliceEmpty(t, errs, must.Sprintf("%d of %d starts failed: %v", len(errs), n, errs))
+	return handles
+}
