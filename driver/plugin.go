@@ -25,6 +25,8 @@ var driverCapabilities = &drivers.Capabilities{
 		drivers.NetIsolationModeGroup,
 	},
 	MountConfigs: drivers.MountConfigSupportAll,
+	// the driver makes group network namespaces itself (groupnet.go)
+	MustInitiateNetwork: true,
 }
 
 // PluginInfo describes the plugin to Nomad.

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
 
 	gocni "github.com/containerd/go-cni"
 	cnilibrary "github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"golang.org/x/sys/unix"
 )
 
 // del runs CNI DEL for every network of n (the conflist and loopback).
@@ -75,21 +72,10 @@ func netnsResult(nsPath, ifName, cniVersion string) types.Result {
 		return nil
 	}
 	var ipns []*net.IPNet
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		f, err := os.Open(nsPath)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		if unix.Setns(int(f.Fd()), unix.CLONE_NEWNET) != nil {
-			return
-		}
+	_ = inNetNS(nsPath, func() error {
 		iface, err := net.InterfaceByName(ifName)
 		if err != nil {
-			return
+			return err
 		}
 		addrs, _ := iface.Addrs()
 		for _, a := range addrs {
@@ -97,8 +83,8 @@ func netnsResult(nsPath, ifName, cniVersion string) types.Result {
 				ipns = append(ipns, ipn)
 			}
 		}
-	}()
-	<-done
+		return nil
+	})
 	if len(ipns) == 0 {
 		return nil
 	}
