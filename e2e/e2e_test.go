@@ -199,6 +199,7 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("service", func(t *testing.T) { testService(t, e) })
 	t.Run("bridge ports", func(t *testing.T) { testBridgePorts(t, e) })
 	t.Run("group bridge", func(t *testing.T) { testGroupBridge(t, e) })
+	t.Run("group bridge userns", func(t *testing.T) { testGroupBridgeUserNS(t, e) })
 	t.Run("host network", func(t *testing.T) { testHostNetwork(t, e) })
 	t.Run("default network", func(t *testing.T) { testDefaultNetwork(t, e) })
 	t.Run("verified image", func(t *testing.T) { testVerified(t, e) })
