@@ -120,7 +120,8 @@ func testGroupBridge(t *testing.T, e *env) {
 // testGroupBridgeUserNS runs a group whose network namespace the driver
 // makes: its task in a user namespace of its own serves on port 80 through
 // the group's mapped port, both tasks share the namespace and the hostname,
-// and stopping the job leaves no namespace, veth or CNI record.
+// an agent restart finds the same namespace, and stopping the job leaves no
+// namespace, veth or CNI record.
 func testGroupBridgeUserNS(t *testing.T, e *env) {
 	e.run(t, "group-bridge-userns.nomad.hcl")
 	a := e.alloc(t, "group-bridge-userns", "running")
@@ -144,6 +145,21 @@ func testGroupBridgeUserNS(t *testing.T, e *env) {
 		must.StrContains(t, e.cli(t, "alloc", "exec", "-task", task, a.ID, "cat", "/etc/hosts"), "\tweb-1\n")
 	}
 	must.StrContains(t, e.cli(t, "alloc", "exec", "-task", "peer", a.ID, "wget", "-qO-", "http://127.0.0.1:80/"), "hello from web-1")
+
+	// the agent is killed and started again: its client asks for the
+	// namespace again and gets the one the tasks are in
+	pid := e.taskPID(t, "web", a.ID)
+	e.nomad.Kill()
+	must.NoError(t, e.nomad.Restart())
+	until(t, "the allocation running again after the agent restart", func() bool {
+		info, _, err := e.nomad.API().Allocations().Info(a.ID, nil)
+		return err == nil && info.ClientStatus == "running" && info.TaskStates["web"] != nil && info.TaskStates["web"].Restarts == 0
+	})
+	again, err := os.Stat(nsPath)
+	must.NoError(t, err)
+	must.True(t, os.SameFile(ns, again), must.Sprint("the group namespace was made anew"))
+	must.Eq(t, pid, e.taskPID(t, "web", a.ID))
+	must.Eq(t, "hello from web-1 as uid 0\n", get(t, fmt.Sprintf("http://%s/", net.JoinHostPort(reg.Address, fmt.Sprint(reg.Port)))))
 
 	e.stopJob(t, "group-bridge-userns")
 	until(t, "the group namespace removed", func() bool {
