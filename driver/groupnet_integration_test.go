@@ -33,6 +33,9 @@ func TestGroupNetwork(t *testing.T) {
 	caps, err := h.Capabilities()
 	must.NoError(t, err)
 	must.True(t, caps.MustInitiateNetwork)
+	caps, err = nb.harness(t, nb.pluginHCL("create_group_network = false\n")).Capabilities()
+	must.NoError(t, err)
+	must.False(t, caps.MustInitiateNetwork, must.Sprint("create_group_network = false"))
 	nm := h.DriverPlugin.(drivers.DriverNetworkManager)
 
 	alloc := uuid.Generate()
