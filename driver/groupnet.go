@@ -42,8 +42,9 @@ func (d *Driver) CreateNetwork(allocID string, req *drivers.NetworkCreateRequest
 		Labels: map[string]string{},
 	}
 	if hostname != "" {
-		// Nomad's client sets no address here (it does only for docker's
-		// labels); the hosts file maps the name to 127.0.1.1 then.
+		// Nomad's client adds no address (it does only for docker's
+		// labels): the hosts file maps the name to the namespace's own
+		// address on eth0 (groupAddress).
 		spec.HostsConfig = &drivers.HostsConfig{Hostname: hostname}
 	}
 	d.logger.Debug("group network namespace ready", "alloc_id", allocID, "netns", path, "created", created, "hostname", hostname)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -61,6 +62,19 @@ func TestGroupNetwork(t *testing.T) {
 	must.Eq(t, path, again.Path)
 	must.Eq(t, ino, inode(t, path))
 
+	// what Nomad's bridge gives the namespace: an eth0 with an address,
+	// which the hostname maps to
+	nsenter, err := testbed.LookBin("nsenter")
+	must.NoError(t, err)
+	for _, args := range [][]string{
+		{"ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"},
+		{"ip", "addr", "add", "10.99.0.5/24", "dev", "eth0"},
+		{"ip", "link", "set", "eth0", "up"},
+	} {
+		out, err := exec.Command(nsenter, append([]string{"--net=" + path}, args...)...).CombinedOutput()
+		must.NoError(t, err, must.Sprintf("%v: %s", args, out))
+	}
+
 	web := groupTask(t, alloc, spec, "web", `mkdir /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www`)
 	start(t, h, web)
 	peer := groupTask(t, alloc, spec, "peer", "exec sleep 600")
@@ -68,7 +82,7 @@ func TestGroupNetwork(t *testing.T) {
 	for _, task := range []*drivers.TaskConfig{web, peer} {
 		res := h.Exec(t, task.ID, `hostname; grep web-1 /etc/hosts; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; readlink /proc/self/ns/net`, false, "")
 		must.Eq(t, 0, res.Code, must.Sprint(res.Stderr))
-		must.Eq(t, fmt.Sprintf("web-1\n127.0.1.1\tweb-1\n0\nnet:[%d]\n", ino), res.Stdout, must.Sprintf("task %s", task.Name))
+		must.Eq(t, fmt.Sprintf("web-1\n10.99.0.5\tweb-1\n0\nnet:[%d]\n", ino), res.Stdout, must.Sprintf("task %s", task.Name))
 	}
 	// root of a user namespace of its own: on the host not root
 	must.StrContains(t, h.Exec(t, web.ID, "cat /proc/self/uid_map", false, "").Stdout, fmt.Sprint(defaultIDRangeStart))
