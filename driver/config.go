@@ -36,6 +36,9 @@ type Config struct {
 	// is isolated unless the job or the operator asks for the host) or
 	// cni/<name>.
 	DefaultNetworkMode netMode
+	// CreateGroupNetwork makes the driver create the network namespaces
+	// of task groups with a network mode of their own (groupnet.go).
+	CreateGroupNetwork bool
 	CNI                network.Config
 	Images             ImageConfig
 	Containers         ContainerGC
@@ -68,6 +71,7 @@ func parseConfig(raw rawConfig) (*Config, error) {
 		DefaultPIDMode:    raw.DefaultPIDMode,
 		DefaultIPCMode:    raw.DefaultIPCMode,
 	}
+	c.CreateGroupNetwork = raw.CreateGroupNetwork
 	var err error
 	if c.Address == "" {
 		return nil, fmt.Errorf("address: must be the path of containerd's socket, got an empty value")

@@ -27,6 +27,7 @@ func TestParseConfig_Defaults(t *testing.T) {
 	must.Eq(t, "private", c.DefaultPIDMode)
 	must.Eq(t, "private", c.DefaultIPCMode)
 	must.Eq(t, "bridge", c.DefaultNetworkMode.String())
+	must.True(t, c.CreateGroupNetwork)
 	must.Eq(t, "nomadctr0", c.CNI.BridgeName)
 	must.Eq(t, "172.31.0.0/16", c.CNI.Subnet)
 	must.Eq(t, []string{"/opt/cni/bin"}, c.CNI.BinDirs)
@@ -71,6 +72,8 @@ func TestParseConfig_Fields(t *testing.T) {
 		{name: "default network mode", body: `default_network_mode = "cni/team"`,
 			check: func(t *testing.T, c *Config) { must.Eq(t, "cni/team", c.DefaultNetworkMode.String()) }},
 		{name: "bad default network mode", body: `default_network_mode = "overlay"`, err: `default_network_mode: "overlay" is not`},
+		{name: "group networks left to Nomad", body: `create_group_network = false`,
+			check: func(t *testing.T, c *Config) { must.False(t, c.CreateGroupNetwork) }},
 		{name: "cni block", body: "cni {\n bin_dir = \"/a:/b\"\n conf_dir = \"/c\"\n bridge_name = \"br9\"\n subnet = \"10.9.0.0/24\"\n}",
 			check: func(t *testing.T, c *Config) {
 				must.Eq(t, []string{"/a", "/b"}, c.CNI.BinDirs)

@@ -21,17 +21,18 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 	nc := tc.Network
 	address, gateway := "", ""
 	var fromCNI network.DNS
+	name := hostname(cfg, tc)
 	switch {
 	case res != nil:
 		address, gateway, fromCNI = res.IP, res.Gateway, res.DNS
-	case mode.kind == netGroup && cfg.NetworkIsolation.HostsConfig != nil:
-		address = cfg.NetworkIsolation.HostsConfig.Address
+	case mode.kind == netGroup && name != "":
+		address = groupAddress(cfg.NetworkIsolation)
 	}
 	extra, err := network.ResolveHostGateway(nc.ExtraHosts, gateway)
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := writeTaskFile(cfg, "hosts", network.HostsFile(hostname(cfg, tc), address, extra), "/etc/hosts", p)
+	hosts, err := writeTaskFile(cfg, "hosts", network.HostsFile(name, address, extra), "/etc/hosts", p)
 	if err != nil {
 		return nil, fmt.Errorf("failed to write hosts file: %w", err)
 	}
@@ -55,6 +56,16 @@ func networkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, mode netMode, res *ne
 		return nil, fmt.Errorf("failed to write resolv.conf: %w", err)
 	}
 	return append(ms, resolv), nil
+}
+
+// groupAddress is the address in the group network namespace that the
+// hostname maps to: the one Nomad names, else the namespace's own on eth0
+// (where Nomad's bridge and CNI networks put it); "" when it has none.
+func groupAddress(iso *drivers.NetworkIsolationSpec) string {
+	if iso.HostsConfig != nil && iso.HostsConfig.Address != "" {
+		return iso.HostsConfig.Address
+	}
+	return network.NetNSAddress(iso.Path, network.IfName)
 }
 
 // checkExtraHosts refuses host-gateway entries where the task has no

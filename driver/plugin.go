@@ -25,6 +25,9 @@ var driverCapabilities = &drivers.Capabilities{
 		drivers.NetIsolationModeGroup,
 	},
 	MountConfigs: drivers.MountConfigSupportAll,
+	// the driver makes group network namespaces itself (groupnet.go),
+	// unless create_group_network = false
+	MustInitiateNetwork: true,
 }
 
 // PluginInfo describes the plugin to Nomad.
@@ -45,14 +48,16 @@ func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSp
 
 // Capabilities tells Nomad what the driver supports.
 // With logging.collector = "driver" Nomad starts no logmon: the driver
-// writes alloc/logs itself.
+// writes alloc/logs itself. With create_group_network = false Nomad (or
+// another driver of the group) makes group network namespaces.
 func (d *Driver) Capabilities() (*drivers.Capabilities, error) {
 	st, err := d.current()
-	if err != nil || !st.config.Logging.Driver {
+	if err != nil {
 		return driverCapabilities, nil
 	}
 	caps := *driverCapabilities
-	caps.DisableLogCollection = true
+	caps.DisableLogCollection = st.config.Logging.Driver
+	caps.MustInitiateNetwork = st.config.CreateGroupNetwork
 	return &caps, nil
 }
 

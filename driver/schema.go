@@ -38,6 +38,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"default_pid_mode":     hclspec.NewDefault(hclspec.NewAttr("default_pid_mode", "string", false), hclspec.NewLiteral(`"private"`)),
 	"default_ipc_mode":     hclspec.NewDefault(hclspec.NewAttr("default_ipc_mode", "string", false), hclspec.NewLiteral(`"private"`)),
 	"default_network_mode": hclspec.NewDefault(hclspec.NewAttr("default_network_mode", "string", false), hclspec.NewLiteral(`"bridge"`)),
+	"create_group_network": hclspec.NewDefault(hclspec.NewAttr("create_group_network", "bool", false), hclspec.NewLiteral("true")),
 	"cni": hclspec.NewBlock("cni", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"bin_dir":     hclspec.NewDefault(hclspec.NewAttr("bin_dir", "string", false), hclspec.NewLiteral(`"/opt/cni/bin"`)),
 		"conf_dir":    hclspec.NewDefault(hclspec.NewAttr("conf_dir", "string", false), hclspec.NewLiteral(`"/etc/cni/net.d"`)),
@@ -92,6 +93,7 @@ type rawConfig struct {
 	DefaultPIDMode      string          `codec:"default_pid_mode"`
 	DefaultIPCMode      string          `codec:"default_ipc_mode"`
 	DefaultNetMode      string          `codec:"default_network_mode"`
+	CreateGroupNetwork  bool            `codec:"create_group_network"`
 	CNI                 rawCNIConfig    `codec:"cni"`
 	CDI                 rawCDIConfig    `codec:"cdi"`
 	Logging             rawLogging      `codec:"logging"`

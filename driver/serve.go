@@ -2,7 +2,9 @@ package driver
 
 import (
 	"context"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -16,7 +18,14 @@ import (
 // carries Capabilities().DisableLogCollection to the agent: the 1.6.1
 // SDK's server leaves that field out of the Capabilities answer (only
 // in-process drivers could set it), while the agent reads it.
+//
+// The plugin outlives an agent that dies: its log lines go to the dead
+// agent's pipe, and a write there must not end it (SIGPIPE) after the
+// restarted agent has reattached to it, or the agent's calls to that
+// instance fail (CreateNetwork of a running group's namespace among them).
+// What it logs until Nomad starts it anew is lost.
 func Serve(d *Driver, logger hclog.Logger) {
+	signal.Ignore(syscall.SIGPIPE)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: base.Handshake,
 		Plugins: map[string]plugin.Plugin{

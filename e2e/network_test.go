@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +107,70 @@ func testGroupBridge(t *testing.T, e *env) {
 	must.StrContains(t, out, "10.213.")
 	must.StrNotContains(t, out, strings.TrimSuffix(e.cni.Subnet, "0/24"))
 	e.stopJob(t, "group-bridge")
+	until(t, "Nomad tore its network down", func() bool {
+		for _, l := range testbed.NetLeaks(e.groupNet) {
+			if !strings.Contains(l, "NOMAD-ADMIN") { // Nomad keeps one rule per bridge
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// testGroupBridgeUserNS runs a group whose network namespace the driver
+// makes: its task in a user namespace of its own serves on port 80 through
+// the group's mapped port, both tasks share the namespace and the hostname,
+// an agent restart finds the same namespace, and stopping the job leaves no
+// namespace, veth or CNI record.
+func testGroupBridgeUserNS(t *testing.T, e *env) {
+	e.run(t, "group-bridge-userns.nomad.hcl")
+	a := e.alloc(t, "group-bridge-userns", "running")
+	reg := e.service(t, "group-userns-web")
+	must.Eq(t, hostPort(t, a, "http").Value, reg.Port)
+	must.Eq(t, "hello from web-1 as uid 0\n", get(t, fmt.Sprintf("http://%s/", net.JoinHostPort(reg.Address, fmt.Sprint(reg.Port)))))
+
+	// the namespace is the driver's, at Nomad's name for it, and both tasks are in it
+	nsPath := filepath.Join("/var/run/netns", a.ID)
+	ns, err := os.Stat(nsPath)
+	must.NoError(t, err)
+	for _, task := range []string{"web", "peer"} {
+		pid := e.taskPID(t, task, a.ID)
+		st, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", pid))
+		must.NoError(t, err)
+		must.True(t, os.SameFile(ns, st), must.Sprintf("task %s is not in %s", task, nsPath))
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		must.NoError(t, err)
+		must.StrNotContains(t, string(status), "\nUid:\t0\t", must.Sprintf("task %s runs as the host's root", task))
+		must.Eq(t, "web-1", strings.TrimSpace(e.cli(t, "alloc", "exec", "-task", task, a.ID, "hostname")))
+		// the hostname maps to the group's address on Nomad's bridge
+		addr := strings.Fields(e.cli(t, "alloc", "exec", "-task", task, a.ID, "ip", "-o", "-4", "addr", "show", "eth0"))
+		must.True(t, len(addr) > 3, must.Sprintf("eth0 of task %s: %v", task, addr))
+		ip, _, _ := strings.Cut(addr[3], "/")
+		must.StrContains(t, ip, "10.213.")
+		must.StrContains(t, e.cli(t, "alloc", "exec", "-task", task, a.ID, "cat", "/etc/hosts"), ip+"\tweb-1\n")
+	}
+	must.StrContains(t, e.cli(t, "alloc", "exec", "-task", "peer", a.ID, "wget", "-qO-", "http://127.0.0.1:80/"), "hello from web-1")
+
+	// the agent is killed and started again: its client asks for the
+	// namespace again and gets the one the tasks are in
+	pid := e.taskPID(t, "web", a.ID)
+	e.nomad.Kill()
+	must.NoError(t, e.nomad.Restart())
+	until(t, "the allocation running again after the agent restart", func() bool {
+		info, _, err := e.nomad.API().Allocations().Info(a.ID, nil)
+		return err == nil && info.ClientStatus == "running" && info.TaskStates["web"] != nil && info.TaskStates["web"].Restarts == 0
+	})
+	again, err := os.Stat(nsPath)
+	must.NoError(t, err)
+	must.True(t, os.SameFile(ns, again), must.Sprint("the group namespace was made anew"))
+	must.Eq(t, pid, e.taskPID(t, "web", a.ID))
+	must.Eq(t, "hello from web-1 as uid 0\n", get(t, fmt.Sprintf("http://%s/", net.JoinHostPort(reg.Address, fmt.Sprint(reg.Port)))))
+
+	e.stopJob(t, "group-bridge-userns")
+	until(t, "the group namespace removed", func() bool {
+		_, err := os.Stat(nsPath)
+		return os.IsNotExist(err)
+	})
 	until(t, "Nomad tore its network down", func() bool {
 		for _, l := range testbed.NetLeaks(e.groupNet) {
 			if !strings.Contains(l, "NOMAD-ADMIN") { // Nomad keeps one rule per bridge

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
 
 	gocni "github.com/containerd/go-cni"
 	cnilibrary "github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"golang.org/x/sys/unix"
 )
 
 // del runs CNI DEL for every network of n (the conflist and loopback).
@@ -74,31 +71,7 @@ func netnsResult(nsPath, ifName, cniVersion string) types.Result {
 	if nsPath == "" {
 		return nil
 	}
-	var ipns []*net.IPNet
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		f, err := os.Open(nsPath)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		if unix.Setns(int(f.Fd()), unix.CLONE_NEWNET) != nil {
-			return
-		}
-		iface, err := net.InterfaceByName(ifName)
-		if err != nil {
-			return
-		}
-		addrs, _ := iface.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
-				ipns = append(ipns, ipn)
-			}
-		}
-	}()
-	<-done
+	ipns := netnsAddrs(nsPath, ifName)
 	if len(ipns) == 0 {
 		return nil
 	}
@@ -170,4 +143,39 @@ func cachedPorts(rt *cnilibrary.RuntimeConf, fallback []gocni.PortMapping) []goc
 		return fallback
 	}
 	return ports
+}
+
+// netnsAddrs lists ifName's addresses in the netns at nsPath, link-local
+// ones left out; none when there is no netns or interface.
+func netnsAddrs(nsPath, ifName string) []*net.IPNet {
+	var ipns []*net.IPNet
+	_ = inNetNS(nsPath, func() error {
+		iface, err := net.InterfaceByName(ifName)
+		if err != nil {
+			return err
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
+				ipns = append(ipns, ipn)
+			}
+		}
+		return nil
+	})
+	return ipns
+}
+
+// NetNSAddress is the first IPv4 address of ifName in the netns at nsPath
+// (its first address when it has no IPv4); "" when it has none.
+func NetNSAddress(nsPath, ifName string) string {
+	ipns := netnsAddrs(nsPath, ifName)
+	for _, ipn := range ipns {
+		if ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	if len(ipns) > 0 {
+		return ipns[0].IP.String()
+	}
+	return ""
 }

@@ -12,14 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 	"github.com/shoenig/test/must"
-	"golang.org/x/sys/unix"
 )
 
 // env is one test's network setup: its own bridge, subnet, conf dir and
@@ -85,28 +83,6 @@ func (e *env) teardown(t *testing.T, a Attachment) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	must.NoError(t, e.m.Teardown(ctx, a))
-}
-
-// testWriter sends log output to t.Log.
-// inNetNS runs fn on a thread that is in the netns at path; sockets fn
-// creates stay in that netns.
-func inNetNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // listenIn opens a listener with listen in the netns at path; it closes

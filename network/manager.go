@@ -70,6 +70,10 @@ type Manager struct {
 	// one yet: plugins create their shared iptables chains check-then-add,
 	// and concurrent first ADDs fail with "chain already exists".
 	coldMu sync.Mutex
+
+	// groupMu serialises the creation and removal of group namespaces, so
+	// that a repeated request finds the namespace the first one made.
+	groupMu sync.Mutex
 }
 
 // cniNet is a go-cni object loaded with one conflist (plus loopback).
@@ -138,7 +142,11 @@ func (m *Manager) Setup(ctx context.Context, req Request) (*Result, error) {
 	if err := os.MkdirAll(m.cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("failed to set up network %q: failed to create netns dir: %w", req.Network, err)
 	}
-	if err := createNetNS(a.NetNSPath, req.AnyPortBinds); err != nil {
+	var setup []func() error
+	if req.AnyPortBinds {
+		setup = append(setup, allowLowPorts)
+	}
+	if err := createNetNS(a.NetNSPath, setup...); err != nil {
 		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
 	}
 

@@ -19,9 +19,9 @@ func shortHash(s string) string {
 
 // createNetNS makes a new network namespace and bind-mounts it on path (the
 // file must not exist), like containerd's pkg/netns but at a name of our
-// choosing. With anyPortBinds, every process in it may bind ports below
-// 1024 (see Request). On error nothing is left at path.
-func createNetNS(path string, anyPortBinds bool) (err error) {
+// choosing. The setup functions run in it first (allowLowPorts,
+// loopbackUp). On error nothing is left at path.
+func createNetNS(path string, setup ...func() error) (err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return fmt.Errorf("failed to create netns file: %w", err)
@@ -45,10 +45,9 @@ func createNetNS(path string, anyPortBinds bool) (err error) {
 			errc <- fmt.Errorf("failed to unshare the network namespace: %w", err)
 			return
 		}
-		// /proc/sys/net is the namespace of the thread that opens it
-		if anyPortBinds {
-			if err := os.WriteFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", []byte("0"), 0); err != nil {
-				errc <- fmt.Errorf("failed to open ports below 1024 in the network namespace: %w", err)
+		for _, fn := range setup {
+			if err := fn(); err != nil {
+				errc <- err
 				return
 			}
 		}
@@ -60,6 +59,39 @@ func createNetNS(path string, anyPortBinds bool) (err error) {
 		errc <- nil
 	}()
 	return <-errc
+}
+
+// allowLowPorts lets every process in the calling thread's network
+// namespace bind ports below 1024 (net.ipv4.ip_unprivileged_port_start = 0,
+// as docker sets it). /proc/sys/net is the namespace of the thread that
+// opens it.
+func allowLowPorts() error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", []byte("0"), 0); err != nil {
+		return fmt.Errorf("failed to open ports below 1024 in the network namespace: %w", err)
+	}
+	return nil
+}
+
+// loopbackUp sets the loopback interface of the calling thread's network
+// namespace up.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("failed to set loopback up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err == nil {
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr)
+	}
+	if err == nil {
+		ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+		err = unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to set loopback up: %w", err)
+	}
+	return nil
 }
 
 // removeNetNS unmounts and removes the netns file at path. It is idempotent:
