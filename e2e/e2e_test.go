@@ -208,7 +208,6 @@ func TestExampleJobs(t *testing.T) {
 	t.Run("mirror", func(t *testing.T) { testMirror(t, e) })
 	t.Run("warm images", func(t *testing.T) { testWarmImages(t, e) })
 	t.Run("hardened", func(t *testing.T) { testHardened(t, e) })
-	// after hardened, whose task must get the plugin's first ID range
 	t.Run("group bridge userns", func(t *testing.T) { testGroupBridgeUserNS(t, e) })
 	t.Run("limits", func(t *testing.T) { testLimits(t, e) })
 	t.Run("cores", func(t *testing.T) { testCores(t, e) })
