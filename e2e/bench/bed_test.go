@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -220,4 +221,37 @@ func (l *eventLog) await(taskID, prefix string, timeout time.Duration) (*drivers
 			return nil, fmt.Errorf("no event %q for task %s within %s", prefix, taskID, timeout)
 		}
 	}
+}
+
+// sideBed is a driver behind the harness on cd, apart from the run's bed,
+// with the plugin config config (on host networking by default), logging
+// at info (BENCH_LOG_LEVEL) to .work/bench/driver-<name>.log and, as JSON,
+// to sink.
+func sideBed(t *testing.T, cd *testbed.Containerd, name string, config map[string]any, sink io.Writer) *bed {
+	logFile, err := os.Create(filepath.Join(outDir(), "driver-"+name+".log"))
+	must.NoError(t, err)
+	t.Cleanup(func() { logFile.Close() })
+	level := hclog.Info
+	if l := os.Getenv("BENCH_LOG_LEVEL"); l != "" {
+		level = hclog.LevelFromString(l)
+	}
+	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "bench", Level: level, Output: logFile})
+	if sink != nil {
+		logger.RegisterSink(hclog.NewSinkAdapter(&hclog.LoggerOptions{Level: level, Output: sink, JSONFormat: true}))
+	}
+	b := &bed{t: t, cd: cd, allocRoot: t.TempDir(), logger: logger}
+	d := driver.New(b.logger)
+	b.h = testbed.NewHarness(t, d)
+	t.Cleanup(d.Shutdown)
+	full := map[string]any{"address": cd.Address, "default_network_mode": "host"}
+	for k, v := range config {
+		full[k] = v
+	}
+	cfg := b.encode(mustSchema(b.h.ConfigSchema()), full)
+	data, err := ctymsgpack.Marshal(cfg, cfg.Type())
+	must.NoError(t, err)
+	must.NoError(t, b.h.SetConfig(&base.Config{PluginConfig: data}))
+	b.taskSpec = mustSchema(b.h.TaskConfigSchema())
+	b.events = collectEvents(t, b.h)
+	return b
 }
