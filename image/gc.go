@@ -157,10 +157,7 @@ func (g *GC) Started(ref string) {
 	if !g.cfg.Enabled || ref == "" {
 		return
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.endStartLocked(ref)
-	g.rememberLocked(ref, g.now(), false)
+	g.endStart(ref, false)
 }
 
 // Warmed ends a start that Use began for a pull_only task: no container
@@ -171,10 +168,15 @@ func (g *GC) Warmed(ref string) {
 	if !g.cfg.Enabled || ref == "" {
 		return
 	}
+	g.endStart(ref, true)
+}
+
+// endStart ends a start that succeeded, recording the use (and the warm).
+func (g *GC) endStart(ref string, warm bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.endStartLocked(ref)
-	g.rememberLocked(ref, g.now(), true)
+	g.rememberLocked(ref, g.now(), warm)
 }
 
 // Failed ends a start that Use began and that failed: ref is released.

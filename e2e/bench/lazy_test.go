@@ -5,7 +5,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,10 +27,11 @@ const (
 	lazyLinkRate = 100_000_000 / 8
 )
 
-// lazyStargzConfig is added to the test bed's snapshotter config: a
-// resolved layer is kept for a second for other resolves (instead of two
-// minutes), so that every cold start of the figure fetches from the
-// registry again.
+// lazyStargzConfig is added to the test bed's snapshotter config (and
+// after it BENCH_STARGZ_CONFIG, with \n for newlines, such as
+// "[fuse]\npassthrough = true"): a resolved layer is kept for a second
+// for other resolves (instead of two minutes), so that every cold start of
+// the figure fetches from the registry again.
 const lazyStargzConfig = "resolve_result_entry_ttl_sec = 1\n"
 
 // figureLazy measures a cold start of a large eStargz image whose task
@@ -39,7 +42,7 @@ const lazyStargzConfig = "resolve_result_entry_ttl_sec = 1\n"
 // at least 5 times faster) and second start (target: stargz no slower).
 func figureLazy(t *testing.T, runs int) []Row {
 	testbed.Require(t, true, "containerd", "containerd-shim-runc-v2", "runc", "docker-registry", testbed.StargzBin)
-	cd, _ := testbed.StartContainerdWithStargz(t, lazyStargzConfig)
+	cd, _ := testbed.StartContainerdWithStargz(t, lazyStargzConfig, strings.ReplaceAll(os.Getenv("BENCH_STARGZ_CONFIG"), `\n`, "\n"))
 	testbed.LeakCheck(t, cd)
 	reg := testbed.StartRegistry(t)
 	link := testbed.StartAccessLog(t, reg)
