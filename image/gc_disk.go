@@ -153,8 +153,10 @@ func (g *GC) checkDisk() error {
 		g.logger.Warn("disk pressure remains: no unused image is left to remove", "disk_used_percent", percent(final), "disk_low", percent(low),
 			"warmed_images_held", held)
 	}
-	g.logger.Info("disk pressure check done", "removed", removed, "disk_used_percent_before", percent(first),
-		"disk_used_percent", percent(final), "disk_low", percent(low), "duration", time.Since(began))
+	if final > 0 { // measured to the end
+		g.logger.Info("disk pressure check done", "removed", removed, "disk_used_percent_before", percent(first),
+			"disk_used_percent", percent(final), "disk_low", percent(low), "duration", time.Since(began))
+	}
 	return err
 }
 

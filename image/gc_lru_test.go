@@ -225,6 +225,9 @@ func TestGCDiskPressure(t *testing.T) {
 		t.Fatalf("no removal log with the reason:\n%s", log)
 	}
 	waitGC(t, g.diskIdle)
+	if !log.has("disk pressure check done", "@level", "info", "removed", "2", "disk_used_percent_before", "96", "disk_used_percent", "88") {
+		t.Fatalf("no line ending the pass with what it removed:\n%s", log)
+	}
 	if n := clock.armed(); n != 2 { // older's gc.image_delay and the slow timer
 		t.Fatalf("%d timers armed, want the delay of older and the slow timer again", n)
 	}
