@@ -53,7 +53,7 @@ func TestDiskPressureGC(t *testing.T) {
 	// containerd's update times now say the opposite of their last use
 	h1 := b.harness(t, "")
 	running := newTask(t, rawTaskConfig{Command: "sleep", Args: []string{"300"}}) // busybox:test, the oldest image
-	start(t, h1, running)
+	handle := start(t, h1, running)
 	for _, n := range names[:4] {
 		use := newTask(t, rawTaskConfig{Image: ref(n), Command: "true"})
 		startExitsZero(t, h1, use, time.Minute)
@@ -83,9 +83,11 @@ func TestDiskPressureGC(t *testing.T) {
 	s := 100 * 18.0 / 192 // 8 MiB blob, 8 MiB snapshot, metadata
 	high, low := before+s/2, before-s/2
 	t.Logf("disk %.1f%% used; one image about %.1f%%; watermarks %.1f%% / %.1f%%", before, s, high, low)
-	// h2 is the plugin after a restart: it knows the last uses from the
-	// images' labels alone
+	// the plugin restarts with watermarks: it knows the last uses from the
+	// images' labels alone, and recovers the running task
+	h1.Impl().(*Driver).Shutdown()
 	h2 := b.harness(t, fmt.Sprintf("gc {\n disk_high = \"%.2f%%\"\n disk_low = \"%.2f%%\"\n disk_check_interval = \"1h\"\n}", high, low))
+	must.NoError(t, h2.RecoverTask(handle))
 	fp := h2.Impl().(*Driver).fingerprint(context.Background())
 	must.NotNil(t, fp.Attributes["driver.containerd.images.disk_used_percent"])
 	must.NotNil(t, fp.Attributes["driver.containerd.images.disk_pressure"])
@@ -99,7 +101,8 @@ func TestDiskPressureGC(t *testing.T) {
 		must.True(t, present(n), must.Sprintf("%s was removed", n))
 	}
 	must.True(t, b.containerExists(t, containerID(running.Name, running.AllocID)))
-	must.NoError(t, h1.StopTask(running.ID, time.Second, "SIGKILL"))
+	must.NoError(t, h2.StopTask(running.ID, time.Second, "SIGKILL"))
+	must.NoError(t, h2.DestroyTask(running.ID, true))
 }
 
 // Disk pressure and gc.image_delay: images whose delay runs go only after
