@@ -142,3 +142,24 @@ func TestGCDiskPressureDelayAndWarm(t *testing.T) {
 		t.Fatalf("removed %q, want w-old and y (no delay runs, least recently used first), then x", got)
 	}
 }
+
+func TestLabelTime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   time.Time
+	}{
+		{"written by the driver", map[string]string{LastUsedLabel: "2026-05-01T12:03:00Z"}, at(3)},
+		{"another zone", map[string]string{LastUsedLabel: "2026-05-01T14:03:00+02:00"}, at(3)},
+		{"absent", map[string]string{WarmedLabel: "2026-05-01T12:03:00Z"}, time.Time{}},
+		{"no labels", nil, time.Time{}},
+		{"not a time", map[string]string{LastUsedLabel: "yesterday"}, time.Time{}},
+		{"a date alone", map[string]string{LastUsedLabel: "2026-05-01"}, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := labelTime(tc.labels, LastUsedLabel); !got.Equal(tc.want) {
+				t.Fatalf("labelTime(%v) = %v, want %v", tc.labels, got, tc.want)
+			}
+		})
+	}
+}
