@@ -9,15 +9,15 @@ import (
 
 // warmImage runs a pull_only task: it gets the image as any start does
 // (local first unless force_pull, trust rules, progress events) and
-// exits 0 at once, without a container, snapshot or network. The image
-// is held against GC until the task is destroyed, when the usual release
-// arms gc.image_delay.
+// exits 0 at once, without a container, snapshot or network. Disk
+// pressure keeps the image for gc.image_delay from now; the delay itself
+// begins when the task is destroyed.
 func (d *Driver) warmImage(st *state, cfg *drivers.TaskConfig, tc *TaskConfig) (*taskHandle, error) {
 	_, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
 		return nil, err
 	}
-	(&imageHold{gc: st.gc, ref: info.Ref, holding: true}).created()
+	st.gc.Warmed(info.Ref) // disk pressure keeps it for gc.image_delay
 	now := time.Now().UTC()
 	state := TaskState{
 		Version:     taskStateVersion,

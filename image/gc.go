@@ -50,6 +50,8 @@ type gcStore interface {
 	image(ctx context.Context, ref string) (images.Image, error)
 	// remove deletes the image record of ref, synchronously.
 	remove(ctx context.Context, ref string) error
+	// label sets labels on the image record of ref, leaving its others.
+	label(ctx context.Context, ref string, labels map[string]string) error
 	// unused lists the images no container uses.
 	unused(ctx context.Context) ([]string, error)
 }
@@ -82,6 +84,8 @@ type GC struct {
 	removing map[string]*pending  // removals under way
 	starting map[string]int       // starts in flight, from Use to Started or Failed
 	lastUsed map[string]time.Time // when a task last began or ended with the image
+	warmed   map[string]time.Time // when a pull_only task last got the image
+	written  map[string]time.Time // the last use written on the image's label
 	stopped  bool
 
 	disk diskWatch // disk-pressure checks; see gc_disk.go
@@ -115,7 +119,7 @@ func newGCAt(cfg GCConfig, store gcStore, after afterFunc, now func() time.Time,
 		cfg: cfg, store: store, afterFunc: after, now: now, logger: logger.Named("gc"),
 		ctx: ctx, cancel: cancel,
 		timers: map[string]*pending{}, removing: map[string]*pending{}, starting: map[string]int{},
-		lastUsed: map[string]time.Time{},
+		lastUsed: map[string]time.Time{}, warmed: map[string]time.Time{}, written: map[string]time.Time{},
 	}
 	g.startDiskWatch()
 	return g
@@ -153,9 +157,26 @@ func (g *GC) Started(ref string) {
 	if !g.cfg.Enabled || ref == "" {
 		return
 	}
+	g.endStart(ref, false)
+}
+
+// Warmed ends a start that Use began for a pull_only task: no container
+// holds ref, but disk pressure keeps it for gc.image_delay from now, as it
+// keeps a running task's image (the delay itself begins when the task is
+// destroyed, with Release).
+func (g *GC) Warmed(ref string) {
+	if !g.cfg.Enabled || ref == "" {
+		return
+	}
+	g.endStart(ref, true)
+}
+
+// endStart ends a start that succeeded, recording the use (and the warm).
+func (g *GC) endStart(ref string, warm bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.endStartLocked(ref)
+	g.rememberLocked(ref, g.now(), warm)
 }
 
 // Failed ends a start that Use began and that failed: ref is released.
@@ -189,7 +210,12 @@ func (g *GC) Release(ref string) {
 	if g.stopped {
 		return
 	}
-	g.lastUsed[ref] = g.now()
+	g.rememberLocked(ref, g.now(), false)
+	g.armLocked(ref)
+}
+
+// armLocked (re)starts the delay of ref. g.mu is held.
+func (g *GC) armLocked(ref string) {
 	if p, ok := g.timers[ref]; ok {
 		p.timer.Stop()
 	}
@@ -198,8 +224,9 @@ func (g *GC) Release(ref string) {
 	g.timers[ref] = p
 }
 
-// Rescan releases every image that no container uses, so that removals
-// pending when the plugin stopped are armed again.
+// Rescan arms the delay of every image that no container uses, so that
+// removals pending when the plugin stopped are armed again. It records no
+// use: the images keep the last use their labels say.
 func (g *GC) Rescan(ctx context.Context) error {
 	if !g.cfg.Enabled {
 		return nil
@@ -208,8 +235,12 @@ func (g *GC) Rescan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to list unused images: %w", err)
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, r := range refs {
-		g.Release(r)
+		if !g.stopped {
+			g.armLocked(r)
+		}
 	}
 	return nil
 }
@@ -312,7 +343,7 @@ func (g *GC) collect(ctx context.Context, ref string, p *pending, reason string,
 	}
 	g.mu.Lock()
 	if g.starting[ref] == 0 {
-		delete(g.lastUsed, ref)
+		g.forgetLocked(ref)
 	}
 	g.mu.Unlock()
 	logger.Info("removed unused image", append([]any{"digest", img.Target.Digest, "reason", reason}, kv...)...)

@@ -114,21 +114,18 @@ func (g *GC) checkDisk() error {
 		return err
 	}
 	high, low := g.cfg.Disk.High, g.cfg.Disk.Low
+	began := time.Now()
 	used, err := g.disk.measure(roots)
 	if err != nil || used <= high {
 		return err
 	}
+	first := used
 	imgs, err := g.disk.store.inventory(ctx)
 	if err != nil {
 		return fmt.Errorf("failed to list images: %w", err)
 	}
 	g.mu.Lock()
-	for i := range imgs {
-		if t, ok := g.lastUsed[imgs[i].name]; ok && t.After(imgs[i].lastUsed) {
-			imgs[i].lastUsed = t
-		}
-		imgs[i].inUse = imgs[i].inUse || g.starting[imgs[i].name] > 0
-	}
+	g.annotateLocked(imgs, g.now())
 	g.mu.Unlock()
 	order := evictionOrder(imgs)
 	g.logger.Warn("disk pressure: removing unused images, least recently used first",
@@ -138,20 +135,37 @@ func (g *GC) checkDisk() error {
 		used, err = g.disk.measure(roots)
 		return used, err
 	}
+	removed := 0
 	final, err := reclaim(order, low, measure, func(img imageUse) (bool, error) {
-		return g.removeForDisk(ctx, img, used)
+		ok, err := g.removeForDisk(ctx, img, used)
+		if ok {
+			removed++
+		}
+		return ok, err
 	})
 	if err == nil && final > low {
-		g.logger.Warn("disk pressure remains: no unused image is left to remove", "disk_used_percent", percent(final), "disk_low", percent(low))
+		held := 0
+		for _, im := range imgs {
+			if im.held && !im.pinned && !im.inUse {
+				held++
+			}
+		}
+		g.logger.Warn("disk pressure remains: no unused image is left to remove", "disk_used_percent", percent(final), "disk_low", percent(low),
+			"warmed_images_held", held)
+	}
+	if final > 0 { // measured to the end
+		g.logger.Info("disk pressure check done", "removed", removed, "disk_used_percent_before", percent(first),
+			"disk_used_percent", percent(final), "disk_low", percent(low), "duration", time.Since(began))
 	}
 	return err
 }
 
 // removeForDisk removes img under disk pressure unless it is in use,
-// pinned, starting or being removed by its delay.
+// pinned, starting, warmed meanwhile or being removed by its delay.
 func (g *GC) removeForDisk(ctx context.Context, img imageUse, used float64) (bool, error) {
 	g.mu.Lock()
-	if g.stopped || g.removing[img.name] != nil || g.starting[img.name] > 0 {
+	warmed := g.warmed[img.name].After(img.warmed)
+	if g.stopped || g.removing[img.name] != nil || g.starting[img.name] > 0 || warmed {
 		g.mu.Unlock()
 		return false, nil
 	}
@@ -161,7 +175,7 @@ func (g *GC) removeForDisk(ctx context.Context, img imageUse, used float64) (boo
 	defer g.endRemoval(img.name, p)
 	return g.collect(ctx, img.name, p, "disk pressure",
 		"disk_used_percent", percent(used), "disk_high", percent(g.cfg.Disk.High), "disk_low", percent(g.cfg.Disk.Low),
-		"last_used", img.lastUsed.UTC().Format(time.RFC3339))
+		"last_used", img.lastUsed.UTC().Format(time.RFC3339), "within_image_delay", img.delayed)
 }
 
 // diskRoots finds, once, the directories whose filesystems are measured:

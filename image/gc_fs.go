@@ -50,11 +50,16 @@ func (s containerdGCStore) inventory(ctx context.Context) ([]imageUse, error) {
 	}
 	out := make([]imageUse, 0, len(imgs))
 	for _, i := range imgs {
-		last := i.UpdatedAt
-		if i.CreatedAt.After(last) {
-			last = i.CreatedAt
+		// the last use the driver wrote, else the record's last change
+		last := labelTime(i.Labels, LastUsedLabel)
+		if last.IsZero() {
+			last = i.UpdatedAt
+			if i.CreatedAt.After(last) {
+				last = i.CreatedAt
+			}
 		}
-		out = append(out, imageUse{name: i.Name, lastUsed: last, pinned: pinned(i.Labels), inUse: used[i.Name]})
+		out = append(out, imageUse{name: i.Name, lastUsed: last, warmed: labelTime(i.Labels, WarmedLabel),
+			pinned: pinned(i.Labels), inUse: used[i.Name]})
 	}
 	return out, nil
 }

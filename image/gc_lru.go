@@ -67,20 +67,31 @@ func ParseDiskPressure(high, low string) (DiskPressure, error) {
 type imageUse struct {
 	name     string
 	lastUsed time.Time // the last start or end of a task with it, else its record's last update
+	warmed   time.Time // when a pull_only task last got it; zero if never
 	pinned   bool
 	inUse    bool // a container uses it or a start holds it
+	held     bool // warmed less than gc.image_delay ago
+	delayed  bool // its gc.image_delay runs: a task ended with it lately, or the plugin started lately
 }
 
-// evictionOrder lists the images disk pressure may remove, least recently
-// used first (ties by name); pinned and in-use images are never listed.
+// evictionOrder lists the images disk pressure may remove: first those
+// whose gc.image_delay does not run, then those whose delay runs, each
+// least recently used first (ties by name). Pinned and in-use images, and
+// images warmed within their delay, are never listed.
 func evictionOrder(imgs []imageUse) []imageUse {
 	var out []imageUse
 	for _, i := range imgs {
-		if !i.pinned && !i.inUse {
+		if !i.pinned && !i.inUse && !i.held {
 			out = append(out, i)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b imageUse) int {
+		if a.delayed != b.delayed {
+			if a.delayed {
+				return 1
+			}
+			return -1
+		}
 		if c := a.lastUsed.Compare(b.lastUsed); c != 0 {
 			return c
 		}

@@ -97,6 +97,9 @@ func TestEvictionOrder(t *testing.T) {
 		{"pinned never", []imageUse{{name: "old-pinned", lastUsed: at(0), pinned: true}, {name: "b", lastUsed: at(2)}}, []string{"b"}},
 		{"in use never", []imageUse{{name: "running", lastUsed: at(0), inUse: true}, {name: "b", lastUsed: at(5)}}, []string{"b"}},
 		{"nothing removable", []imageUse{{name: "p", pinned: true}, {name: "u", inUse: true}}, nil},
+		{"warmed within its delay never", []imageUse{{name: "warm", lastUsed: at(0), held: true}, {name: "b", lastUsed: at(5)}}, []string{"b"}},
+		{"within the delay only after all others", []imageUse{{name: "x", lastUsed: at(1), delayed: true}, {name: "y", lastUsed: at(4)}, {name: "z", lastUsed: at(2), delayed: true}, {name: "a", lastUsed: at(3)}},
+			[]string{"a", "y", "x", "z"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -167,7 +170,11 @@ func (s diskGCStore) inventory(context.Context) ([]imageUse, error) {
 	defer s.mu.Unlock()
 	var out []imageUse
 	for r, labels := range s.images {
-		out = append(out, imageUse{name: r, lastUsed: s.lastUsed[r], pinned: pinned(labels), inUse: len(s.users[r]) > 0})
+		last := labelTime(labels, LastUsedLabel)
+		if last.IsZero() {
+			last = s.lastUsed[r]
+		}
+		out = append(out, imageUse{name: r, lastUsed: last, warmed: labelTime(labels, WarmedLabel), pinned: pinned(labels), inUse: len(s.users[r]) > 0})
 	}
 	return out, nil
 }
@@ -218,6 +225,9 @@ func TestGCDiskPressure(t *testing.T) {
 		t.Fatalf("no removal log with the reason:\n%s", log)
 	}
 	waitGC(t, g.diskIdle)
+	if !log.has("disk pressure check done", "@level", "info", "removed", "2", "disk_used_percent_before", "96", "disk_used_percent", "88") {
+		t.Fatalf("no line ending the pass with what it removed:\n%s", log)
+	}
 	if n := clock.armed(); n != 2 { // older's gc.image_delay and the slow timer
 		t.Fatalf("%d timers armed, want the delay of older and the slow timer again", n)
 	}

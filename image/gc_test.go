@@ -78,6 +78,7 @@ type fakeGCStore struct {
 	images   map[string]map[string]string // ref -> labels
 	users    map[string][]string          // ref -> container IDs
 	removed  []string
+	labelled []string                                    // refs whose labels were set, in order
 	onCheck  func(ref string)                            // called from containersUsing
 	onRemove func(ctx context.Context, ref string) error // before the removal; an error fails it
 }

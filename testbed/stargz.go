@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,10 +35,10 @@ type Stargz struct {
 // layers, so that only what tasks read is fetched.
 const StargzConfig = "no_background_fetch = true\n"
 
-// LaunchStargz starts the stargz snapshotter with its root, config and log
-// in o.Dir (default: a new temp dir) and its socket under /run, and waits
-// until it answers. Stop undoes everything; tests use StartStargz.
-func LaunchStargz(o LaunchOptions) (_ *Stargz, err error) {
+// LaunchStargz starts the stargz snapshotter with its root, config
+// (StargzConfig and extraConfig's lines) and log in o.Dir (default: a new
+// temp dir) and its socket under /run, and waits until it answers. Stop undoes everything; tests use StartStargz.
+func LaunchStargz(o LaunchOptions, extraConfig ...string) (_ *Stargz, err error) {
 	bin, err := LookBin(StargzBin)
 	if err != nil {
 		return nil, err
@@ -60,7 +61,7 @@ func LaunchStargz(o LaunchOptions) (_ *Stargz, err error) {
 		return nil, fmt.Errorf("stargz socket path %s is too long", s.Address)
 	}
 	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(StargzConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(StargzConfig+strings.Join(extraConfig, "")), 0o644); err != nil {
 		return nil, err
 	}
 	if s.proc, err = o.start(dir, "stargz", cleanEnv(), bin, "-address", s.Address, "-root", s.Root, "-config", cfg, "-log-level", "debug"); err != nil {
@@ -109,10 +110,10 @@ func (s *Stargz) Stop() error {
 
 // StartStargz starts a stargz snapshotter for the test and stops it, with
 // what it mounted, when the test ends (after a containerd started later).
-func StartStargz(t testing.TB) *Stargz {
+func StartStargz(t testing.TB, extraConfig ...string) *Stargz {
 	t.Helper()
 	Require(t, true, StargzBin)
-	s, err := LaunchStargz(LaunchOptions{})
+	s, err := LaunchStargz(LaunchOptions{}, extraConfig...)
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
@@ -120,12 +121,13 @@ func StartStargz(t testing.TB) *Stargz {
 	return s
 }
 
-// StartContainerdWithStargz starts a stargz snapshotter and a hermetic
-// containerd that has it as the proxy snapshotter "stargz".
-func StartContainerdWithStargz(t testing.TB) (*Containerd, *Stargz) {
+// StartContainerdWithStargz starts a stargz snapshotter (with
+// extraConfig's lines in its config) and a hermetic containerd that has it
+// as the proxy snapshotter "stargz".
+func StartContainerdWithStargz(t testing.TB, extraConfig ...string) (*Containerd, *Stargz) {
 	t.Helper()
 	Require(t, true, "containerd", "containerd-shim-runc-v2", "runc", StargzBin)
-	s := StartStargz(t)
+	s := StartStargz(t, extraConfig...)
 	c, err := LaunchContainerdWith(LaunchOptions{}, ContainerdOptions{ProxySnapshotters: map[string]string{"stargz": s.Address}})
 	if err != nil {
 		t.Fatalf("testbed: %v", err)

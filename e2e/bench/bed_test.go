@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,28 +64,37 @@ func newBed(t *testing.T) *bed {
 	logFile, err := os.Create(filepath.Join(outDir(), "driver.log"))
 	must.NoError(t, err)
 	t.Cleanup(func() { logFile.Close() })
-	level := os.Getenv("BENCH_LOG_LEVEL")
-	if level == "" {
-		level = "info"
-	}
-	b.logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.LevelFromString(level), Output: logFile})
-
-	d := driver.New(b.logger)
-	b.h = testbed.NewHarness(t, d)
-	t.Cleanup(d.Shutdown)
-	cfg := b.encode(mustSchema(b.h.ConfigSchema()), map[string]any{
+	b.logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: logLevel(), Output: logFile})
+	b.serve(map[string]any{
 		"address": cd.Address,
 		// images stay: the cold pull figure removes its own
 		"gc": map[string]any{"image": false},
 		"cni": map[string]any{"bin_dir": cni.BinDir, "conf_dir": cni.ConfDir, "bridge_name": cni.Bridge,
 			"subnet": cni.Subnet, "netns_dir": b.netnsDir},
 	})
-	data, err := ctymsgpack.Marshal(cfg, cfg.Type())
-	must.NoError(t, err)
-	must.NoError(t, b.h.SetConfig(&base.Config{PluginConfig: data}))
-	b.taskSpec = mustSchema(b.h.TaskConfigSchema())
-	b.events = collectEvents(t, b.h)
 	return b
+}
+
+// logLevel is the driver's log level: BENCH_LOG_LEVEL, else info.
+func logLevel() hclog.Level {
+	if l := os.Getenv("BENCH_LOG_LEVEL"); l != "" {
+		return hclog.LevelFromString(l)
+	}
+	return hclog.Info
+}
+
+// serve starts a driver logging to b.logger behind the harness, with the
+// plugin config config.
+func (b *bed) serve(config map[string]any) {
+	d := driver.New(b.logger)
+	b.h = testbed.NewHarness(b.t, d)
+	b.t.Cleanup(d.Shutdown)
+	cfg := b.encode(mustSchema(b.h.ConfigSchema()), config)
+	data, err := ctymsgpack.Marshal(cfg, cfg.Type())
+	must.NoError(b.t, err)
+	must.NoError(b.t, b.h.SetConfig(&base.Config{PluginConfig: data}))
+	b.taskSpec = mustSchema(b.h.TaskConfigSchema())
+	b.events = collectEvents(b.t, b.h)
 }
 
 // outDir holds results.json, results.txt, the CPU profile and driver.log.
@@ -220,4 +230,25 @@ func (l *eventLog) await(taskID, prefix string, timeout time.Duration) (*drivers
 			return nil, fmt.Errorf("no event %q for task %s within %s", prefix, taskID, timeout)
 		}
 	}
+}
+
+// sideBed is a driver behind the harness on cd, apart from the run's bed,
+// with the plugin config config (on host networking by default), logging
+// at info (BENCH_LOG_LEVEL) to .work/bench/driver-<name>.log and, as JSON,
+// to sink.
+func sideBed(t *testing.T, cd *testbed.Containerd, name string, config map[string]any, sink io.Writer) *bed {
+	logFile, err := os.Create(filepath.Join(outDir(), "driver-"+name+".log"))
+	must.NoError(t, err)
+	t.Cleanup(func() { logFile.Close() })
+	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "bench", Level: logLevel(), Output: logFile})
+	if sink != nil {
+		logger.RegisterSink(hclog.NewSinkAdapter(&hclog.LoggerOptions{Level: logLevel(), Output: sink, JSONFormat: true}))
+	}
+	b := &bed{t: t, cd: cd, allocRoot: t.TempDir(), logger: logger}
+	full := map[string]any{"address": cd.Address, "default_network_mode": "host"}
+	for k, v := range config {
+		full[k] = v
+	}
+	b.serve(full)
+	return b
 }

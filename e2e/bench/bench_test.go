@@ -25,11 +25,12 @@ import (
 // TestBench measures every figure, prints the table and writes
 // .work/bench/results.json (and results.txt). BENCH_RUNS (default 40) sets
 // the runs of the one-task figures, BENCH_ROUNDS (default 6) those of the
-// concurrency figure (four times as many pulls, half as many memory rounds, at
-// least 3; a third as many rounds of peer memory, at least 1, and half the
-// runs of peer starts, at least 5); BENCH_ONLY (comma-separated: start,
-// bridge, concurrent, exit, memory, pull, userns, profile,
-// peers) picks figures;
+// concurrency figure (four times as many pulls, half as many memory and
+// disk-pressure GC rounds, at least 3; a third as many rounds of peer
+// memory, at least 1, and half the runs of peer starts, at least 5),
+// BENCH_LAZY_RUNS (default 3) those of the lazy pulling figure; BENCH_ONLY
+// (comma-separated: start, bridge, concurrent, exit, memory, pull, userns,
+// gc, lazy, profile, peers) picks figures;
 // BENCH_ENFORCE=1 fails the run when a target is missed.
 func TestBench(t *testing.T) {
 	load := loadAvg()
@@ -63,6 +64,12 @@ func TestBench(t *testing.T) {
 	measure("memory", func() []Row { return []Row{b.figureMemory(d, max(rounds/2, 3))} })
 	measure("pull", func() []Row { return b.figureColdPull(4 * rounds) })
 	measure("userns", func() []Row { return []Row{b.figureUserNSStart(runs), b.figureUserNSDisk(10)} })
+	measure("gc", func() []Row {
+		row, fig := figureDiskGC(t, max(rounds/2, 3))
+		rep.DiskGC = fig
+		return []Row{row}
+	})
+	measure("lazy", func() []Row { return figureLazy(t, envInt(t, "BENCH_LAZY_RUNS", 3)) })
 	measure("profile", func() []Row {
 		rep.Findings = append(rep.Findings, b.profileStarts(runs/2))
 		return nil

@@ -23,7 +23,7 @@ const (
 )
 
 // unitTitles say what a unit measures.
-var unitTitles = map[string]string{"ms": "latency", "MiB": "memory per task", "starts/s": "start rate", "KiB": "disk"}
+var unitTitles = map[string]string{"ms": "latency", "MiB": "memory per task", "starts/s": "start rate", "KiB": "disk", "s": "lazy pulling, start to exit"}
 
 // panel is the rows of one unit, drawn on one axis.
 type panel struct {

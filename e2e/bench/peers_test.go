@@ -213,7 +213,6 @@ func (p *peers) job(pr peer, count int) *api.Job {
 	return job
 }
 
-func ptr[T any](v T) *T { return &v }
 
 // run registers job and waits until each of its allocations' tasks has
 // run its first instruction; it returns the allocations (their IDs).

@@ -120,6 +120,8 @@ type Report struct {
 	// Findings are lines the run wants kept with its figures (what the
 	// profile showed, what was skipped).
 	Findings []string `json:"findings,omitempty"`
+	// DiskGC is the disk-pressure figure, when it was measured.
+	DiskGC *DiskGC `json:"disk_gc,omitempty"`
 }
 
 // Machine is where the figures come from.
@@ -145,6 +147,12 @@ func (rep *Report) Met() (met, judged int) {
 			if m {
 				met++
 			}
+		}
+	}
+	if rep.DiskGC != nil {
+		judged++
+		if rep.DiskGC.Met() {
+			met++
 		}
 	}
 	return met, judged
@@ -179,6 +187,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	for _, f := range rep.Findings {
 		fmt.Fprintf(w, "  - %s\n", f)
+	}
+	if rep.DiskGC != nil {
+		rep.DiskGC.writeTable(w)
 	}
 	met, judged := rep.Met()
 	_, err := fmt.Fprintf(w, "targets met: %d of %d\n", met, judged)
