@@ -71,7 +71,9 @@ func TestKeylessRefused(t *testing.T) {
 			return stranger.SignImage(t, ciIssuer, ciWorkflow, d, testbed.BundleOptions{})
 		}, "does not verify against trusted root"},
 		{"expired certificate", func(t *testing.T, d digest.Digest) []byte {
-			return vs.SignImage(t, ciIssuer, ciWorkflow, d, testbed.BundleOptions{At: time.Now().Add(time.Hour), NoTimestamps: true})
+			// logged 30 minutes on: past the leaf's 10 minutes, inside the
+			// virtual log's validity (an hour either side of its creation)
+			return vs.SignImage(t, ciIssuer, ciWorkflow, d, testbed.BundleOptions{At: time.Now().Add(30 * time.Minute), NoTimestamps: true})
 		}, "outside certificate validity"},
 		{"missing log entry", func(t *testing.T, d digest.Digest) []byte {
 			return vs.SignImage(t, ciIssuer, ciWorkflow, d, testbed.BundleOptions{NoLogEntry: true})
