@@ -44,21 +44,31 @@ var (
 // source file's location (or, failing that, from the working directory).
 func RepoRoot() string {
 	rootOnce.Do(func() {
-		starts := []string{}
-		if _, file, _, ok := runtime.Caller(0); ok {
-			starts = append(starts, filepath.Dir(file))
-		}
-		if wd, err := os.Getwd(); err == nil {
-			starts = append(starts, wd)
-		}
-		for _, dir := range starts {
-			if r := findGoMod(dir); r != "" {
-				rootDir = r
-				return
-			}
-		}
+		_, file, _, _ := runtime.Caller(0)
+		wd, _ := os.Getwd()
+		rootDir = repoRoot(file, wd)
 	})
 	return rootDir
+}
+
+// repoRoot finds go.mod above the directory of file, then above wd. A
+// binary built with -trimpath knows file by its import path only, a
+// relative path that would lead to "." (the working directory by a name
+// that changes with it): then wd alone is the one to go by.
+func repoRoot(file, wd string) string {
+	var starts []string
+	if filepath.IsAbs(file) {
+		starts = append(starts, filepath.Dir(file))
+	}
+	if filepath.IsAbs(wd) {
+		starts = append(starts, wd)
+	}
+	for _, dir := range starts {
+		if r := findGoMod(dir); r != "" {
+			return r
+		}
+	}
+	return ""
 }
 
 func findGoMod(dir string) string {
