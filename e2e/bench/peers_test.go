@@ -213,7 +213,6 @@ func (p *peers) job(pr peer, count int) *api.Job {
 	return job
 }
 
-
 // run registers job and waits until each of its allocations' tasks has
 // run its first instruction; it returns the allocations (their IDs).
 func (p *peers) run(job *api.Job) []*api.Allocation {
