@@ -132,6 +132,9 @@ func (c *Collector) Start(t Target, lim Limits, fresh bool) (_ *Task, err error)
 			return nil, err
 		}
 		tk.streams = append(tk.streams, s)
+		if s.skipped > 0 {
+			c.logger.Warn("skipped task output that piled up while no collector ran, beyond what the log files keep", "task", t.Task, "stream", name, "bytes", s.skipped)
+		}
 		w, err := s.spoolPath()
 		if err != nil {
 			return nil, err

@@ -45,7 +45,10 @@
 // Consumed spool ranges are punched out (FALLOC_FL_PUNCH_HOLE), so the
 // spool holds on disk only what is not yet copied. While no collector runs
 // the spool grows on disk (bounded by the disk, not by a pipe): the task
-// is never blocked and never loses output.
+// is never blocked and never loses output that the log files can keep.
+// A collector that finds more in the spool than max_files files hold
+// skips the older part (it would be rotated away at once) and resumes at
+// the first whole line of the rest, in a new file.
 //
 // # Safety
 //

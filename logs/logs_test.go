@@ -144,6 +144,9 @@ func TestSpoolFreed(t *testing.T) {
 // checks that each line lands exactly once, also when the files a stopped
 // collector wrote last are removed by later rotations.
 func TestResume(t *testing.T) {
+	// a round's lines fit what 3 files keep, so that no backlog is skipped
+	// (TestBacklogSkipped)
+	const per = 24
 	for _, maxFiles := range []int{1000, 3} {
 		t.Run(fmt.Sprintf("max_files %d", maxFiles), func(t *testing.T) {
 			tg := layout(t)
@@ -154,7 +157,7 @@ func TestResume(t *testing.T) {
 				must.NoError(t, err)
 				tk, err := c.Start(tg, lim, round == 0)
 				must.NoError(t, err)
-				appendTo(t, spool, lines(round*37, (round+1)*37))
+				appendTo(t, spool, lines(round*per, (round+1)*per))
 				if round%2 == 0 {
 					tk.Stop(false) // copied
 				}
@@ -164,7 +167,7 @@ func TestResume(t *testing.T) {
 			tk, err := c.Start(tg, lim, false)
 			must.NoError(t, err)
 			tk.Stop(false)
-			checkSuffix(t, tg, lines(0, 20*37), maxFiles)
+			checkSuffix(t, tg, lines(0, 20*per), maxFiles)
 
 			// a resume with nothing new to copy leaves the files as they are
 			before := listing(t, tg.LogDir)
@@ -176,11 +179,45 @@ func TestResume(t *testing.T) {
 			// a task restart continues the last file with a fresh spool
 			tk, err = c.Start(tg, lim, true)
 			must.NoError(t, err)
-			appendTo(t, tk.Stdout, lines(740, 750))
+			appendTo(t, tk.Stdout, lines(20*per, 20*per+10))
 			tk.Stop(false)
-			checkSuffix(t, tg, lines(0, 750), maxFiles)
+			checkSuffix(t, tg, lines(0, 20*per+10), maxFiles)
 		})
 	}
+}
+
+// TestBacklogSkipped: output that piled up while no collector ran, beyond
+// what max_files files keep, is not copied through rotations only to be
+// removed: the next collector resumes at the first whole line of the part
+// the files can hold, and the kept files still end with the task's last
+// line, nothing doubled.
+func TestBacklogSkipped(t *testing.T) {
+	tg := layout(t)
+	lim := Limits{MaxFiles: 3, MaxFileSize: 100}
+	c, err := NewCollector(hclog.NewNullLogger())
+	must.NoError(t, err)
+	tk, err := c.Start(tg, lim, true)
+	must.NoError(t, err)
+	appendTo(t, tk.Stdout, lines(0, 5))
+	tk.Stop(false)
+	c.Close()
+
+	spool := filepath.Join(tg.SpoolDir, "web.stdout.spool")
+	appendTo(t, spool, lines(5, 2000)) // 24 kB while no collector runs
+	tk, err = newCollector(t).Start(tg, lim, false)
+	must.NoError(t, err)
+	tk.Stop(false)
+
+	got, sizes := collected(t, tg, "stdout")
+	must.LessEq(t, 3, len(sizes))
+	must.StrHasSuffix(t, got, lines(0, 2000), must.Sprint("lines lost or doubled"))
+	must.Greater(t, 100*(3-1)-12*3, len(got), must.Sprint("the kept files are nearly full"))
+	dir, err := os.Open(tg.LogDir)
+	must.NoError(t, err)
+	defer dir.Close()
+	last, err := lastIndex(dir, "web.stdout")
+	must.NoError(t, err)
+	must.Less(t, 10, last, must.Sprintf("the backlog went through %d rotations instead of being skipped", last))
 }
 
 // listing is the names and sizes of the files in dir.

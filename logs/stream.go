@@ -33,6 +33,8 @@ type stream struct {
 	start int64    // spool offset at which the current log file began
 	cur   *os.File // the current log file
 	size  int64    // its size
+
+	skipped int64 // backlog bytes skipped when the stream was opened
 }
 
 func (s *stream) spoolName() string { return s.base + ".spool" }
@@ -66,7 +68,9 @@ func openStream(logDir, spoolDir *os.File, base string, lim Limits, fresh bool) 
 			err = s.writeState()
 		}
 	} else if err == nil {
-		err = s.openLog(idx, start)
+		if err = s.openLog(idx, start); err == nil {
+			s.skipped, err = s.skipBacklog()
+		}
 	}
 	if err != nil {
 		s.close()
@@ -142,11 +146,14 @@ func (s *stream) openLog(idx int, start int64) error {
 }
 
 // rotate moves on to the next log file and removes those beyond MaxFiles.
-// The position is saved before the new file exists: a collector killed in
-// between finds the new file missing (empty) and goes on from the same
-// offset.
-func (s *stream) rotate() error {
-	next, start := s.idx+1, s.start+s.size
+func (s *stream) rotate() error { return s.rotateAt(s.start + s.size) }
+
+// rotateAt moves on to the next log file, which begins at spool offset
+// start, and removes those beyond MaxFiles. The position is saved before
+// the new file exists: a collector killed in between finds the new file
+// missing (empty) and goes on from the same offset.
+func (s *stream) rotateAt(start int64) error {
+	next := s.idx + 1
 	s.idx, s.start = next, start
 	if err := s.writeState(); err != nil {
 		return err
@@ -164,6 +171,36 @@ func (s *stream) rotate() error {
 		}
 	}
 	return nil
+}
+
+// skipBacklog moves the position past the part of a backlog that the log
+// files could not keep anyway: output that piled up in the spool while no
+// collector ran, beyond MaxFiles × MaxFileSize, would be copied only to be
+// rotated away. The copy resumes at the first whole line of what the files
+// can hold, in a new file; it returns the bytes skipped.
+func (s *stream) skipBacklog() (int64, error) {
+	st, err := s.spool.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("failed to stat spool: %w", err)
+	}
+	keep := int64(s.lim.MaxFiles) * s.lim.MaxFileSize
+	off := s.start + s.size
+	if st.Size()-off <= keep {
+		return 0, nil
+	}
+	from := st.Size() - keep
+	buf := make([]byte, 4096)
+	n, err := s.spool.ReadAt(buf, from-1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("failed to read spool: %w", err)
+	}
+	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+		from += int64(i) // the byte after that newline
+	}
+	if err := s.rotateAt(from); err != nil {
+		return 0, err
+	}
+	return from - off, nil
 }
 
 // drain copies everything the spool holds past the current position.
