@@ -91,7 +91,7 @@ func churnAllocDir(t *testing.T, parent string, task *drivers.TaskConfig) func()
 	t.Helper()
 	dir, err := os.MkdirTemp(parent, "alloc-")
 	must.NoError(t, err)
-	td := testbed.PrepareTask(t, hclog.NewNullLogger(), dir, task, true)
+	td := testbed.PrepareTask(t, hclog.NewNullLogger(), dir, task, false) // the driver collects the logs
 	return func() {
 		td.Cleanup()
 		_ = os.RemoveAll(dir)

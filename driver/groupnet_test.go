@@ -15,8 +15,9 @@ func TestCapabilities_GroupNetwork(t *testing.T) {
 		name, hcl      string
 		initiate, logs bool
 	}{
-		{"default", "", true, false},
-		{"left to Nomad", "create_group_network = false", false, false},
+		{"default", "", true, true},
+		{"left to Nomad", "create_group_network = false", false, true},
+		{"logmon", "logging {\n collector = \"nomad\"\n}", true, false},
 		{"left to Nomad, driver logs", "create_group_network = false\nlogging {\n collector = \"driver\"\n}", false, true},
 		{"driver logs", "logging {\n collector = \"driver\"\n}", true, true},
 	} {

@@ -36,11 +36,11 @@ type rawLogging struct {
 	MaxFileSize int    `codec:"max_file_size"`
 }
 
-// parseLoggingConfig validates the logging block; an absent block is
-// Nomad's logmon with Nomad's limits.
+// parseLoggingConfig validates the logging block; an absent block is the
+// driver's own collector with Nomad's limits.
 func parseLoggingConfig(raw rawLogging) (LoggingConfig, error) {
 	if raw == (rawLogging{}) {
-		raw = rawLogging{Collector: collectorNomad, MaxFiles: defaultLogMaxFiles, MaxFileSize: defaultLogMaxFileMB}
+		raw = rawLogging{Collector: collectorDriver, MaxFiles: defaultLogMaxFiles, MaxFileSize: defaultLogMaxFileMB}
 	}
 	var lc LoggingConfig
 	switch raw.Collector {

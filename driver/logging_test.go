@@ -19,12 +19,13 @@ func TestParseLoggingConfig(t *testing.T) {
 		want    LoggingConfig
 		wantErr string
 	}{
-		{"absent: Nomad's logmon", ``, LoggingConfig{Limits: tasklogs.Limits{MaxFiles: 10, MaxFileSize: 10 << 20}}, ""},
+		{"absent: the driver's collector", ``, LoggingConfig{Driver: true, Limits: tasklogs.Limits{MaxFiles: 10, MaxFileSize: 10 << 20}}, ""},
 		{"driver with defaults", "logging {\n collector = \"driver\"\n}", LoggingConfig{Driver: true, Limits: tasklogs.Limits{MaxFiles: 10, MaxFileSize: 10 << 20}}, ""},
 		{"driver with limits", "logging {\n collector = \"driver\"\n max_files = 3\n max_file_size = 2\n}", LoggingConfig{Driver: true, Limits: tasklogs.Limits{MaxFiles: 3, MaxFileSize: 2 << 20}}, ""},
 		{"nomad", "logging {\n collector = \"nomad\"\n}", LoggingConfig{Limits: tasklogs.Limits{MaxFiles: 10, MaxFileSize: 10 << 20}}, ""},
 		{"unknown collector", "logging {\n collector = \"fluentd\"\n}", LoggingConfig{}, `logging.collector: "fluentd" is not a log collector: use "nomad" (Nomad's logmon) or "driver"`},
 		{"no files", "logging {\n collector = \"driver\"\n max_files = 0\n}", LoggingConfig{}, "logging.max_files: 0 must be at least 1"},
+		{"limits only: the driver's collector", "logging {\n max_files = 4\n}", LoggingConfig{Driver: true, Limits: tasklogs.Limits{MaxFiles: 4, MaxFileSize: 10 << 20}}, ""},
 		{"no size", "logging {\n max_file_size = -1\n}", LoggingConfig{}, "logging.max_file_size: -1 must be at least 1 (MB)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

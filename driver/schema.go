@@ -56,7 +56,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"no_new_privileges":        hclspec.NewDefault(hclspec.NewAttr("no_new_privileges", "bool", false), hclspec.NewLiteral("false")),
 	"allowed_devices":          hclspec.NewAttr("allowed_devices", "list(string)", false),
 	"logging": hclspec.NewBlock("logging", false, hclspec.NewObject(map[string]*hclspec.Spec{
-		"collector":     hclspec.NewDefault(hclspec.NewAttr("collector", "string", false), hclspec.NewLiteral(`"nomad"`)),
+		"collector":     hclspec.NewDefault(hclspec.NewAttr("collector", "string", false), hclspec.NewLiteral(`"driver"`)),
 		"max_files":     hclspec.NewDefault(hclspec.NewAttr("max_files", "number", false), hclspec.NewLiteral("10")),
 		"max_file_size": hclspec.NewDefault(hclspec.NewAttr("max_file_size", "number", false), hclspec.NewLiteral("10")),
 	})),

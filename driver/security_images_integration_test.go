@@ -17,10 +17,11 @@ import (
 	"github.com/nomad-containerd/nomad-driver-containerd/testbed"
 )
 
-// testLogFifos: a log fifo swapped for a symlink or a file (by anything
-// that can write alloc/logs) is refused, and the task itself cannot touch
-// alloc/logs.
+// testLogFifos: with Nomad's logmon collecting the logs, a log fifo
+// swapped for a symlink or a file (by anything that can write alloc/logs)
+// is refused, and the task itself cannot touch alloc/logs.
 func testLogFifos(t *testing.T, b *bed) {
+	const logmon = "logging {\n collector = \"nomad\"\n}\n"
 	c := newCanary(t)
 	for _, tc := range []struct {
 		name, kind string
@@ -31,7 +32,7 @@ func testLogFifos(t *testing.T, b *bed) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			task := newTask(t, sh("echo pwned; echo END"))
-			refuse(t, b, "", task, func(task *drivers.TaskConfig) {
+			refuse(t, b, logmon, task, func(task *drivers.TaskConfig) {
 				must.NoError(t, os.Remove(task.StdoutPath))
 				tc.swap(task.StdoutPath)
 			}, ".stdout.fifo\" is not a named pipe ("+tc.kind+"): refused")
@@ -44,7 +45,7 @@ func testLogFifos(t *testing.T, b *bed) {
 	// last component is a fifo, the directory above it is the symlink
 	t.Run("symlinked directory above the fifo", func(t *testing.T) {
 		task := newTask(t, sh("echo pwned; echo END"))
-		refuse(t, b, "", task, func(task *drivers.TaskConfig) {
+		refuse(t, b, logmon, task, func(task *drivers.TaskConfig) {
 			logDir := task.TaskDir().LogDir
 			other := filepath.Join(task.AllocDir, "db", "logs")
 			must.NoError(t, os.MkdirAll(filepath.Dir(other), 0o755))
@@ -65,7 +66,7 @@ func testLogFifos(t *testing.T, b *bed) {
 		task := newTask(t, sh("ln -sf "+c.file+" /alloc/logs/.web.stdout.fifo 2>/dev/null || echo link-refused; "+
 			"rm -f /alloc/logs/.web.stderr.fifo 2>/dev/null || echo rm-refused; touch /alloc/logs/x 2>/dev/null || echo touch-refused; "+
 			"mv /alloc/logs /alloc/moved 2>/dev/null || echo mv-refused; echo END"))
-		out := runWith(t, b, "", task, nil)
+		out := runWith(t, b, logmon, task, nil)
 		for _, w := range []string{"link-refused", "rm-refused", "touch-refused", "mv-refused"} {
 			must.StrContains(t, out, w)
 		}

@@ -13,8 +13,8 @@ import (
 )
 
 // logAttackJob is a batch job whose task tries, through one bind form, to
-// reach alloc/logs writable, plant symlinks to a host file where Nomad's
-// logmon will open its next log files, and force those rotations with 3 MiB
+// reach alloc/logs writable, plant symlinks to a host file where the log
+// collector will open its next log files, and force those rotations with 3 MiB
 // of output (files of 1 MiB).
 const logAttackJob = `
 job %q {
@@ -51,7 +51,7 @@ job %q {
 
 // testLogSymlinkAttack tries every bind form of alloc/logs on a real agent:
 // a writable bind is refused before the task runs, the read-only one runs
-// and cannot plant anything, and the host canary logmon would have written
+// and cannot plant anything, and the host canary the collector would have written
 // through a planted symlink stays as it was.
 func testLogSymlinkAttack(t *testing.T, e *env) {
 	canary := filepath.Join(t.TempDir(), "canary")

@@ -201,8 +201,8 @@ func (e *restartEnv) logs(t *testing.T, allocID, task string) string {
 
 // checkSurvivors waits until Nomad reaches each task through the driver
 // again (an exec succeeds), then checks that it runs the same process with
-// no new task event, that the web task's logs grow and that its port
-// answers.
+// no new task event, that the web task's logs grow with every line once and
+// that its port answers.
 func (e *restartEnv) checkSurvivors(t *testing.T, web *survivor, port int, workers ...*survivor) {
 	t.Helper()
 	for _, s := range append([]*survivor{web}, workers...) {
@@ -224,10 +224,29 @@ func (e *restartEnv) checkSurvivors(t *testing.T, web *survivor, port int, worke
 		must.SliceEmpty(t, added, must.Sprintf("new task events of %s", s.alloc.Name))
 	}
 	before := strings.Count(e.logs(t, web.alloc.ID, web.task), "beat-")
+	var out string
 	until(t, "new log lines", func() bool {
-		return strings.Count(e.logs(t, web.alloc.ID, web.task), "beat-") > before+1
+		out = e.logs(t, web.alloc.ID, web.task)
+		return strings.Count(out, "beat-") > before+1
 	})
+	checkBeats(t, out)
 	must.StrContains(t, get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "hello from web")
+}
+
+// checkBeats counts every heartbeat line the web task printed: beat-0 to
+// the last one, each once and in order, none lost or doubled by a restart.
+func checkBeats(t *testing.T, out string) {
+	t.Helper()
+	next := 0
+	for _, line := range strings.Split(out, "\n") {
+		n, ok := strings.CutPrefix(line, "beat-")
+		if !ok {
+			continue
+		}
+		must.Eq(t, strconv.Itoa(next), n, must.Sprintf("heartbeat %d lost or doubled in the logs", next))
+		next++
+	}
+	must.Positive(t, next)
 }
 
 // exitWorker has a worker exit with code and waits until its process is gone.

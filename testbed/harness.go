@@ -51,12 +51,22 @@ func (h *Harness) Kill() {
 	h.server.Stop()
 }
 
+// CollectsLogs says whether the driver writes alloc/logs itself
+// (DisableLogCollection): the Nomad client then starts no logmon.
+func (h *Harness) CollectsLogs() bool {
+	caps, err := h.impl.Capabilities()
+	return err == nil && caps.DisableLogCollection
+}
+
 // MkAllocDir builds task's allocation and task directories in a temporary
 // directory, fills in the task environment Nomad would give it and, with
-// logs, starts a logmon behind the task's stdout and stderr fifos. The
-// returned function stops logmon and removes the directories.
+// logs, starts a logmon behind the task's stdout and stderr fifos, unless
+// the driver collects the logs itself (DisableLogCollection), as the Nomad
+// client does. The returned function stops logmon and removes the
+// directories.
 func (h *Harness) MkAllocDir(task *drivers.TaskConfig, logs bool) func() {
 	h.t.Helper()
+	logs = logs && !h.CollectsLogs()
 	dir, err := os.MkdirTemp("", "nomad_driver_harness-")
 	must.NoError(h.t, err)
 	td := PrepareTask(h.t, h.logger, dir, task, logs)

@@ -119,8 +119,9 @@ func (b *bed) encode(spec *hclspec.Spec, config map[string]any) cty.Value {
 	return val
 }
 
-// task is one Nomad task with its allocation directory and its log fifos,
-// read by a logmon as on a Nomad client.
+// task is one Nomad task with its allocation directory and, when the
+// driver does not collect the logs itself, its log fifos read by a logmon
+// as on a Nomad client.
 type task struct {
 	cfg  *drivers.TaskConfig
 	dirs *testbed.TaskDirs
@@ -155,7 +156,7 @@ func (b *bed) newTask(allocID, name string, config map[string]any, ports ...stru
 	}
 	must.NoError(b.t, cfg.EncodeDriverConfig(b.encode(b.taskSpec, config)))
 
-	return &task{cfg: cfg, dirs: testbed.PrepareTask(b.t, b.logger, b.allocRoot, cfg, true)}
+	return &task{cfg: cfg, dirs: testbed.PrepareTask(b.t, b.logger, b.allocRoot, cfg, !b.h.CollectsLogs())}
 }
 
 // cleanup stops the task's logmon and removes its allocation directory.
