@@ -3,6 +3,7 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -113,6 +114,11 @@ func TestUserNamespaceConcurrentStarts(t *testing.T) {
 		must.NoError(t, h2.DestroyTask(id, true))
 	}
 	must.SliceEmpty(t, st.ids.Live(), must.Sprint("ranges held after every task was destroyed"))
+	// twenty shims exit one after another: on a loaded machine that takes
+	// longer than the leak check's own wait
+	waitFor(t, time.Minute, "every container, snapshot and shim gone", func() bool {
+		return len(testbed.Leaks(context.Background(), b.cd)) == 0
+	})
 }
 
 // startMany starts n sleeping tasks under h, all released at once, five to an
