@@ -190,6 +190,9 @@ func (w *usernsWatch) check(t *testing.T, job string, tasks []string, batch bool
 		}
 		seen[nt.task] = true
 		must.True(t, nt.fromProc || batch, must.Sprintf("the process of %s ended before it was read", id))
+		if !nt.fromProc {
+			t.Logf("%s ended before its process was read: its IDs are those of its container's spec", id)
+		}
 		must.True(t, nt.ids.Size == userns.Size && nt.ids.Start >= 1<<31 && (nt.ids.Start-1<<31)%userns.Size == 0,
 			must.Sprintf("%s maps onto %s, not a range of the pool", id, nt.ids))
 		must.Eq(t, nt.ids.Start, nt.uid, must.Sprintf("the root of %s is not the first ID of its range on the host", id))
