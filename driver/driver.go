@@ -42,6 +42,8 @@ type Driver struct {
 	tasks   *taskStore
 	// recovery bounds how long recoveries wait for containerd together.
 	recovery recoveryWindow
+	// creates bounds the containers created at once.
+	creates createSlots
 	// runcWarning is the last runc warning of the fingerprint (a string),
 	// so that it is logged once, not every period.
 	runcWarning atomic.Value
@@ -81,6 +83,7 @@ func New(logger hclog.Logger) *Driver {
 		cancel:   cancel,
 		logger:   logger,
 		tasks:    newTaskStore(),
+		creates:  newCreateSlots(maxCreates),
 		verified: trust.NewMemory(),
 	}
 }

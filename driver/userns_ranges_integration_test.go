@@ -3,6 +3,7 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
@@ -67,11 +69,12 @@ func TestUserNamespaceRangeWithoutHandle(t *testing.T) {
 	must.True(t, processAlive(t, orphanPID))
 }
 
-// Many tasks started at once get ranges of their own (those of an
-// allocation too); after a plugin kill
-// and recovery they keep them, and new starts take other ranges.
+// A hundred tasks whose starts are released at once (twenty allocations
+// of five) get ranges of their own, disjoint on the host; after a plugin
+// kill and recovery they keep them, new starts take other ranges, and
+// destroying the tasks frees every range.
 func TestUserNamespaceConcurrentStarts(t *testing.T) {
-	const first, more = 30, 10
+	const first, more = 100, 10
 	b := newCheckedBed(t)
 	const plugin = `userns { default = "auto" }`
 	h := b.harness(t, plugin)
@@ -86,19 +89,39 @@ func TestUserNamespaceConcurrentStarts(t *testing.T) {
 	disjoint(t, ranges)
 
 	h.Kill()
-	h2 := b.harness(t, plugin)
+	d2 := New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Info, Output: testbed.TestLog(t)}))
+	h2 := testbed.NewHarness(t, d2)
+	b.setConfig(t, h2, plugin)
+	t.Cleanup(d2.Shutdown)
 	for id, handle := range handles {
 		must.NoError(t, h2.RecoverTask(handle))
 		must.Eq(t, ranges[id], uidMap(t, taskPID(t, h2, id)), must.Sprint("a recovered task's range changed"))
 	}
-	for id := range startMany(t, h2, more) {
+	began = time.Now()
+	for id, handle := range startMany(t, h2, more) {
+		handles[id] = handle
 		ranges[id] = uidMap(t, taskPID(t, h2, id))
 	}
+	t.Logf("%d more tasks started after the recovery in %s", more, time.Since(began))
 	must.MapLen(t, first+more, ranges)
 	disjoint(t, ranges)
+
+	st, err := d2.current()
+	must.NoError(t, err)
+	must.SliceLen(t, first+more, st.ids.Live())
+	for id := range handles {
+		must.NoError(t, h2.StopTask(id, time.Second, "SIGKILL"))
+		must.NoError(t, h2.DestroyTask(id, true))
+	}
+	must.SliceEmpty(t, st.ids.Live(), must.Sprint("ranges held after every task was destroyed"))
+	// twenty shims exit one after another: on a loaded machine that takes
+	// longer than the leak check's own wait
+	waitFor(t, time.Minute, "every container, snapshot and shim gone", func() bool {
+		return len(testbed.Leaks(context.Background(), b.cd)) == 0
+	})
 }
 
-// startMany starts n sleeping tasks under h at once, five to an
+// startMany starts n sleeping tasks under h, all released at once, five to an
 // allocation (whose tasks share a shim), and returns their handles by task
 // ID, once all of them run.
 func startMany(t *testing.T, h *testbed.Harness, n int) map[string]*drivers.TaskHandle {
@@ -121,10 +144,12 @@ func startMany(t *testing.T, h *testbed.Harness, n int) map[string]*drivers.Task
 		handles = map[string]*drivers.TaskHandle{}
 		errs    []error
 	)
+	release := make(chan struct{})
 	for _, task := range tasks {
 		done.Add(1)
 		go func() {
 			defer done.Done()
+			<-release
 			handle, _, err := h.StartTask(task)
 			mu.Lock()
 			defer mu.Unlock()
@@ -135,6 +160,7 @@ func startMany(t *testing.T, h *testbed.Harness, n int) map[string]*drivers.Task
 			handles[task.ID] = handle
 		}()
 	}
+	close(release)
 	done.Wait()
 	must.SliceEmpty(t, errs, must.Sprintf("%d of %d starts failed: %v", len(errs), n, errs))
 	return handles

@@ -34,6 +34,17 @@ type env struct {
 	digest   digest.Digest     // of the busybox image, on every registry
 	private  *testbed.Registry // TLS and basic auth
 	mirror   *mirror           // docker.io's mirror (the plain registry)
+	// jobs is the directory run takes the example jobs from ("": the
+	// repository's example-jobs)
+	jobs string
+}
+
+// jobFile is the path of an example job that run submits.
+func (e *env) jobFile(job string) string {
+	if e.jobs != "" {
+		return filepath.Join(e.jobs, job)
+	}
+	return filepath.Join(testbed.RepoRoot(), "example-jobs", job)
 }
 
 func setup(t *testing.T) *env {
@@ -95,7 +106,7 @@ func (e *env) run(t *testing.T, job string, vars ...string) {
 	for _, v := range vars {
 		args = append(args, "-var", v)
 	}
-	e.cli(t, append(args, filepath.Join(testbed.RepoRoot(), "example-jobs", job))...)
+	e.cli(t, append(args, e.jobFile(job))...)
 	t.Cleanup(func() { e.purge(t, strings.TrimSuffix(job, ".nomad.hcl")) })
 }
 
@@ -223,8 +234,7 @@ func testVerified(t *testing.T, e *env) {
 	e.stopJob(t, "verified")
 
 	// the unsigned image under the same prefix fails before a container exists
-	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/demo/unsigned:1", "-var", prefix,
-		filepath.Join(testbed.RepoRoot(), "example-jobs", "verified.nomad.hcl"))
+	e.cli(t, "job", "run", "-detach", "-var", "image="+e.registry+"/demo/unsigned:1", "-var", prefix, e.jobFile("verified.nomad.hcl"))
 	a = e.alloc(t, "verified", "failed")
 	status := e.cli(t, "alloc", "status", a.ID)
 	must.StrContains(t, status, "failed signature verification under trust rule")

@@ -39,6 +39,10 @@ func testHardened(t *testing.T, e *env) {
 	start, err := strconv.ParseUint(m[1], 10, 32)
 	must.NoError(t, err)
 	must.True(t, start >= 1<<31 && (start-1<<31)%65536 == 0, must.Sprintf("uid_map starts at %d, not at a range of the pool", start))
+	// and the host sees the task's process run as that ID
+	uid, err := hostUID(e.taskPID(t, "web", a.ID))
+	must.NoError(t, err)
+	must.Eq(t, start, uint64(uid), must.Sprint("the task's process does not run as the first ID of its range on the host"))
 	must.StrContains(t, out, "CapEff:\t0000000000000000")
 	must.StrContains(t, out, "NoNewPrivs:\t1")
 	must.StrContains(t, out, "Seccomp:\t2")
