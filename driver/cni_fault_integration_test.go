@@ -20,12 +20,13 @@ import (
 
 // faultNet is a conflist in the test's conf dir: the built-in network's
 // plugins followed by ndc-cni-fault, which fails ADD while failAdd exists
-// and DEL while failDel exists.
+// and DEL while failDel exists, and makes ADD take the duration in
+// delayAdd while that exists.
 type faultNet struct {
 	*netBed
-	name             string
-	failAdd, failDel string
-	scope            testbed.NetScope
+	name                       string
+	failAdd, failDel, delayAdd string
+	scope                      testbed.NetScope
 }
 
 func newFaultNet(t *testing.T) *faultNet {
@@ -34,7 +35,8 @@ func newFaultNet(t *testing.T) *faultNet {
 	flags := t.TempDir()
 	nb.binDirs = nb.cni.BinDir + ":" + testbed.FaultCNIPlugin(t)
 	fn := &faultNet{netBed: nb, name: "fault-" + nb.cni.Bridge,
-		failAdd: filepath.Join(flags, "fail-add"), failDel: filepath.Join(flags, "fail-del")}
+		failAdd: filepath.Join(flags, "fail-add"), failDel: filepath.Join(flags, "fail-del"),
+		delayAdd: filepath.Join(flags, "delay-add")}
 	fn.scope = testbed.NetScope{Networks: []string{fn.name}, Bridges: []string{nb.cni.Bridge},
 		Subnets: []string{nb.cni.Subnet}, NetNSDirs: []string{nb.netnsDir}}
 	testbed.NetLeakCheck(t, fn.scope)
@@ -45,7 +47,7 @@ func newFaultNet(t *testing.T) *faultNet {
 	must.NoError(t, json.Unmarshal(conf, &list))
 	list["name"] = fn.name
 	list["plugins"] = append(list["plugins"].([]any),
-		map[string]any{"type": "ndc-cni-fault", "failAdd": fn.failAdd, "failDel": fn.failDel})
+		map[string]any{"type": "ndc-cni-fault", "failAdd": fn.failAdd, "failDel": fn.failDel, "addDelay": fn.delayAdd})
 	conf, err = json.Marshal(list)
 	must.NoError(t, err)
 	must.NoError(t, os.WriteFile(filepath.Join(nb.cni.ConfDir, "30-fault.conflist"), conf, 0o644))
@@ -71,6 +73,13 @@ func (fn *faultNet) set(t *testing.T, flag string, on bool) {
 		return
 	}
 	must.NoError(t, os.Remove(flag))
+}
+
+// slowAdd makes every ADD take d longer until the test ends.
+func (fn *faultNet) slowAdd(t *testing.T, d time.Duration) {
+	t.Helper()
+	must.NoError(t, os.WriteFile(fn.delayAdd, []byte(d.String()), 0o644))
+	t.Cleanup(func() { must.NoError(t, os.Remove(fn.delayAdd)) })
 }
 
 // nothingLeft checks that no container, snapshot, netns or CNI state of
@@ -120,6 +129,39 @@ func TestCNIFaults(t *testing.T) {
 		_, _, err := h.StartTask(task)
 		must.ErrorContains(t, err, "ndc-cni-fault: ADD refused")
 		must.StrContains(t, err.Error(), "cni/"+fn.name)
+		fn.nothingLeft(t, task)
+	})
+	t.Run("ADD fails after the container was made", func(t *testing.T) {
+		h := fn.harness(t, "")
+		fn.slowAdd(t, 3*time.Second)
+		fn.set(t, fn.failAdd, true)
+		defer fn.set(t, fn.failAdd, false)
+		task := fn.task(t)
+		// host_dns as a job has it: the resolv.conf needs no CNI result,
+		// so the container is made while the ADD runs
+		must.NoError(t, task.EncodeConcreteDriverConfig(&rawTaskConfig{Image: echoImage, Command: "/bin/ndc-echo",
+			Args: []string{"-tcp", ":8080"}, NetworkMode: "cni/" + fn.name, Ports: []string{"http", "dns"}, HostDNS: true}))
+		t.Cleanup(h.MkAllocDir(task, true))
+		id := containerID(task.Name, task.AllocID)
+		seen, err := fn.madeDuringStart(t, id, func() error {
+			_, _, err := h.StartTask(task)
+			return err
+		})
+		must.ErrorContains(t, err, "ndc-cni-fault: ADD refused")
+		must.StrContains(t, err.Error(), "cni/"+fn.name)
+		must.Positive(t, seen, must.Sprint("the task was made while the ADD ran"))
+		fn.nothingLeft(t, task)
+	})
+	t.Run("create fails while the ADD runs", func(t *testing.T) {
+		h := fn.harness(t, "")
+		fn.slowAdd(t, time.Second)
+		raw := rawTaskConfig{NetworkMode: "cni/" + fn.name, Command: "/no/such/program", HostDNS: true}
+		task := newTask(t, raw)
+		t.Cleanup(h.MkAllocDir(task, true))
+		began := time.Now()
+		_, _, err := h.StartTask(task)
+		must.ErrorContains(t, err, "/no/such/program")
+		must.GreaterEq(t, time.Second, time.Since(began), must.Sprint("the failed start waits for the ADD to undo it"))
 		fn.nothingLeft(t, task)
 	})
 	t.Run("DEL fails, a later destroy finishes", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nomad-containerd/nomad-driver-containerd/image"
 	tasklogs "github.com/nomad-containerd/nomad-driver-containerd/logs"
 	"github.com/nomad-containerd/nomad-driver-containerd/network"
+	"github.com/nomad-containerd/nomad-driver-containerd/userns"
 )
 
 // StartTask runs a task: decode and check its config, plan the container,
@@ -43,6 +44,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 }
 
 func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
+	pt := newPhaseTimer()
 	st, err := d.current()
 	if err != nil {
 		return nil, err
@@ -59,30 +61,24 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		return nil, err
 	}
 	defer p.pins.close()
-	if ownUserNS(tc.UserNSMode, tc.Privileged, st.config.UserNS.Default) {
-		if err := d.restoreLabelledIDs(st); err != nil {
-			return nil, err
-		}
-	}
-	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, tc.Privileged, st.config.UserNS.Default)
-	if err != nil {
-		return nil, err
-	}
-	if ids != nil {
-		defer func() {
-			if err != nil {
-				st.ids.Release(p.containerID)
-			}
-		}()
-		p.spec.UserNS = ids.Mappings()
-		p.labels[labelUserNS] = ids.String()
-	}
 	if err := st.cdi.addDevices(cfg, tc.CDIDevices, p); err != nil {
 		return nil, err
 	}
+	pt.mark("plan")
+	ids, err := d.reserveTaskIDs(st, tc, p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && ids != nil {
+			st.ids.Release(p.containerID)
+		}
+	}()
+	pt.mark("ids")
 	if err := d.removeLeftover(st, cfg, p); err != nil {
 		return nil, err
 	}
+	pt.mark("leftover")
 	img, info, err := d.pullImage(st, cfg, tc)
 	if err != nil {
 		return nil, err
@@ -96,20 +92,24 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	if d.afterImage != nil {
 		d.afterImage(cfg)
 	}
-	net, err := d.setupNetwork(st, cfg, p)
+	pt.mark("image")
+	// The CNI ADD runs while the container and its task are made; the
+	// task's process starts only once it returned (awaitNetwork).
+	pending, err := d.startNetwork(st, p)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err != nil && net != nil {
-			if terr := d.teardownNetwork(st, net.Attachment); terr != nil {
-				d.logger.Error("failed to tear down network after a failed start", "container_id", p.containerID, "error", terr)
-			}
+		if err != nil {
+			d.discardNetwork(st, pending, p.containerID)
 		}
 	}()
-	if err := addNetworkFiles(cfg, tc, p, net); err != nil {
+	files, err := prepareNetworkFiles(cfg, tc, p, pending)
+	if err != nil {
 		return nil, err
 	}
+	defer files.close()
+	pt.mark("netns")
 	lt, logState, err := d.startLogs(st, cfg)
 	if err != nil {
 		return nil, err
@@ -119,19 +119,32 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 			lt.Stop(true)
 		}
 	}()
-	task, err := d.createContainer(st, cfg, p, img, info, lt)
+	pt.mark("logs")
+	task, err := d.createContainer(st, cfg, p, img, info, lt, func() { pt.mark("container") })
 	if err != nil {
-		return nil, err
+		return nil, pendingCause(pending, err)
 	}
 	hold.created()
+	pt.mark("task")
 	if err := p.pins.verify(task.PID()); err != nil {
 		d.discard(task)
 		return nil, err
 	}
 	p.pins.close()
+	pt.mark("pins")
+	net, err := d.awaitNetwork(cfg, pending, files)
+	if err != nil {
+		d.discard(task)
+		return nil, err
+	}
+	pt.mark("network_wait")
+	if pending != nil {
+		pt.add("cni_add", pending.took)
+	}
 	if err := d.startContainer(task); err != nil {
 		return nil, err
 	}
+	pt.mark("start")
 	state := TaskState{
 		Version:     taskStateVersion,
 		ContainerID: p.containerID,
@@ -150,7 +163,58 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	d.emit(cfg, fmt.Sprintf("Started container %s", p.containerID), map[string]string{"image_digest": info.Digest})
 	h := newHandle(cfg, task, state, d.logger)
 	h.logs = lt
+	d.logger.Debug("task start phases", append([]any{"container_id", p.containerID}, pt.keyvals()...)...)
 	return h, nil
+}
+
+// reserveTaskIDs reserves the task's user namespace ID range when it gets
+// one of its own, and puts it into the plan.
+func (d *Driver) reserveTaskIDs(st *state, tc *TaskConfig, p *plan) (*userns.Range, error) {
+	if ownUserNS(tc.UserNSMode, tc.Privileged, st.config.UserNS.Default) {
+		if err := d.restoreLabelledIDs(st); err != nil {
+			return nil, err
+		}
+	}
+	ids, err := reserveIDs(st.ids, p.containerID, tc.UserNSMode, tc.Privileged, st.config.UserNS.Default)
+	if err != nil || ids == nil {
+		return nil, err
+	}
+	p.spec.UserNS = ids.Mappings()
+	p.labels[labelUserNS] = ids.String()
+	return ids, nil
+}
+
+// prepareNetworkFiles makes the task's hosts and resolv.conf files (empty)
+// and mounts them. Whether the task gets a resolv.conf may hang on the DNS
+// settings its CNI result brings: then it waits for the ADD first.
+func prepareNetworkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan, pending *pendingNetwork) (*netFiles, error) {
+	var fromCNI network.DNS
+	if pending != nil && resolvAwaitsCNI(cfg, tc) {
+		res, err := pending.wait()
+		if err != nil {
+			return nil, err
+		}
+		fromCNI = res.DNS
+	}
+	f, ms, err := makeNetFiles(cfg, tc, p.net, fromCNI, p.pins)
+	if err != nil {
+		return nil, err
+	}
+	p.spec.Mounts = append(p.spec.Mounts, ms...)
+	return f, nil
+}
+
+// pendingCause is the error of a failed create: the network's, when its
+// ADD failed meanwhile (it removed the netns the container was to join),
+// else err.
+func pendingCause(pending *pendingNetwork, err error) error {
+	if pending == nil {
+		return err
+	}
+	if _, nerr := pending.wait(); nerr != nil {
+		return nerr
+	}
+	return err
 }
 
 // startLogs starts the driver's collection of cfg's output when the
@@ -179,7 +243,7 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 // createContainer creates the container and its (not yet started) task.
 // With lt the shim appends the output to lt's spools instead of Nomad's
 // fifos.
-func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task) (*executor.Task, error) {
+func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task, created func()) (*executor.Task, error) {
 	release, err := d.creates.acquire(d.ctx)
 	if err != nil {
 		return nil, err
@@ -199,6 +263,7 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		StderrPath:  cfg.StderrPath,
 		LogRoot:     cfg.AllocDir,
 		Cpuset:      p.cpuset,
+		Created:     created,
 	}
 	if lt != nil {
 		cc.StdoutPath, cc.StderrPath = "", ""
@@ -235,14 +300,4 @@ func (d *Driver) discard(task *executor.Task) {
 	if err := task.Delete(ctx, true); err != nil {
 		d.logger.Error("failed to remove container after a failed start", "container_id", task.ID(), "error", err)
 	}
-}
-
-// addNetworkFiles mounts the task's hosts and resolv.conf files.
-func addNetworkFiles(cfg *drivers.TaskConfig, tc *TaskConfig, p *plan, net *network.Result) error {
-	ms, err := networkFiles(cfg, tc, p.net, net, p.pins)
-	if err != nil {
-		return err
-	}
-	p.spec.Mounts = append(p.spec.Mounts, ms...)
-	return nil
 }

@@ -73,6 +73,10 @@ type ContainerConfig struct {
 	// Cpuset, when set, is the cpuset cgroup Nomad keeps for the task; the
 	// container's processes run in it (see Cpuset).
 	Cpuset *Cpuset
+	// Created, when set, is called once the container record exists,
+	// before its task (shim, runtime create) is made: the caller times the
+	// two apart.
+	Created func()
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -166,6 +170,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 	container, err := r.client.NewContainer(ctx, cfg.ID, containerOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create container %s: %w", cfg.ID, err)
+	}
+	if cfg.Created != nil {
+		cfg.Created()
 	}
 
 	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -106,73 +105,6 @@ func (m *Manager) MissingPlugins() []string { return m.cfg.Missing(RequiredPlugi
 // NetNSPath is where the netns of task id lives.
 func (m *Manager) NetNSPath(id string) string {
 	return filepath.Join(m.cfg.NetNSDir, NetNSName(id))
-}
-
-// Setup creates the task's netns and attaches it (eth0 plus loopback) to the
-// network with CNI ADD. On any failure it runs DEL, removes the netns and
-// returns CNI's error wrapped; nothing is left behind. A netns left at the
-// same path by an earlier, unfinished run is torn down first.
-func (m *Manager) Setup(ctx context.Context, req Request) (*Result, error) {
-	if req.ID == "" {
-		return nil, fmt.Errorf("failed to set up network %q: empty task id", req.Network)
-	}
-	if req.Network == "" {
-		req.Network = BuiltinNetwork
-	}
-	name, conf, err := m.conflist(req.Network)
-	if err != nil {
-		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
-	}
-	n, err := m.cniFor(name, conf)
-	if err != nil {
-		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
-	}
-	a := Attachment{
-		ID: req.ID, Network: req.Network, NetNSPath: m.NetNSPath(req.ID),
-		IfName: IfName, Ports: req.Ports, ConfName: name,
-	}
-	log := m.logger.With("id", req.ID, "network", req.Network, "netns", a.NetNSPath)
-
-	if _, err := os.Lstat(a.NetNSPath); err == nil {
-		log.Warn("tearing down a network left by an earlier run")
-		if err := m.Teardown(ctx, a); err != nil {
-			return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
-		}
-	}
-	if err := os.MkdirAll(m.cfg.NetNSDir, 0o755); err != nil {
-		return nil, fmt.Errorf("failed to set up network %q: failed to create netns dir: %w", req.Network, err)
-	}
-	var setup []func() error
-	if req.AnyPortBinds {
-		setup = append(setup, allowLowPorts)
-	}
-	if err := createNetNS(a.NetNSPath, setup...); err != nil {
-		return nil, fmt.Errorf("failed to set up network %q: %w", req.Network, err)
-	}
-
-	cid := ContainerID(req.ID)
-	res, err := m.add(ctx, n, cid, a.NetNSPath, req.Ports)
-	if err == nil {
-		err = fillResult(&a, res)
-	}
-	if err != nil {
-		err = fmt.Errorf("failed to set up network %q: %w", req.Network, err)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		// The ADD's error is the one that matters; what the DEL could not
-		// undo (often the same broken plugin) is logged.
-		if derr := m.del(cctx, n, cid, a.NetNSPath, req.Ports, true); derr != nil {
-			log.Warn("failed to undo all of a failed network setup", "error", derr)
-		}
-		if rerr := removeNetNS(a.NetNSPath); rerr != nil {
-			log.Error("failed to remove the netns of a failed network setup", "error", rerr)
-			err = errors.Join(err, rerr)
-		}
-		return nil, err
-	}
-	out := &Result{Attachment: a, DNS: dnsOf(res)}
-	log.Debug("network set up", "ip", a.IP, "gateway", a.Gateway, "ports", len(req.Ports))
-	return out, nil
 }
 
 // add runs CNI ADD, alone while n is cold (see Manager.coldMu).

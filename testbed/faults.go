@@ -51,9 +51,10 @@ func goBuild(pkg string) ([]byte, error) {
 // new bin dir of the test and returns the dir. In a conflist, after the
 // plugins that make the interface:
 //
-//	{"type": "ndc-cni-fault", "failAdd": "/path/a", "failDel": "/path/d"}
+//	{"type": "ndc-cni-fault", "failAdd": "/path/a", "failDel": "/path/d", "addDelay": "/path/s"}
 //
-// fails ADD while /path/a exists and DEL while /path/d exists.
+// fails ADD while /path/a exists and DEL while /path/d exists; while
+// /path/s exists, ADD first sleeps for the Go duration it holds.
 func FaultCNIPlugin(t testing.TB) string {
 	t.Helper()
 	bin, err := goBuild("./testbed/cmd/ndc-cni-fault")

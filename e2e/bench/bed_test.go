@@ -42,7 +42,7 @@ type bed struct {
 	cni       *testbed.CNINet
 	netnsDir  string
 	allocRoot string // Nomad's client alloc_dir: <allocRoot>/<alloc id>
-	logger    hclog.Logger
+	logger    hclog.InterceptLogger
 	events    *eventLog
 	taskSpec  *hclspec.Spec
 }
@@ -64,7 +64,7 @@ func newBed(t *testing.T) *bed {
 	logFile, err := os.Create(filepath.Join(outDir(), "driver.log"))
 	must.NoError(t, err)
 	t.Cleanup(func() { logFile.Close() })
-	b.logger = hclog.New(&hclog.LoggerOptions{Name: "bench", Level: logLevel(), Output: logFile})
+	b.logger = hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "bench", Level: logLevel(), Output: logFile})
 	b.serve(map[string]any{
 		"address": cd.Address,
 		// images stay: the cold pull figure removes its own

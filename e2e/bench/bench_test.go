@@ -72,6 +72,7 @@ func TestBench(t *testing.T) {
 	measure("lazy", func() []Row { return figureLazy(t, envInt(t, "BENCH_LAZY_RUNS", 3)) })
 	measure("profile", func() []Row {
 		rep.Findings = append(rep.Findings, b.profileStarts(runs/2))
+		rep.StartPhases = b.startPhases(runs / 2)
 		return nil
 	})
 	measure("peers", func() []Row {

@@ -97,22 +97,32 @@ func (f *startFigure) run(runs int, target float64, baseName string) Row {
 
 // figureStart: StartTask to running, cached image, host network.
 func (b *bed) figureStart(d *direct, runs int) Row {
-	f := &startFigure{b: b, d: d, name: "start, host network", config: func() map[string]any {
+	return b.hostStarts(d).run(runs, 1.15, "containerd client")
+}
+
+// hostStarts are starts of a sleeper on the host network.
+func (b *bed) hostStarts(d *direct) *startFigure {
+	return &startFigure{b: b, d: d, name: "start, host network", config: func() map[string]any {
 		c := sleeper(busyboxRef)
 		c["network_mode"] = "host"
 		return c
 	}}
-	return f.run(runs, 1.15, "containerd client")
 }
 
 // figureBridgeStart: the same on the driver's bridge network with two
 // port maps, against a go-cni ADD plus the same containerd calls.
 func (b *bed) figureBridgeStart(d *direct, runs int) Row {
+	return b.bridgeStarts(d).run(runs, 1.15, "go-cni + containerd client")
+}
+
+// bridgeStarts are starts of a sleeper on the driver's bridge network with
+// two port maps.
+func (b *bed) bridgeStarts(d *direct) *startFigure {
 	http, err := testbed.FreePort()
 	must.NoError(b.t, err)
 	admin, err := testbed.FreePort()
 	must.NoError(b.t, err)
-	f := &startFigure{b: b, d: d, name: "start, bridge + 2 port maps", net: true,
+	return &startFigure{b: b, d: d, name: "start, bridge + 2 port maps", net: true,
 		config: func() map[string]any {
 			c := sleeper(busyboxRef)
 			c["network_mode"] = "bridge"
@@ -121,7 +131,6 @@ func (b *bed) figureBridgeStart(d *direct, runs int) Row {
 		},
 		ports: []structs.AllocatedPortMapping{{Label: "http", Value: http, To: 8080}, {Label: "admin", Value: admin, To: 9090}},
 	}
-	return f.run(runs, 1.15, "go-cni + containerd client")
 }
 
 // figureConcurrent: n tasks (one per allocation) started at once, wall

@@ -122,6 +122,9 @@ type Report struct {
 	Findings []string `json:"findings,omitempty"`
 	// DiskGC is the disk-pressure figure, when it was measured.
 	DiskGC *DiskGC `json:"disk_gc,omitempty"`
+	// StartPhases are the driver's starts broken down by phase (the
+	// profile figure).
+	StartPhases []PhaseSet `json:"start_phases,omitempty"`
 }
 
 // Machine is where the figures come from.
@@ -187,6 +190,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	for _, f := range rep.Findings {
 		fmt.Fprintf(w, "  - %s\n", f)
+	}
+	for _, s := range rep.StartPhases {
+		s.writeTable(w)
 	}
 	if rep.DiskGC != nil {
 		rep.DiskGC.writeTable(w)

@@ -1,0 +1,67 @@
+//go:build bench
+
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/shoenig/test/must"
+)
+
+// phaseLog keeps the phases of the driver's starts from its JSON log
+// lines, while it is a sink of the driver's logger.
+type phaseLog struct {
+	mu     sync.Mutex
+	starts []map[string]float64
+}
+
+func (l *phaseLog) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(bytes.NewReader(p))
+	sc.Buffer(nil, len(p)+1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for sc.Scan() {
+		if phases, ok := ParsePhaseLine(sc.Bytes()); ok {
+			l.starts = append(l.starts, phases)
+		}
+	}
+	return len(p), nil
+}
+
+// take returns the starts seen so far and forgets them.
+func (l *phaseLog) take() []map[string]float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.starts
+	l.starts = nil
+	return out
+}
+
+// startPhases breaks n driver starts on the host network and n on the
+// bridge with two port maps (interleaved) down by phase, from the
+// driver's debug lines, which a sink at debug level reads whatever the
+// driver's log level.
+func (b *bed) startPhases(n int) []PhaseSet {
+	b.t.Helper()
+	l := &phaseLog{}
+	sink := hclog.NewSinkAdapter(&hclog.LoggerOptions{Level: hclog.Debug, Output: l, JSONFormat: true})
+	b.logger.RegisterSink(sink)
+	defer b.logger.DeregisterSink(sink)
+	host, bridge := b.hostStarts(nil), b.bridgeStarts(nil)
+	var hostStarts, bridgeStarts []map[string]float64
+	run := func(f *startFigure, into *[]map[string]float64) func() float64 {
+		return func() float64 {
+			l.take()
+			took := f.driverRun()
+			got := l.take()
+			must.Len(b.t, 1, got, must.Sprint("one phases line per start"))
+			*into = append(*into, got[0])
+			return took
+		}
+	}
+	rotate(n, 1, run(host, &hostStarts), run(bridge, &bridgeStarts))
+	return []PhaseSet{SummarizePhases("host", hostStarts[len(hostStarts)-n:]), SummarizePhases("bridge", bridgeStarts[len(bridgeStarts)-n:])}
+}
