@@ -180,6 +180,11 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 // With lt the shim appends the output to lt's spools instead of Nomad's
 // fifos.
 func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task) (*executor.Task, error) {
+	release, err := d.stageIDMapped(st, p)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	cc := executor.ContainerConfig{
