@@ -42,16 +42,8 @@ func (d *Driver) stageIDMapped(st *state, p *plan) (release func(), err error) {
 		return func() {}, nil
 	}
 	staging.RLock()
-	if err := prepareStaging(idmapStagingRoot); err != nil {
-		staging.RUnlock()
-		return nil, err
-	}
 	dir := filepath.Join(stagingDir(st.config.Address), p.containerID)
-	if err := executor.ReleaseStaged(dir); err != nil { // left by a start that died
-		staging.RUnlock()
-		return nil, err
-	}
-	if err := executor.StageIDMapped(dir, p.spec.Mounts, p.spec.UserNS); err != nil {
+	if err := stage(dir, p); err != nil {
 		staging.RUnlock()
 		return nil, err
 	}
@@ -61,6 +53,17 @@ func (d *Driver) stageIDMapped(st *state, p *plan) (release func(), err error) {
 			d.logger.Error("failed to release the staged idmapped binds", "container_id", p.containerID, "error", err)
 		}
 	}, nil
+}
+
+// stage stages p's binds in dir, after what a start that died left there.
+func stage(dir string, p *plan) error {
+	if err := prepareStaging(idmapStagingRoot); err != nil {
+		return err
+	}
+	if err := executor.ReleaseStaged(dir); err != nil {
+		return err
+	}
+	return executor.StageIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
 }
 
 var prepareMu sync.Mutex
@@ -84,9 +87,13 @@ func prepareStaging(root string) error {
 }
 
 // sweepStaged releases the staged binds that no start of this plugin
-// holds: those of a plugin that died while it created a container.
+// holds: those of a plugin that died while it created a container. While
+// starts create containers it waits for a later pass rather than hold new
+// starts back.
 func (d *Driver) sweepStaged(st *state) {
-	staging.Lock()
+	if !staging.TryLock() {
+		return
+	}
 	defer staging.Unlock()
 	root := stagingDir(st.config.Address)
 	entries, err := os.ReadDir(root)
