@@ -77,6 +77,7 @@ type reconciler struct {
 	interval time.Duration
 	list     func(ctx context.Context) ([]executor.ContainerInfo, error)
 	remove   func(ctx context.Context, c executor.ContainerInfo) error
+	sweep    func() // releases what dead starts left staged
 	tasks    *taskStore
 	logger   hclog.Logger
 
@@ -97,6 +98,7 @@ func (d *Driver) startReconciler(st *state) *reconciler {
 		interval: reconcileInterval(st.config.Containers.Grace),
 		list:     func(ctx context.Context) ([]executor.ContainerInfo, error) { return d.listOwned(ctx, st) },
 		remove:   func(ctx context.Context, c executor.ContainerInfo) error { return d.removeDangling(ctx, st, c) },
+		sweep:    func() { d.sweepStaged(st) },
 		tasks:    d.tasks,
 		logger:   d.logger.Named("reconciler"),
 		seen:     map[string]time.Time{},
@@ -126,6 +128,9 @@ func (r *reconciler) run() {
 // pass removes what selectDangling picks; a removal that fails is tried
 // again at the next pass.
 func (r *reconciler) pass(now time.Time) {
+	if r.sweep != nil {
+		r.sweep()
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, callTimeout)
 	ctrs, err := r.list(ctx)
 	cancel()

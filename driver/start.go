@@ -249,6 +249,11 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		return nil, err
 	}
 	defer release()
+	unstage, err := d.stageIDMapped(st, p)
+	if err != nil {
+		return nil, err
+	}
+	defer unstage()
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
 	cc := executor.ContainerConfig{

@@ -47,7 +47,8 @@ func userNSOpts(m []specs.LinuxIDMapping) []oci.SpecOpts {
 // writes is owned on disk by host ID n, as without a user namespace. The
 // mapping covers the top mount of the bind, not mounts below it. In the
 // host's user namespace the mapping would be the identity: the mark is
-// dropped.
+// dropped. The driver stages its marked binds first (StageIDMapped), so
+// that runc gets plain binds; this covers the marks left.
 func withIDMappedMounts(m []specs.LinuxIDMapping) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		for i, mnt := range s.Mounts {

@@ -1,0 +1,172 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Staged idmapped binds: instead of handing runc binds with uidMappings
+// (for which runc 1.2 and later spawns a process holding a user namespace
+// of the mapping and clones each source with open_tree in every start), the
+// driver makes each bind marked IDMapOption itself, as a detached idmapped
+// clone of its source attached at a path in the container's own staging
+// directory, and hands runc a plain bind of that path: a bind of an
+// idmapped mount keeps its idmapping. The staging directory is a private
+// mount, so nothing made there propagates. The staged mounts are needed
+// only while the container is created (runc's binds are copies in the
+// container's mount namespace): ReleaseStaged removes them then.
+
+// PrepareStagingRoot makes root (0711, so that the container's root,
+// an unprivileged host ID, can reach what is staged there) and makes it a
+// private mount of its own when it is not one yet.
+func PrepareStagingRoot(root string) error {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return fmt.Errorf("failed to make the idmap staging directory %s: %w", root, err)
+	}
+	if !isMountPoint(root) {
+		if err := unix.Mount(root, root, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("failed to bind the idmap staging directory %s: %w", root, err)
+		}
+	}
+	if err := unix.Mount("", root, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("failed to make the idmap staging directory %s private: %w", root, err)
+	}
+	return nil
+}
+
+// isMountPoint says whether path is the root of a mount (its mount ID
+// differs from its parent's, or it is the root of the filesystem tree).
+func isMountPoint(path string) bool {
+	var st, parent unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st) != nil {
+		return false
+	}
+	if unix.Statx(unix.AT_FDCWD, filepath.Dir(path), unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &parent) != nil {
+		return false
+	}
+	return st.Mnt_id != parent.Mnt_id
+}
+
+// StageIDMapped makes the mounts marked IDMapOption idmapped with mapping
+// m under dir (the container's staging directory, inside a root prepared
+// by PrepareStagingRoot; made with its parents) and points them there, without the mark and the
+// mapping: runc binds them as they are. Read-only mounts are read-only in
+// the staging directory too. On error nothing is left staged.
+func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) (retErr error) {
+	if len(m) == 0 || !slices.ContainsFunc(mounts, marked) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("failed to make the idmap staging directory %s: %w", dir, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = ReleaseStaged(dir)
+		}
+	}()
+	ns, err := mount.GetUsernsFD(idMapString(m), idMapString(m))
+	if err != nil {
+		return fmt.Errorf("failed to make a user namespace for idmapped mounts: %w", err)
+	}
+	defer ns.Close()
+	for i, mnt := range mounts {
+		if !marked(mnt) {
+			continue
+		}
+		target := filepath.Join(dir, strconv.Itoa(i))
+		if err := stageOne(int(ns.Fd()), mnt, target); err != nil {
+			return fmt.Errorf("failed to stage the idmapped bind of %s at %s: %w", mnt.Source, mnt.Destination, err)
+		}
+		mounts[i].Source = target
+		mounts[i].Options = slices.DeleteFunc(slices.Clone(mnt.Options), func(o string) bool { return o == IDMapOption })
+	}
+	return nil
+}
+
+func marked(mnt specs.Mount) bool { return slices.Contains(mnt.Options, IDMapOption) }
+
+// stageOne clones the source (with the mounts below it for an rbind, as
+// runc does; the mapping covers the top mount) with the user namespace's
+// mapping and attaches the clone at target, a new file or directory.
+func stageOne(nsFD int, mnt specs.Mount, target string) error {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if slices.Contains(mnt.Options, "rbind") {
+		flags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, mnt.Source, flags)
+	if err != nil {
+		return fmt.Errorf("failed to clone the source: %w", err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(nsFD)}
+	if slices.Contains(mnt.Options, "ro") {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		return fmt.Errorf("failed to idmap the clone: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(tree, &st); err != nil {
+		return fmt.Errorf("failed to stat the clone: %w", err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = os.Mkdir(target, 0o711)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600); err == nil {
+			err = f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("failed to make the staging path: %w", err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("failed to attach the clone: %w", err)
+	}
+	return nil
+}
+
+// ReleaseStaged unmounts what is staged in dir and removes dir; a dir
+// that does not exist is released already.
+func ReleaseStaged(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to read the idmap staging directory %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("failed to unmount %s: %w", p, err))
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, fmt.Errorf("failed to remove %s: %w", p, err))
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("failed to remove %s: %w", dir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// idMapString is m in core/mount's "container:host:size[,...]" form.
+func idMapString(m []specs.LinuxIDMapping) string {
+	parts := make([]string, len(m))
+	for i, e := range m {
+		parts[i] = fmt.Sprintf("%d:%d:%d", e.ContainerID, e.HostID, e.Size)
+	}
+	return strings.Join(parts, ",")
+}

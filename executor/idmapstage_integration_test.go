@@ -1,0 +1,89 @@
+//go:build integration
+
+package executor_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-containerd/nomad-driver-containerd/executor"
+)
+
+// StageIDMapped makes the marked binds idmapped clones in the staging
+// directory, seen from the host through the mapping (a file of host ID n
+// shows as the range's n), keeps read-only ones read-only, leaves other
+// mounts as they are, and ReleaseStaged leaves nothing behind; a source
+// that cannot be staged leaves nothing either.
+func TestStageIDMapped(t *testing.T) {
+	const host = 1 << 31
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
+	root := filepath.Join(t.TempDir(), "staging")
+	must.NoError(t, executor.PrepareStagingRoot(root))
+	t.Cleanup(func() { _ = syscall.Unmount(root, syscall.MNT_DETACH) })
+
+	rw, ro, plain := t.TempDir(), t.TempDir(), t.TempDir()
+	must.NoError(t, os.WriteFile(filepath.Join(rw, "f"), nil, 0o644))
+	must.NoError(t, os.Chown(filepath.Join(rw, "f"), 1000, 1000))
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	must.NoError(t, os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644))
+	idmap := executor.IDMapOption
+	mounts := []specs.Mount{
+		{Type: "bind", Source: rw, Destination: "/rw", Options: []string{"rbind", "rw", idmap}},
+		{Type: "bind", Source: ro, Destination: "/ro", Options: []string{"rbind", "ro", idmap, "rprivate"}},
+		{Type: "bind", Source: plain, Destination: "/plain", Options: []string{"rbind", "rw"}},
+		{Type: "bind", Source: hosts, Destination: "/etc/hosts", Options: []string{"rbind", "ro", idmap}},
+	}
+	dir := filepath.Join(root, "hash", "web-1")
+	must.NoError(t, executor.StageIDMapped(dir, mounts, m))
+	t.Cleanup(func() { _ = executor.ReleaseStaged(dir) })
+
+	for _, tc := range []struct {
+		dst, source, file string
+		uid               uint32
+		opts              []string
+	}{
+		{"/rw", filepath.Join(dir, "0"), "f", host + 1000, []string{"rbind", "rw"}},
+		{"/ro", filepath.Join(dir, "1"), ".", host, []string{"rbind", "ro", "rprivate"}},
+		{"/plain", plain, ".", 0, []string{"rbind", "rw"}},
+		{"/etc/hosts", filepath.Join(dir, "3"), ".", host, []string{"rbind", "ro"}},
+	} {
+		t.Run(tc.dst, func(t *testing.T) {
+			var got specs.Mount
+			for _, mnt := range mounts {
+				if mnt.Destination == tc.dst {
+					got = mnt
+				}
+			}
+			must.Eq(t, tc.source, got.Source)
+			must.Eq(t, tc.opts, got.Options)
+			st, err := os.Stat(filepath.Join(got.Source, tc.file))
+			must.NoError(t, err)
+			must.Eq(t, tc.uid, st.Sys().(*syscall.Stat_t).Uid)
+		})
+	}
+	err := os.WriteFile(filepath.Join(dir, "1", "f"), nil, 0o644)
+	must.True(t, errors.Is(err, syscall.EROFS), must.Sprintf("write to a read-only staged bind: %v", err))
+	// the host's root is outside the mapping: it cannot create files there
+	err = os.WriteFile(filepath.Join(dir, "0", "g"), nil, 0o644)
+	must.True(t, errors.Is(err, syscall.EOVERFLOW), must.Sprintf("host root's write through the mapping: %v", err))
+
+	must.NoError(t, executor.ReleaseStaged(dir))
+	_, err = os.Stat(dir)
+	must.ErrorIs(t, err, os.ErrNotExist)
+	must.NoError(t, executor.ReleaseStaged(dir))
+
+	bad := []specs.Mount{
+		{Type: "bind", Source: rw, Destination: "/rw", Options: []string{"rbind", "rw", idmap}},
+		{Type: "bind", Source: filepath.Join(rw, "missing"), Destination: "/x", Options: []string{"rbind", "rw", idmap}},
+	}
+	err = executor.StageIDMapped(dir, bad, m)
+	must.ErrorContains(t, err, "missing")
+	_, err = os.Stat(dir)
+	must.ErrorIs(t, err, os.ErrNotExist)
+}
