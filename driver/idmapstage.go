@@ -6,29 +6,29 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/nomad-containerd/nomad-driver-containerd/executor"
 )
 
-// idmapStagingRoot holds, per containerd address, the directories where a
-// start stages its idmapped binds (executor.StageIDMapped) while the
-// container is created: <root>/<address hash>/<container id>.
+// idmapStagingRoot holds the directories where a start stages its
+// idmapped binds (executor.StageIDMapped) while the container is created:
+// <root>/<containerd address hash>-<container id>, each a mount of its own
+// only while it holds them.
 const idmapStagingRoot = "/run/nomad-driver-containerd/idmap"
 
 // staging keeps a sweep from releasing a start's staged binds while that
 // start creates its container: starts hold it for reading from staging to
 // release, a sweep for writing.
-var staging struct {
-	sync.RWMutex
-	prepared map[string]bool // staging directories made private mounts
-}
+var staging sync.RWMutex
 
-// stagingDir is the directory of the containers of containerd at address:
-// another containerd (another plugin on the node) has its own.
-func stagingDir(address string) string {
+// stagingPrefix is the path prefix of the staging directories of the
+// containers of containerd at address: another containerd (another plugin
+// on the node) has its own.
+func stagingPrefix(address string) string {
 	sum := sha256.Sum256([]byte(address))
-	return filepath.Join(idmapStagingRoot, hex.EncodeToString(sum[:8]))
+	return filepath.Join(idmapStagingRoot, hex.EncodeToString(sum[:8])) + "-"
 }
 
 // stageIDMapped makes the binds of a task in its own user namespace that
@@ -42,7 +42,7 @@ func (d *Driver) stageIDMapped(st *state, p *plan) (release func(), err error) {
 		return func() {}, nil
 	}
 	staging.RLock()
-	dir := filepath.Join(stagingDir(st.config.Address), p.containerID)
+	dir := stagingPrefix(st.config.Address) + p.containerID
 	if err := stage(dir, p); err != nil {
 		staging.RUnlock()
 		return nil, err
@@ -57,33 +57,10 @@ func (d *Driver) stageIDMapped(st *state, p *plan) (release func(), err error) {
 
 // stage stages p's binds in dir, after what a start that died left there.
 func stage(dir string, p *plan) error {
-	if err := prepareStaging(idmapStagingRoot); err != nil {
-		return err
-	}
 	if err := executor.ReleaseStaged(dir); err != nil {
 		return err
 	}
 	return executor.StageIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
-}
-
-var prepareMu sync.Mutex
-
-// prepareStaging makes root a private mount once per plugin process (it
-// stays one, as /run/netns does).
-func prepareStaging(root string) error {
-	prepareMu.Lock()
-	defer prepareMu.Unlock()
-	if staging.prepared[root] {
-		return nil
-	}
-	if err := executor.PrepareStagingRoot(root); err != nil {
-		return err
-	}
-	if staging.prepared == nil {
-		staging.prepared = map[string]bool{}
-	}
-	staging.prepared[root] = true
-	return nil
 }
 
 // sweepStaged releases the staged binds that no start of this plugin
@@ -95,23 +72,24 @@ func (d *Driver) sweepStaged(st *state) {
 		return
 	}
 	defer staging.Unlock()
-	root := stagingDir(st.config.Address)
-	entries, err := os.ReadDir(root)
+	prefix := stagingPrefix(st.config.Address)
+	entries, err := os.ReadDir(idmapStagingRoot)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
 	if err != nil {
-		d.logger.Warn("failed to read the idmap staging directory", "path", root, "error", err)
+		d.logger.Warn("failed to read the idmap staging directory", "path", idmapStagingRoot, "error", err)
 		return
 	}
 	for _, e := range entries {
-		if d.tasks.Known(e.Name()) {
+		id, ours := strings.CutPrefix(filepath.Join(idmapStagingRoot, e.Name()), prefix)
+		if !ours || d.tasks.Known(id) {
 			continue
 		}
-		if err := executor.ReleaseStaged(filepath.Join(root, e.Name())); err != nil {
-			d.logger.Warn("failed to release leftover staged idmapped binds", "container_id", e.Name(), "error", err)
+		if err := executor.ReleaseStaged(prefix + id); err != nil {
+			d.logger.Warn("failed to release leftover staged idmapped binds", "container_id", id, "error", err)
 			continue
 		}
-		d.logger.Info("released leftover staged idmapped binds", "container_id", e.Name())
+		d.logger.Info("released leftover staged idmapped binds", "container_id", id)
 	}
 }

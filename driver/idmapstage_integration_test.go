@@ -70,7 +70,7 @@ func testStagedSpec(t *testing.T, b *bed) {
 		must.SliceEmpty(t, m.UIDMappings, must.Sprintf("uidMappings on the mount at %s", m.Destination))
 		must.SliceEmpty(t, m.GIDMappings, must.Sprintf("gidMappings on the mount at %s", m.Destination))
 		must.SliceNotContains(t, m.Options, executor.IDMapOption)
-		if strings.HasPrefix(m.Source, stagingDir(b.cd.Address)+"/") {
+		if strings.HasPrefix(m.Source, stagingPrefix(b.cd.Address)) {
 			staged[m.Destination] = true
 		}
 	}
@@ -102,8 +102,7 @@ func testStagedFailedStart(t *testing.T, b *bed) {
 // container it holds no task for.
 func testStagedSweep(t *testing.T, b *bed) {
 	src := t.TempDir()
-	must.NoError(t, executor.PrepareStagingRoot(idmapStagingRoot))
-	dir := filepath.Join(stagingDir(b.cd.Address), "web-left-by-a-dead-start")
+	dir := stagingPrefix(b.cd.Address) + "web-left-by-a-dead-start"
 	mounts := []specs.Mount{{Type: "bind", Source: src, Destination: "/data", Options: []string{"rbind", "rw", executor.IDMapOption}}}
 	must.NoError(t, executor.StageIDMapped(dir, mounts, []specs.LinuxIDMapping{{ContainerID: 0, HostID: defaultIDRangeStart, Size: 65536}}))
 	t.Cleanup(func() { _ = executor.ReleaseStaged(dir) })
@@ -123,11 +122,13 @@ func testStagedSweep(t *testing.T, b *bed) {
 func noStaged(t *testing.T, b *bed) {
 	t.Helper()
 	must.SliceEmpty(t, stagedMounts(t, b))
-	entries, err := os.ReadDir(stagingDir(b.cd.Address))
+	entries, err := os.ReadDir(idmapStagingRoot)
 	if !os.IsNotExist(err) {
 		must.NoError(t, err)
 	}
-	must.SliceEmpty(t, entries)
+	for _, e := range entries {
+		must.StrNotHasPrefix(t, stagingPrefix(b.cd.Address), filepath.Join(idmapStagingRoot, e.Name()), must.Sprint("a staging directory is left"))
+	}
 }
 
 // stagedMounts lists the mounts in the bed's staging directory.
@@ -138,7 +139,7 @@ func stagedMounts(t *testing.T, b *bed) []string {
 	var out []string
 	for _, l := range strings.Split(string(data), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], stagingDir(b.cd.Address)+"/") {
+		if len(f) > 4 && strings.HasPrefix(f[4], stagingPrefix(b.cd.Address)) {
 			out = append(out, f[4])
 		}
 	}

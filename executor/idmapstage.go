@@ -21,44 +21,14 @@ import (
 // clone of its source attached at a path in the container's own staging
 // directory, and hands runc a plain bind of that path: a bind of an
 // idmapped mount keeps its idmapping. The staging directory is a private
-// mount, so nothing made there propagates. The staged mounts are needed
+// mount of itself while it holds them, so nothing made there propagates. The staged mounts are needed
 // only while the container is created (runc's binds are copies in the
 // container's mount namespace): ReleaseStaged removes them then.
 
-// PrepareStagingRoot makes root (0711, so that the container's root,
-// an unprivileged host ID, can reach what is staged there) and makes it a
-// private mount of its own when it is not one yet.
-func PrepareStagingRoot(root string) error {
-	if err := os.MkdirAll(root, 0o711); err != nil {
-		return fmt.Errorf("failed to make the idmap staging directory %s: %w", root, err)
-	}
-	if !isMountPoint(root) {
-		if err := unix.Mount(root, root, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("failed to bind the idmap staging directory %s: %w", root, err)
-		}
-	}
-	if err := unix.Mount("", root, "", unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("failed to make the idmap staging directory %s private: %w", root, err)
-	}
-	return nil
-}
-
-// isMountPoint says whether path is the root of a mount (its mount ID
-// differs from its parent's, or it is the root of the filesystem tree).
-func isMountPoint(path string) bool {
-	var st, parent unix.Statx_t
-	if unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st) != nil {
-		return false
-	}
-	if unix.Statx(unix.AT_FDCWD, filepath.Dir(path), unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &parent) != nil {
-		return false
-	}
-	return st.Mnt_id != parent.Mnt_id
-}
-
 // StageIDMapped makes the mounts marked IDMapOption idmapped with mapping
-// m under dir (the container's staging directory, inside a root prepared
-// by PrepareStagingRoot; made with its parents) and points them there, without the mark and the
+// m under dir (the container's staging directory, made with its parents,
+// 0711 so that the container's root, an unprivileged host ID, reaches what
+// is staged there) and points them there, without the mark and the
 // mapping: runc binds them as they are. Read-only mounts are read-only in
 // the staging directory too. On error nothing is left staged.
 func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) (retErr error) {
@@ -73,6 +43,12 @@ func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) (
 			_ = ReleaseStaged(dir)
 		}
 	}()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("failed to bind the idmap staging directory %s: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("failed to make the idmap staging directory %s private: %w", dir, err)
+	}
 	ns, err := mount.GetUsernsFD(idMapString(m), idMapString(m))
 	if err != nil {
 		return fmt.Errorf("failed to make a user namespace for idmapped mounts: %w", err)
@@ -135,8 +111,8 @@ func stageOne(nsFD int, mnt specs.Mount, target string) error {
 	return nil
 }
 
-// ReleaseStaged unmounts what is staged in dir and removes dir; a dir
-// that does not exist is released already.
+// ReleaseStaged unmounts what is staged in dir and dir's own mount, and
+// removes dir; a dir that does not exist is released already.
 func ReleaseStaged(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -155,6 +131,9 @@ func ReleaseStaged(dir string) error {
 		if err := os.Remove(p); err != nil {
 			errs = append(errs, fmt.Errorf("failed to remove %s: %w", p, err))
 		}
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		errs = append(errs, fmt.Errorf("failed to unmount %s: %w", dir, err))
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("failed to remove %s: %w", dir, err))

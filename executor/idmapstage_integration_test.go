@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -24,8 +26,6 @@ func TestStageIDMapped(t *testing.T) {
 	const host = 1 << 31
 	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
 	root := filepath.Join(t.TempDir(), "staging")
-	must.NoError(t, executor.PrepareStagingRoot(root))
-	t.Cleanup(func() { _ = syscall.Unmount(root, syscall.MNT_DETACH) })
 
 	rw, ro, plain := t.TempDir(), t.TempDir(), t.TempDir()
 	must.NoError(t, os.WriteFile(filepath.Join(rw, "f"), nil, 0o644))
@@ -42,6 +42,9 @@ func TestStageIDMapped(t *testing.T) {
 	dir := filepath.Join(root, "hash", "web-1")
 	must.NoError(t, executor.StageIDMapped(dir, mounts, m))
 	t.Cleanup(func() { _ = executor.ReleaseStaged(dir) })
+	under := mountsUnder(t, root)
+	must.MapContainsKey(t, under, dir, must.Sprint("the staging directory is not a mount of its own"))
+	must.StrNotContains(t, under[dir], "shared:", must.Sprint("the staging directory propagates"))
 
 	for _, tc := range []struct {
 		dst, source, file string
@@ -76,6 +79,7 @@ func TestStageIDMapped(t *testing.T) {
 	must.NoError(t, executor.ReleaseStaged(dir))
 	_, err = os.Stat(dir)
 	must.ErrorIs(t, err, os.ErrNotExist)
+	must.MapEmpty(t, mountsUnder(t, root))
 	must.NoError(t, executor.ReleaseStaged(dir))
 
 	bad := []specs.Mount{
@@ -86,4 +90,21 @@ func TestStageIDMapped(t *testing.T) {
 	must.ErrorContains(t, err, "missing")
 	_, err = os.Stat(dir)
 	must.ErrorIs(t, err, os.ErrNotExist)
+	must.MapEmpty(t, mountsUnder(t, root))
+}
+
+// mountsUnder maps the mount points at or below root to their optional
+// fields (propagation) in /proc/self/mountinfo.
+func mountsUnder(t *testing.T, root string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	must.NoError(t, err)
+	out := map[string]string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 6 && (f[4] == root || strings.HasPrefix(f[4], root+"/")) {
+			out[f[4]] = strings.Join(f[6:slices.Index(f, "-")], " ")
+		}
+	}
+	return out
 }
