@@ -107,7 +107,7 @@ func testStagedSweep(t *testing.T, b *bed) {
 	must.NoError(t, executor.StageIDMapped(dir, mounts, []specs.LinuxIDMapping{{ContainerID: 0, HostID: defaultIDRangeStart, Size: 65536}}))
 	t.Cleanup(func() { _ = executor.ReleaseStaged(dir) })
 	must.Eq(t, filepath.Join(dir, "0"), mounts[0].Source)
-	must.SliceLen(t, 1, stagedMounts(t, b))
+	must.SliceContains(t, stagedMounts(t, b), filepath.Join(dir, "0"))
 
 	b.harness(t, `gc {
  container_grace = "1s"
