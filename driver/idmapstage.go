@@ -34,33 +34,42 @@ func stagingPrefix(address string) string {
 // stageIDMapped makes the binds of a task in its own user namespace that
 // are marked idmap (the allocation's directories, the network files,
 // opt-in host binds) idmapped clones in the container's staging
-// directory, and points the spec's mounts there. release, which the
-// caller runs once the container is created or its creation failed,
-// unmounts them: the container's binds of them stay.
-func (d *Driver) stageIDMapped(st *state, p *plan) (release func(), err error) {
+// directory, and points the spec's mounts there. The spec is rewritten
+// before it returns; the mounts are made in the background, while the
+// container record is created: wait returns once they are (runc needs
+// them when the task is created). release, which the caller runs once the
+// container is created or its creation failed, unmounts them: the
+// container's binds of them stay.
+func (d *Driver) stageIDMapped(st *state, p *plan) (wait func() error, release func()) {
 	if len(p.spec.UserNS) == 0 {
-		return func() {}, nil
+		return func() error { return nil }, func() {}
 	}
 	staging.RLock()
 	dir := stagingPrefix(st.config.Address) + p.containerID
-	if err := stage(dir, p); err != nil {
-		staging.RUnlock()
-		return nil, err
+	s := executor.PlanIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
+	done := make(chan error, 1)
+	go func() { done <- stage(dir, s) }()
+	var once sync.Once
+	var err error
+	wait = func() error {
+		once.Do(func() { err = <-done })
+		return err
 	}
-	return func() {
+	return wait, func() {
 		defer staging.RUnlock()
+		_ = wait()
 		if err := executor.ReleaseStaged(dir); err != nil {
 			d.logger.Error("failed to release the staged idmapped binds", "container_id", p.containerID, "error", err)
 		}
-	}, nil
+	}
 }
 
-// stage stages p's binds in dir, after what a start that died left there.
-func stage(dir string, p *plan) error {
+// stage stages s in dir, after what a start that died left there.
+func stage(dir string, s *executor.Staging) error {
 	if err := executor.ReleaseStaged(dir); err != nil {
 		return err
 	}
-	return executor.StageIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
+	return s.Stage()
 }
 
 // sweepStaged releases the staged binds that no start of this plugin

@@ -120,7 +120,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 		}
 	}()
 	pt.mark("logs")
-	task, err := d.createContainer(st, cfg, p, img, info, lt, func() { pt.mark("container") })
+	task, err := d.createContainer(st, cfg, p, img, info, lt, pt.mark)
 	if err != nil {
 		return nil, pendingCause(pending, err)
 	}
@@ -164,6 +164,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (_ *taskHandle, err error) {
 	h := newHandle(cfg, task, state, d.logger)
 	h.logs = lt
 	d.logger.Debug("task start phases", append([]any{"container_id", p.containerID}, pt.keyvals()...)...)
+	if ids != nil {
+		warmNextIDs(st)
+	}
 	return h, nil
 }
 
@@ -182,6 +185,15 @@ func (d *Driver) reserveTaskIDs(st *state, tc *TaskConfig, p *plan) (*userns.Ran
 	p.spec.UserNS = ids.Mappings()
 	p.labels[labelUserNS] = ids.String()
 	return ids, nil
+}
+
+// warmNextIDs has the user namespace of the range the next start will
+// likely get (the pool hands out ranges in order) made in the background,
+// now that this start is done, so that the next one finds it made.
+func warmNextIDs(st *state) {
+	if r, ok := st.ids.Peek(); ok {
+		executor.WarmUserNS(r.Mappings())
+	}
 }
 
 // prepareNetworkFiles makes the task's hosts and resolv.conf files (empty)
@@ -242,17 +254,15 @@ func decodeTaskConfig(cfg *drivers.TaskConfig) (*TaskConfig, error) {
 
 // createContainer creates the container and its (not yet started) task.
 // With lt the shim appends the output to lt's spools instead of Nomad's
-// fifos.
-func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task, created func()) (*executor.Task, error) {
+// fifos. mark ends the phases "container" (the container record made)
+// and "stage" (the wait for the idmapped binds staged meanwhile).
+func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, img client.Image, info image.Info, lt *tasklogs.Task, mark func(phase string)) (*executor.Task, error) {
 	release, err := d.creates.acquire(d.ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	unstage, err := d.stageIDMapped(st, p)
-	if err != nil {
-		return nil, err
-	}
+	staged, unstage := d.stageIDMapped(st, p)
 	defer unstage()
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
@@ -268,7 +278,11 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		StderrPath:  cfg.StderrPath,
 		LogRoot:     cfg.AllocDir,
 		Cpuset:      p.cpuset,
-		Created:     created,
+		Created: func() error {
+			mark("container")
+			defer mark("stage")
+			return staged()
+		},
 	}
 	if lt != nil {
 		cc.StdoutPath, cc.StderrPath = "", ""

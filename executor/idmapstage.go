@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -31,10 +30,54 @@ import (
 // is staged there) and points them there, without the mark and the
 // mapping: runc binds them as they are. Read-only mounts are read-only in
 // the staging directory too. On error nothing is left staged.
-func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) (retErr error) {
-	if len(m) == 0 || !slices.ContainsFunc(mounts, marked) {
+func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) error {
+	return PlanIDMapped(dir, mounts, m).Stage()
+}
+
+// Staging is the idmapped binds of one container to be staged in its
+// staging directory.
+type Staging struct {
+	dir   string
+	idmap string
+	binds []stagedBind
+}
+
+// stagedBind is a marked mount as the task asked for it and the path in
+// the staging directory its clone goes to.
+type stagedBind struct {
+	mnt    specs.Mount
+	target string
+}
+
+// PlanIDMapped points the mounts marked IDMapOption at their paths under
+// dir, without the mark, and returns what Stage must attach there; it
+// makes no mount itself, so the spec can be used while Stage runs. With
+// no mapping or no marked mount there is nothing to stage.
+func PlanIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) *Staging {
+	s := &Staging{dir: dir, idmap: idMapString(m)}
+	if len(m) == 0 {
+		return s
+	}
+	for i, mnt := range mounts {
+		if !marked(mnt) {
+			continue
+		}
+		target := filepath.Join(dir, strconv.Itoa(i))
+		s.binds = append(s.binds, stagedBind{mnt: mnt, target: target})
+		mounts[i].Source = target
+		mounts[i].Options = slices.DeleteFunc(slices.Clone(mnt.Options), func(o string) bool { return o == IDMapOption })
+	}
+	return s
+}
+
+// Stage attaches the planned idmapped clones in the staging directory, a
+// private mount of itself while it holds them. On error nothing is left
+// staged.
+func (s *Staging) Stage() (retErr error) {
+	if len(s.binds) == 0 {
 		return nil
 	}
+	dir := s.dir
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("failed to make the idmap staging directory %s: %w", dir, err)
 	}
@@ -49,21 +92,15 @@ func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) (
 	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("failed to make the idmap staging directory %s private: %w", dir, err)
 	}
-	ns, err := mount.GetUsernsFD(idMapString(m), idMapString(m))
+	ns, err := usernsFD(s.idmap)
 	if err != nil {
 		return fmt.Errorf("failed to make a user namespace for idmapped mounts: %w", err)
 	}
 	defer ns.Close()
-	for i, mnt := range mounts {
-		if !marked(mnt) {
-			continue
+	for _, b := range s.binds {
+		if err := stageOne(int(ns.Fd()), b.mnt, b.target); err != nil {
+			return fmt.Errorf("failed to stage the idmapped bind of %s at %s: %w", b.mnt.Source, b.mnt.Destination, err)
 		}
-		target := filepath.Join(dir, strconv.Itoa(i))
-		if err := stageOne(int(ns.Fd()), mnt, target); err != nil {
-			return fmt.Errorf("failed to stage the idmapped bind of %s at %s: %w", mnt.Source, mnt.Destination, err)
-		}
-		mounts[i].Source = target
-		mounts[i].Options = slices.DeleteFunc(slices.Clone(mnt.Options), func(o string) bool { return o == IDMapOption })
 	}
 	return nil
 }

@@ -21,10 +21,25 @@ import (
 // directory, seen from the host through the mapping (a file of host ID n
 // shows as the range's n), keeps read-only ones read-only, leaves other
 // mounts as they are, and ReleaseStaged leaves nothing behind; a source
-// that cannot be staged leaves nothing either.
+// that cannot be staged leaves nothing either. The same with the user
+// namespace made ahead (WarmUserNS).
 func TestStageIDMapped(t *testing.T) {
 	const host = 1 << 31
 	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
+	t.Run("made at staging", func(t *testing.T) { testStageIDMapped(t, m) })
+	t.Run("made ahead", func(t *testing.T) {
+		executor.WarmUserNS(m)
+		idmap, f := executor.AheadUserNS()
+		must.Eq(t, "0:2147483648:65536", idmap)
+		must.NotNil(t, f)
+		testStageIDMapped(t, m)
+		idmap, _ = executor.AheadUserNS()
+		must.Eq(t, "", idmap, must.Sprint("the staging did not take the namespace made ahead"))
+	})
+}
+
+func testStageIDMapped(t *testing.T, m []specs.LinuxIDMapping) {
+	host := m[0].HostID
 	root := filepath.Join(t.TempDir(), "staging")
 
 	rw, ro, plain := t.TempDir(), t.TempDir(), t.TempDir()
@@ -107,4 +122,45 @@ func mountsUnder(t *testing.T, root string) map[string]string {
 		}
 	}
 	return out
+}
+
+// WarmUserNS makes the namespace of a mapping ahead; the next one asked
+// for with that mapping is that one, later ones are new; warming another
+// mapping replaces it, and asking for one not warmed makes a new one.
+func TestWarmUserNS(t *testing.T) {
+	ino := func(f *os.File) uint64 {
+		t.Helper()
+		st, err := f.Stat()
+		must.NoError(t, err)
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	take := func(idmap string) uint64 {
+		t.Helper()
+		f, err := executor.UserNSFD(idmap)
+		must.NoError(t, err)
+		defer f.Close()
+		return ino(f)
+	}
+	a := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1 << 30, Size: 65536}}
+	b := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1<<30 + 65536, Size: 65536}}
+	const idmapA, idmapB = "0:1073741824:65536", "0:1073807360:65536"
+
+	executor.WarmUserNS(a)
+	executor.WarmUserNS(a) // already in the making: kept
+	idmap, f := executor.AheadUserNS()
+	must.Eq(t, idmapA, idmap)
+	ahead := ino(f)
+	must.Eq(t, ahead, take(idmapA))
+	again := take(idmapA)
+	must.NotEq(t, ahead, again, must.Sprint("the namespace made ahead was handed out twice"))
+
+	executor.WarmUserNS(a)
+	executor.WarmUserNS(b)
+	idmap, f = executor.AheadUserNS()
+	must.Eq(t, idmapB, idmap)
+	ahead = ino(f)
+	must.NotEq(t, ahead, take(idmapA))
+	must.Eq(t, ahead, take(idmapB))
+	idmap, _ = executor.AheadUserNS()
+	must.Eq(t, "", idmap)
 }

@@ -75,8 +75,10 @@ type ContainerConfig struct {
 	Cpuset *Cpuset
 	// Created, when set, is called once the container record exists,
 	// before its task (shim, runtime create) is made: the caller times the
-	// two apart.
-	Created func()
+	// two apart, and finishes what the task needs and the record does not
+	// (the staged idmapped binds). An error fails the create; the
+	// container is removed.
+	Created func() error
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -172,7 +174,9 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		return nil, fmt.Errorf("failed to create container %s: %w", cfg.ID, err)
 	}
 	if cfg.Created != nil {
-		cfg.Created()
+		if err := cfg.Created(); err != nil {
+			return nil, err
+		}
 	}
 
 	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))

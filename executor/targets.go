@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
@@ -16,7 +18,10 @@ import (
 // the container's root filesystem (a read-only view of its new snapshot),
 // following the image's symlinks the way runc does when it mounts, and
 // hands each one to check. An image whose /data is a symlink to /alloc
-// thus cannot make a bind at /data land on /alloc unseen.
+// thus cannot make a bind at /data land on /alloc unseen. The view is
+// mounted without the snapshot's ID mapping (resolving names needs no
+// ownership), which spares a user namespace and an idmapped mount of the
+// layers per start.
 func checkResolvedTargets(check func(target, resolved string) error) oci.SpecOpts {
 	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
 		if c.Snapshotter == "" || c.SnapshotKey == "" {
@@ -26,7 +31,7 @@ func checkResolvedTargets(check func(target, resolved string) error) oci.SpecOpt
 		if err != nil {
 			return fmt.Errorf("failed to check mount targets: %w", err)
 		}
-		return mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
+		return mount.WithReadonlyTempMount(ctx, withoutIDMap(mounts), func(root string) error {
 			for _, m := range s.Mounts {
 				resolved, err := resolveInRoot(root, m.Destination)
 				if err != nil {
@@ -54,4 +59,16 @@ func resolveInRoot(root, path string) (string, error) {
 		return "", fmt.Errorf("failed to resolve mount target %q in the root filesystem: %w", path, err)
 	}
 	return filepath.Join("/", rel), nil
+}
+
+// withoutIDMap is mounts without the overlay options that map IDs.
+func withoutIDMap(mounts []mount.Mount) []mount.Mount {
+	out := make([]mount.Mount, len(mounts))
+	for i, m := range mounts {
+		m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool {
+			return strings.HasPrefix(o, "uidmap=") || strings.HasPrefix(o, "gidmap=")
+		})
+		out[i] = m
+	}
+	return out
 }

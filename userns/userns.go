@@ -109,11 +109,7 @@ func (p *Pool) Reserve(owner string) (Range, error) {
 	if r, ok := p.owners[owner]; ok {
 		return r, nil
 	}
-	for n := uint32(0); n < p.slots; n++ {
-		i := (p.next + n) % p.slots
-		if _, used := p.taken[i]; used {
-			continue
-		}
+	if i, ok := p.firstFree(); ok {
 		r := p.slotRange(i)
 		p.owners[owner] = r
 		p.taken[i] = owner
@@ -121,6 +117,31 @@ func (p *Pool) Reserve(owner string) (Range, error) {
 		return r, nil
 	}
 	return Range{}, fmt.Errorf("failed to reserve host IDs for %s: %w (%d ranges of %d IDs from %d)", owner, ErrExhausted, p.slots, Size, p.start)
+}
+
+// Peek is the range Reserve would hand out next, if one is free.
+func (p *Pool) Peek() (Range, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i, ok := p.firstFree(); ok {
+		return p.slotRange(i), true
+	}
+	return Range{}, false
+}
+
+func (p *Pool) isTaken(i uint32) bool {
+	_, used := p.taken[i]
+	return used
+}
+
+// firstFree is the first free slot from next on (next fit).
+func (p *Pool) firstFree() (uint32, bool) {
+	for n := uint32(0); n < p.slots; n++ {
+		if i := (p.next + n) % p.slots; !p.isTaken(i) {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Restore records the range a recovered task's state holds, so that it is

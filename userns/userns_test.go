@@ -37,7 +37,7 @@ func TestNewPool(t *testing.T) {
 // op is one step of a pool's life; want is the range Reserve returns or
 // the error it or Restore gives.
 type op struct {
-	do    string // reserve, restore, release
+	do    string // reserve, restore, release, peek (err "none": nothing free)
 	owner string
 	r     Range
 	want  Range
@@ -60,18 +60,24 @@ func TestPoolSteps(t *testing.T) {
 		{name: "exhausted, then a release frees one", slots: 2, ops: []op{
 			{do: "reserve", owner: "a", want: slot(0)},
 			{do: "reserve", owner: "b", want: slot(1)},
+			{do: "peek", err: "none"},
 			{do: "reserve", owner: "c", err: "failed to reserve host IDs for c: every ID range of the pool is taken (2 ranges of 65536 IDs from 100000)"},
 			{do: "release", owner: "a"},
+			{do: "peek", want: slot(0)},
 			{do: "reserve", owner: "c", want: slot(0)},
 		}, live: []Owned{{"c", slot(0)}, {"b", slot(1)}}},
 		{name: "next fit: a freed slot is not handed out at once", slots: 3, ops: []op{
+			{do: "peek", want: slot(0)},
 			{do: "reserve", owner: "a", want: slot(0)},
 			{do: "release", owner: "a"},
+			{do: "peek", want: slot(1)},
+			{do: "peek", want: slot(1)},
 			{do: "reserve", owner: "b", want: slot(1)},
 		}, live: []Owned{{"b", slot(1)}}},
 		{name: "restored ranges are skipped", slots: 3, ops: []op{
 			{do: "restore", owner: "a", r: slot(0)},
 			{do: "restore", owner: "b", r: slot(2)},
+			{do: "peek", want: slot(1)},
 			{do: "reserve", owner: "c", want: slot(1)},
 			{do: "reserve", owner: "d", err: "every ID range of the pool is taken"},
 		}, live: []Owned{{"a", slot(0)}, {"c", slot(1)}, {"b", slot(2)}}},
@@ -129,6 +135,10 @@ func TestPoolSteps(t *testing.T) {
 					must.NoError(t, err, msg)
 				case "release":
 					p.Release(o.owner)
+				case "peek":
+					got, ok := p.Peek()
+					must.Eq(t, o.err != "none", ok, msg)
+					must.Eq(t, o.want, got, msg)
 				default:
 					t.Fatalf("unknown step %q", o.do)
 				}

@@ -40,28 +40,42 @@ func (l *phaseLog) take() []map[string]float64 {
 	return out
 }
 
-// startPhases breaks n driver starts on the host network and n on the
-// bridge with two port maps (interleaved) down by phase, from the
+// startPhases breaks n driver starts of each kind down by phase, from the
 // driver's debug lines, which a sink at debug level reads whatever the
-// driver's log level.
+// driver's log level: on the host network, on the bridge with two port
+// maps, and the userns figure's pair (userns_mode "auto" and "host"), all
+// interleaved.
 func (b *bed) startPhases(n int) []PhaseSet {
 	b.t.Helper()
 	l := &phaseLog{}
 	sink := hclog.NewSinkAdapter(&hclog.LoggerOptions{Level: hclog.Debug, Output: l, JSONFormat: true})
 	b.logger.RegisterSink(sink)
 	defer b.logger.DeregisterSink(sink)
-	host, bridge := b.hostStarts(nil), b.bridgeStarts(nil)
-	var hostStarts, bridgeStarts []map[string]float64
-	run := func(f *startFigure, into *[]map[string]float64) func() float64 {
-		return func() float64 {
+	kinds := []struct {
+		name string
+		fig  *startFigure
+	}{
+		{"host", b.hostStarts(nil)},
+		{"bridge", b.bridgeStarts(nil)},
+		{"userns auto", &startFigure{b: b, config: userNSSleeper("auto")}},
+		{"userns host", &startFigure{b: b, config: userNSSleeper("host")}},
+	}
+	starts := make([][]map[string]float64, len(kinds))
+	fns := make([]func() float64, len(kinds))
+	for i, k := range kinds {
+		fns[i] = func() float64 {
 			l.take()
-			took := f.driverRun()
+			took := k.fig.driverRun()
 			got := l.take()
 			must.Len(b.t, 1, got, must.Sprint("one phases line per start"))
-			*into = append(*into, got[0])
+			starts[i] = append(starts[i], got[0])
 			return took
 		}
 	}
-	rotate(n, 1, run(host, &hostStarts), run(bridge, &bridgeStarts))
-	return []PhaseSet{SummarizePhases("host", hostStarts[len(hostStarts)-n:]), SummarizePhases("bridge", bridgeStarts[len(bridgeStarts)-n:])}
+	rotate(n, 1, fns...)
+	sets := make([]PhaseSet, len(kinds))
+	for i, k := range kinds {
+		sets[i] = SummarizePhases(k.name, starts[i][len(starts[i])-n:])
+	}
+	return sets
 }
