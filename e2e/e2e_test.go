@@ -277,16 +277,24 @@ func testBatch(t *testing.T, e *env) {
 	e.stopJob(t, "hello")
 }
 
-func testBinds(t *testing.T, e *env) {
-	e.run(t, "binds.nomad.hcl", "host_dir="+e.hostDir)
+func testBinds(t *testing.T, e *env) { runBinds(t, e, e.hostDir) }
+
+// runBinds runs binds.nomad.hcl on dir, a host directory holding the
+// root-owned file "input", and returns the file the task wrote there.
+func runBinds(t *testing.T, e *env, dir string) os.FileInfo {
+	e.run(t, "binds.nomad.hcl", "host_dir="+dir)
 	a := e.alloc(t, "binds", "complete")
 	out := e.cli(t, "alloc", "logs", a.ID)
 	must.StrContains(t, out, "from-the-host")
 	must.StrContains(t, out, "read-only-refused")
-	got, err := os.ReadFile(filepath.Join(e.hostDir, "output"))
+	path := filepath.Join(dir, "output")
+	got, err := os.ReadFile(path)
 	must.NoError(t, err)
 	must.Eq(t, "written-by-task\n", string(got))
+	st, err := os.Stat(path)
+	must.NoError(t, err)
 	e.stopJob(t, "binds")
+	return st
 }
 
 func testService(t *testing.T, e *env) {

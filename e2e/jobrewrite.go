@@ -106,14 +106,14 @@ func label(b *hclsyntax.Block) string {
 
 // usernsJobFiles are the example jobs that e2e runs once more with
 // userns_mode = "auto" added to their tasks' config blocks, and nothing
-// else changed. binds.nomad.hcl is not one of them, by design: its host
-// directory is bound as it is, so it keeps the host's ownership, and the
-// task's root, an unprivileged host ID, may not write into a directory
-// that only the host's root may write (the protection the mode is for);
-// userns-binds.nomad.hcl is that job with the bind idmapped.
+// else changed. binds.nomad.hcl's host directory is bound as it is, so it
+// keeps the host's ownership: the task's root, an unprivileged host ID,
+// writes there only if others may (the protection the mode is for);
+// userns-binds.nomad.hcl binds a directory idmapped instead.
 var usernsJobFiles = []string{
 	"service.nomad.hcl",
 	"bridge-ports.nomad.hcl",
 	"group-bridge.nomad.hcl",
 	"verified.nomad.hcl",
+	"binds.nomad.hcl",
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	apievents "github.com/containerd/containerd/api/events"
@@ -28,7 +29,7 @@ import (
 func TestUserNSExampleJobs(t *testing.T) {
 	e := setup(t)
 	e.jobs = t.TempDir()
-	for _, job := range append(usernsJobFiles, "binds.nomad.hcl") {
+	for _, job := range usernsJobFiles {
 		src, err := os.ReadFile(filepath.Join(testbed.RepoRoot(), "example-jobs", job))
 		must.NoError(t, err)
 		out, err := setTaskOption(src, job, "userns_mode", "auto")
@@ -54,9 +55,21 @@ func TestUserNSExampleJobs(t *testing.T) {
 			w.check(t, c.job, c.tasks, c.batch)
 		})
 	}
-	// binds.nomad.hcl cannot run unchanged (see usernsJobFiles): its
-	// host directory keeps the host's ownership, and the task's root may
-	// not write into it
+	// binds.nomad.hcl on a host directory that others may write (mode
+	// 1777, as /tmp): the task's root writes there as its range's first
+	// host ID, not as the host's root
+	t.Run("binds", func(t *testing.T) {
+		dir := filepath.Join(e.hostDir, "shared")
+		must.NoError(t, os.Mkdir(dir, 0o755))
+		must.NoError(t, os.Chmod(dir, 0o1777))
+		must.NoError(t, os.WriteFile(filepath.Join(dir, "input"), []byte("from-the-host\n"), 0o644))
+		st := runBinds(t, e, dir)
+		w.check(t, "binds", []string{"binds"}, true)
+		owner := st.Sys().(*syscall.Stat_t).Uid
+		must.Eq(t, w.rangeOf(t, "binds", "binds").Start, owner, must.Sprint("the file the task's root wrote is not its range's first ID's"))
+	})
+	// the same on a directory only the host's root may write: by design
+	// the write is refused (host binds keep the host's ownership)
 	t.Run("binds keep host ownership", func(t *testing.T) {
 		e.run(t, "binds.nomad.hcl", "host_dir="+e.hostDir)
 		a := e.alloc(t, "binds", "complete")
@@ -200,6 +213,21 @@ func (w *usernsWatch) check(t *testing.T, job string, tasks []string, batch bool
 	for _, task := range tasks {
 		must.True(t, seen[task], must.Sprintf("no task %s of job %s was created", task, job))
 	}
+}
+
+// rangeOf is the range the last created task of job named task mapped onto.
+func (w *usernsWatch) rangeOf(t *testing.T, job, task string) userns.Range {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var found []userns.Range
+	for _, nt := range w.tasks {
+		if nt.job == job && nt.task == task {
+			found = append(found, nt.ids)
+		}
+	}
+	must.Len(t, 1, found, must.Sprintf("tasks %s of job %s", task, job))
+	return found[0]
 }
 
 // procIDs are the real UID of process pid and the host range its user

@@ -1,5 +1,7 @@
 # exec2-style host binds: needs the plugin's volumes { enabled = true } and,
 # when allowed_host_paths is set, a host_dir under one of its prefixes.
+# With userns_mode = "auto" the task's root is an unprivileged host ID:
+# host_dir must then let others write (mode 1777, as /tmp).
 variable "image" {
   type    = string
   default = "docker.io/library/busybox:1.36"
