@@ -126,7 +126,8 @@ func mountsUnder(t *testing.T, root string) map[string]string {
 
 // WarmUserNS makes the namespace of a mapping ahead; the next one asked
 // for with that mapping is that one, later ones are new; warming another
-// mapping replaces it, and asking for one not warmed makes a new one.
+// mapping once it is made replaces it, and asking for one not warmed
+// makes a new one.
 func TestWarmUserNS(t *testing.T) {
 	ino := func(f *os.File) uint64 {
 		t.Helper()
@@ -155,6 +156,7 @@ func TestWarmUserNS(t *testing.T) {
 	must.NotEq(t, ahead, again, must.Sprint("the namespace made ahead was handed out twice"))
 
 	executor.WarmUserNS(a)
+	executor.AheadUserNS() // made: another mapping replaces it
 	executor.WarmUserNS(b)
 	idmap, f = executor.AheadUserNS()
 	must.Eq(t, idmapB, idmap)

@@ -33,6 +33,8 @@ type madeNS struct {
 
 // WarmUserNS makes the user namespace of mapping m in the background, for
 // the next staging with m; it replaces one made ahead for another mapping.
+// One is made at a time: while one is in the making, it does nothing (a
+// burst of starts makes no burst of forks).
 func WarmUserNS(m []specs.LinuxIDMapping) {
 	if len(m) == 0 {
 		return
@@ -40,11 +42,16 @@ func WarmUserNS(m []specs.LinuxIDMapping) {
 	idmap := idMapString(m)
 	aheadNS.mu.Lock()
 	defer aheadNS.mu.Unlock()
-	if aheadNS.next != nil {
-		if aheadNS.next.idmap == idmap {
+	if n := aheadNS.next; n != nil {
+		if n.idmap == idmap {
 			return
 		}
-		go aheadNS.next.drop()
+		select {
+		case <-n.done:
+			go n.drop()
+		default:
+			return
+		}
 	}
 	n := &madeNS{idmap: idmap, done: make(chan struct{})}
 	aheadNS.next = n

@@ -3,6 +3,7 @@ package testbed
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -81,14 +82,19 @@ type TaskDirs struct {
 	Alloc  *allocdir.AllocDir
 	Task   *allocdir.TaskDir
 	logmon logmon.LogMon
+	once   sync.Once
 }
 
-// Cleanup stops the task's logmon and removes its allocation directory.
+// Cleanup stops the task's logmon and removes its allocation directory
+// (its secrets and private mounts too); it runs at the end of the test
+// too, so that a test that failed half way leaves no mount.
 func (td *TaskDirs) Cleanup() {
-	if td.logmon != nil {
-		_ = td.logmon.Stop()
-	}
-	_ = td.Alloc.Destroy()
+	td.once.Do(func() {
+		if td.logmon != nil {
+			_ = td.logmon.Stop()
+		}
+		_ = td.Alloc.Destroy()
+	})
 }
 
 // PrepareTask builds task's allocation under root the way the Nomad client
@@ -104,6 +110,7 @@ func PrepareTask(t testing.TB, logger hclog.Logger, root string, task *drivers.T
 	must.NoError(t, td.Build(false, nil))
 	task.Env = taskEnv(task, td)
 	dirs := &TaskDirs{Alloc: ad, Task: td}
+	t.Cleanup(dirs.Cleanup)
 	if !logs {
 		return dirs
 	}
