@@ -37,16 +37,18 @@ func stagingPrefix(address string) string {
 // directory, and points the spec's mounts there. The spec is rewritten
 // before it returns; the mounts are made in the background, while the
 // container record is created: wait returns once they are (runc needs
-// them when the task is created). release, which the caller runs once the
+// them when the task is created). The create stages the root
+// filesystem's layers in s too. release, which the caller runs once the
 // container is created or its creation failed, unmounts them: the
-// container's binds of them stay.
-func (d *Driver) stageIDMapped(st *state, p *plan) (wait func() error, release func()) {
+// container's binds of them stay. s is nil for a task in the host's user
+// namespace.
+func (d *Driver) stageIDMapped(st *state, p *plan) (s *executor.Staging, wait func() error, release func()) {
 	if len(p.spec.UserNS) == 0 {
-		return func() error { return nil }, func() {}
+		return nil, func() error { return nil }, func() {}
 	}
 	staging.RLock()
 	dir := stagingPrefix(st.config.Address) + p.containerID
-	s := executor.PlanIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
+	s = executor.PlanIDMapped(dir, p.spec.Mounts, p.spec.UserNS)
 	done := make(chan error, 1)
 	go func() { done <- stage(dir, s) }()
 	var once sync.Once
@@ -55,9 +57,10 @@ func (d *Driver) stageIDMapped(st *state, p *plan) (wait func() error, release f
 		once.Do(func() { err = <-done })
 		return err
 	}
-	return wait, func() {
+	return s, wait, func() {
 		defer staging.RUnlock()
 		_ = wait()
+		s.Close()
 		if err := executor.ReleaseStaged(dir); err != nil {
 			d.logger.Error("failed to release the staged idmapped binds", "container_id", p.containerID, "error", err)
 		}

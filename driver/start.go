@@ -262,7 +262,7 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 		return nil, err
 	}
 	defer release()
-	staged, unstage := d.stageIDMapped(st, p)
+	idmapped, staged, unstage := d.stageIDMapped(st, p)
 	defer unstage()
 	ctx, cancel := context.WithTimeout(d.ctx, callTimeout)
 	defer cancel()
@@ -283,6 +283,7 @@ func (d *Driver) createContainer(st *state, cfg *drivers.TaskConfig, p *plan, im
 			defer mark("stage")
 			return staged()
 		},
+		Staging: idmapped,
 	}
 	if lt != nil {
 		cc.StdoutPath, cc.StderrPath = "", ""

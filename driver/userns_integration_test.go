@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 )
 
@@ -26,7 +28,58 @@ import (
 func TestUserNamespace(t *testing.T) {
 	b := newCheckedBed(t)
 	t.Run("files", func(t *testing.T) { testUserNSFiles(t, b) })
+	t.Run("root filesystem", func(t *testing.T) { testUserNSRootFS(t, b) })
 	t.Run("ranges across a plugin kill", func(t *testing.T) { testUserNSRecovery(t, b) })
+}
+
+// The root filesystem of an "auto" task is an overlay on the image's
+// layers idmapped in the driver's staging directory (not the shim's): the
+// image's files are its root's, it writes in its root, its container is
+// recorded without a snapshot key, the snapshot held by the container's
+// reference label through containerd's garbage collection, and removed
+// with the container.
+func testUserNSRootFS(t *testing.T, b *bed) {
+	h := b.harness(t, "")
+	raw := sh("stat -c 'bin=%u:%g' /bin; touch /written && echo root-written; echo ready; exec sleep 300")
+	raw.UserNSMode = "auto"
+	task := newTask(t, raw)
+	start(t, h, task)
+	eventually(t, "ready", func() bool { return strings.Contains(logs(t, task, "stdout"), "ready") })
+	out := logs(t, task, "stdout")
+	must.StrContains(t, out, "bin=0:0")
+	must.StrContains(t, out, "root-written")
+
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%s/mountinfo", taskPID(t, h, task.ID)))
+	must.NoError(t, err)
+	var root string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == "/" {
+			root = l
+		}
+	}
+	must.StrContains(t, root, " - overlay ")
+	must.StrContains(t, root, "lowerdir="+idmapStagingRoot+"/", must.Sprintf("the root is not on the driver's staged layers: %s", root))
+
+	id := containerID(task.Name, task.AllocID)
+	ctx := namespaces.WithNamespace(context.Background(), b.cd.Namespace)
+	c, err := b.cd.Client.ContainerService().Get(ctx, id)
+	must.NoError(t, err)
+	must.Eq(t, "", c.SnapshotKey)
+	must.Eq(t, id, c.Labels["containerd.io/gc.ref.snapshot.overlayfs"])
+	// a garbage collection keeps the snapshot: the label holds it
+	ls := b.cd.Client.LeasesService()
+	l, err := ls.Create(ctx, leases.WithRandomID())
+	must.NoError(t, err)
+	must.NoError(t, ls.Delete(ctx, l, leases.SynchronousDelete))
+	must.True(t, b.snapshotExists(t, id), must.Sprint("the garbage collection removed the running task's snapshot"))
+	st, err := h.InspectTask(task.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, st.State)
+
+	must.NoError(t, h.StopTask(task.ID, 0, "SIGKILL"))
+	must.NoError(t, h.DestroyTask(task.ID, true))
+	must.False(t, b.containerExists(t, id))
+	must.False(t, b.snapshotExists(t, id), must.Sprint("the destroyed task's snapshot was left"))
 }
 
 func testUserNSFiles(t *testing.T, b *bed) {
@@ -142,6 +195,7 @@ func testUserNSRecovery(t *testing.T, b *bed) {
 	// (ranges are handed out next fit)
 	must.NoError(t, h2.StopTask(first.ID, 0, "SIGKILL"))
 	must.NoError(t, h2.DestroyTask(first.ID, true))
+	must.False(t, b.snapshotExists(t, containerID(first.Name, first.AllocID)), must.Sprint("the recovered task's snapshot was left"))
 	d := h2.Impl().(*Driver)
 	st, err := d.current()
 	must.NoError(t, err)

@@ -31,7 +31,9 @@ import (
 // mapping: runc binds them as they are. Read-only mounts are read-only in
 // the staging directory too. On error nothing is left staged.
 func StageIDMapped(dir string, mounts []specs.Mount, m []specs.LinuxIDMapping) error {
-	return PlanIDMapped(dir, mounts, m).Stage()
+	s := PlanIDMapped(dir, mounts, m)
+	defer s.Close()
+	return s.Stage()
 }
 
 // Staging is the idmapped binds of one container to be staged in its
@@ -40,6 +42,7 @@ type Staging struct {
 	dir   string
 	idmap string
 	binds []stagedBind
+	ns    *os.File // the mapping's user namespace, once open
 }
 
 // stagedBind is a marked mount as the task asked for it and the path in
@@ -77,6 +80,28 @@ func (s *Staging) Stage() (retErr error) {
 	if len(s.binds) == 0 {
 		return nil
 	}
+	if err := s.open(); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = ReleaseStaged(s.dir)
+		}
+	}()
+	for _, b := range s.binds {
+		if err := stageOne(int(s.ns.Fd()), b.mnt, b.target); err != nil {
+			return fmt.Errorf("failed to stage the idmapped bind of %s at %s: %w", b.mnt.Source, b.mnt.Destination, err)
+		}
+	}
+	return nil
+}
+
+// open makes the staging directory a private mount of itself and gets
+// the user namespace of the mapping, once.
+func (s *Staging) open() (retErr error) {
+	if s.ns != nil {
+		return nil
+	}
 	dir := s.dir
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("failed to make the idmap staging directory %s: %w", dir, err)
@@ -96,13 +121,17 @@ func (s *Staging) Stage() (retErr error) {
 	if err != nil {
 		return fmt.Errorf("failed to make a user namespace for idmapped mounts: %w", err)
 	}
-	defer ns.Close()
-	for _, b := range s.binds {
-		if err := stageOne(int(ns.Fd()), b.mnt, b.target); err != nil {
-			return fmt.Errorf("failed to stage the idmapped bind of %s at %s: %w", b.mnt.Source, b.mnt.Destination, err)
-		}
-	}
+	s.ns = ns
 	return nil
+}
+
+// Close lets go of the user namespace the staging used; what is staged
+// stays until ReleaseStaged.
+func (s *Staging) Close() {
+	if s.ns != nil {
+		s.ns.Close()
+		s.ns = nil
+	}
 }
 
 func marked(mnt specs.Mount) bool { return slices.Contains(mnt.Options, IDMapOption) }

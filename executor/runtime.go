@@ -27,6 +27,7 @@ type Runtime struct {
 	client    *client.Client
 	namespace string
 	logger    hclog.Logger
+	remap     remapCaps
 }
 
 // New wraps a connected containerd client; every call uses the given
@@ -79,6 +80,11 @@ type ContainerConfig struct {
 	// (the staged idmapped binds). An error fails the create; the
 	// container is removed.
 	Created func() error
+	// Staging, for a task in its own user namespace, is where its
+	// idmapped binds are staged: on a snapshotter that mounts layers
+	// idmapped, the root filesystem's layers are staged there too, once
+	// Created returned, and the task gets a plain overlay on them.
+	Staging *Staging
 }
 
 func (r *Runtime) withNS(ctx context.Context) context.Context {
@@ -158,17 +164,28 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		}
 	}()
 
+	var fs rootFS
+	snapshot := newSnapshot(cfg.ID, cfg.Image, cfg.Spec.UserNS)
+	if cfg.Staging != nil && len(cfg.Spec.UserNS) > 0 {
+		remaps, err := r.remap.remapsIDs(ctx, r.client, snapshotter)
+		if err != nil {
+			return nil, err
+		}
+		if remaps {
+			snapshot = withMappedSnapshot(cfg.ID, cfg.Image, cfg.Spec.UserNS, &fs)
+		}
+	}
 	containerOpts := []client.NewContainerOpts{
 		client.WithImage(cfg.Image),
 		client.WithSnapshotter(snapshotter),
-		newSnapshot(cfg.ID, cfg.Image, cfg.Spec.UserNS),
+		snapshot,
 		client.WithContainerLabels(cfg.Labels),
 	}
 	if cfg.Runtime != "" {
 		containerOpts = append(containerOpts, client.WithRuntime(cfg.Runtime, nil))
 	}
 	// The spec comes last: resolving a named user needs the snapshot.
-	containerOpts = append(containerOpts, client.WithNewSpec(specOpts...))
+	containerOpts = append(containerOpts, client.WithNewSpec(specOpts...), withSnapshotRef(&fs))
 	container, err := r.client.NewContainer(ctx, cfg.ID, containerOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create container %s: %w", cfg.ID, err)
@@ -179,7 +196,15 @@ func (r *Runtime) Create(ctx context.Context, cfg ContainerConfig) (_ *Task, ret
 		}
 	}
 
-	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr))
+	var taskOpts []client.NewTaskOpts
+	if fs.own {
+		rootfs, err := cfg.Staging.StageRootFS(fs.mounts)
+		if err != nil {
+			return nil, err
+		}
+		taskOpts = append(taskOpts, client.WithRootFS(rootfs))
+	}
+	task, err := container.NewTask(ctx, logCreator(logs.stdout, logs.stderr), taskOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create task: %w", err)
 	}
@@ -264,7 +289,7 @@ func deleteTask(ctx context.Context, container client.Container) error {
 }
 
 func deleteContainer(ctx context.Context, container client.Container) error {
-	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	if err := container.Delete(ctx, client.WithSnapshotCleanup, withOwnSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("failed to delete container %s: %w", container.ID(), err)
 	}
 	return nil
