@@ -190,21 +190,25 @@ func ReleaseStaged(dir string) error {
 	var errs []error
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("failed to unmount %s: %w", p, err))
-			continue
+		if e.Name() == rootFSDir {
+			errs = append(errs, unmountRemove(filepath.Join(p, layersDir)))
 		}
-		if err := os.Remove(p); err != nil {
-			errs = append(errs, fmt.Errorf("failed to remove %s: %w", p, err))
-		}
+		errs = append(errs, unmountRemove(p))
 	}
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-		errs = append(errs, fmt.Errorf("failed to unmount %s: %w", dir, err))
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("failed to remove %s: %w", dir, err))
-	}
+	errs = append(errs, unmountRemove(dir))
 	return errors.Join(errs...)
+}
+
+// unmountRemove unmounts what is mounted at p, if anything, and removes
+// p, if it is there.
+func unmountRemove(p string) error {
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("failed to unmount %s: %w", p, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("failed to remove %s: %w", p, err)
+	}
+	return nil
 }
 
 // idMapString is m in core/mount's "container:host:size[,...]" form.

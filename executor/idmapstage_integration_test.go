@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/shoenig/test/must"
 
@@ -165,4 +166,49 @@ func TestWarmUserNS(t *testing.T) {
 	must.Eq(t, ahead, take(idmapB))
 	idmap, _ = executor.AheadUserNS()
 	must.Eq(t, "", idmap)
+}
+
+// StageRootFS attaches one read-only idmapped clone of the layers' common
+// directory in a directory only root may enter, and returns the overlay
+// on it without the mapping options; ReleaseStaged leaves nothing.
+func TestStageRootFS(t *testing.T) {
+	const host = 1 << 31
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
+	snaps := filepath.Join(t.TempDir(), "snapshots")
+	for _, d := range []string{"1/fs", "2/fs"} {
+		must.NoError(t, os.MkdirAll(filepath.Join(snaps, d), 0o755))
+	}
+	must.NoError(t, os.WriteFile(filepath.Join(snaps, "1/fs/f"), nil, 0o644))
+	must.NoError(t, os.Chown(filepath.Join(snaps, "1/fs/f"), 1000, 1000))
+	root := filepath.Join(t.TempDir(), "staging")
+	dir := filepath.Join(root, "hash-web-1")
+	s := executor.PlanIDMapped(dir, nil, m)
+	t.Cleanup(func() { s.Close(); _ = executor.ReleaseStaged(dir) })
+
+	_, err := s.StageRootFS([]mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/a"}}})
+	must.ErrorContains(t, err, "is not one overlay with idmapped layers")
+
+	got, err := s.StageRootFS([]mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+		"index=off", "workdir=/w", "upperdir=/u",
+		"lowerdir=" + filepath.Join(snaps, "2/fs") + ":" + filepath.Join(snaps, "1/fs"),
+		"uidmap=0:2147483648:65536", "gidmap=0:2147483648:65536"}}})
+	must.NoError(t, err)
+	layers := filepath.Join(dir, "rootfs", "layers")
+	must.Eq(t, []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+		"index=off", "workdir=/w", "upperdir=/u",
+		"lowerdir=" + filepath.Join(layers, "2/fs") + ":" + filepath.Join(layers, "1/fs")}}}, got)
+	st, err := os.Stat(filepath.Join(dir, "rootfs"))
+	must.NoError(t, err)
+	must.Eq(t, os.FileMode(0o700), st.Mode().Perm(), must.Sprint("others may enter the layers' staging directory"))
+	st, err = os.Stat(filepath.Join(layers, "1/fs/f"))
+	must.NoError(t, err)
+	must.Eq(t, uint32(host+1000), st.Sys().(*syscall.Stat_t).Uid)
+	err = os.WriteFile(filepath.Join(layers, "1/fs/g"), nil, 0o644)
+	must.True(t, errors.Is(err, syscall.EROFS), must.Sprintf("write to the staged layers: %v", err))
+
+	s.Close()
+	must.NoError(t, executor.ReleaseStaged(dir))
+	_, err = os.Stat(dir)
+	must.ErrorIs(t, err, os.ErrNotExist)
+	must.MapEmpty(t, mountsUnder(t, root))
 }

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,6 +28,10 @@ import (
 // container's snapshot key to those, so such a container is recorded
 // without one: its snapshot is held by the container's snapshot reference
 // label, and removed with the container (withOwnSnapshotCleanup).
+
+// rootFSDir, in a container's staging directory, is where the layers'
+// idmapped clone is attached, at layersDir in it.
+const rootFSDir, layersDir = "rootfs", "layers"
 
 // labelSnapshotRef, followed by the snapshotter's name, is containerd's
 // garbage collection reference from the container to its snapshot.
@@ -123,7 +128,14 @@ func (s *Staging) StageRootFS(ms []mount.Mount) ([]mount.Mount, error) {
 	}
 	lowers := lowerDirs(ms[0].Options)
 	common := commonDir(lowers)
-	target := filepath.Join(s.dir, "layers")
+	// the clone shows every snapshot below common owned by the range's
+	// IDs: only root (the shim) may reach it, unlike the binds, which
+	// the task's root reaches
+	private := filepath.Join(s.dir, rootFSDir)
+	if err := os.Mkdir(private, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to make the root filesystem's staging directory: %w", err)
+	}
+	target := filepath.Join(private, layersDir)
 	src := specs.Mount{Source: common, Options: []string{"ro"}}
 	if err := stageOne(int(s.ns.Fd()), src, target); err != nil {
 		return nil, fmt.Errorf("failed to stage the layers of the root filesystem from %s: %w", common, err)
